@@ -1,0 +1,23 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench install
+
+$(BIN)/onestop: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/onestop
+
+install: $(BIN)/onestop
+
+demo: $(BIN)/onestop
+	$(BIN)/onestop demo
+
+test: $(BIN)/onestop
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/onestop
+	$(BIN)/python tests/bench/bench_replay.py

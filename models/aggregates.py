@@ -1,0 +1,265 @@
+"""Per-agency, per-centre and province figures (rulebook §4, §7–9; contract §6).
+
+Every ratio is carried as numerator and denominator and only divided when shown, so
+figures can be summed across agencies, days and partitions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from models.case import CaseView
+from models.queue import Visit
+
+
+@dataclass(slots=True)
+class Ratio:
+    numerator: int = 0
+    denominator: int = 0
+
+    def count(self, hit: bool) -> None:
+        self.denominator += 1
+        self.numerator += hit
+
+    @property
+    def ratio(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+    def __iadd__(self, other: Ratio) -> Ratio:
+        self.numerator += other.numerator
+        self.denominator += other.denominator
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        ratio = self.ratio
+        return {
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "ratio": None if ratio is None else round(ratio, 6),
+        }
+
+
+@dataclass(slots=True)
+class AgencyFigures:
+    received: int = 0
+    ended: int = 0
+    early: int = 0
+    on_time: int = 0
+    late: int = 0
+    overdue_open: int = 0
+    completed_on_time_rate: Ratio = field(default_factory=Ratio)
+    service_index_on_time_rate: Ratio = field(default_factory=Ratio)
+    apologies_required: int = 0
+    apologies_in_time: int = 0
+    apologies_late: int = 0
+    apologies_missing: int = 0
+    rescheduled_twice: int = 0
+    late_after_reschedule: int = 0
+    e_transfer_share: Ratio = field(default_factory=Ratio)
+    # Beyond contract §6: the other shares of rulebook §8 and the findings.
+    received_counter: int = 0
+    received_online: int = 0
+    received_postal: int = 0
+    online_submission_share: Ratio = field(default_factory=Ratio)
+    postal_share: Ratio = field(default_factory=Ratio)
+    full_online_share: Ratio = field(default_factory=Ratio)
+    online_payment_share: Ratio = field(default_factory=Ratio)
+    electronic_result_share: Ratio = field(default_factory=Ratio)
+    satisfaction_share: Ratio = field(default_factory=Ratio)
+    apology_compliance: Ratio = field(default_factory=Ratio)
+    refusals_without_reason: int = 0
+    due_date_mismatches: int = 0
+
+    def __iadd__(self, other: AgencyFigures) -> AgencyFigures:
+        for item in fields(self):
+            mine = getattr(self, item.name)
+            if isinstance(mine, Ratio):
+                mine += getattr(other, item.name)
+            else:
+                setattr(self, item.name, mine + getattr(other, item.name))
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            result[item.name] = value.to_json() if isinstance(value, Ratio) else value
+        result["service_index"] = service_index_groups(self)
+        return result
+
+
+@dataclass(slots=True)
+class CentreFigures:
+    waits: list[float] = field(default_factory=list)
+    wait_within_target: Ratio = field(default_factory=Ratio)
+    no_shows: int = 0
+    recalls: int = 0
+    waiting_now: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        waits = sorted(self.waits)
+        return {
+            "visits_waited": len(waits),
+            "wait_within_target": self.wait_within_target.to_json(),
+            "wait_p50_seconds": percentile(waits, 0.5),
+            "wait_p90_seconds": percentile(waits, 0.9),
+            "no_shows": self.no_shows,
+            "recalls": self.recalls,
+            "waiting_now": self.waiting_now,
+        }
+
+
+def percentile(ordered: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an ascending list: the smallest value with at least
+    `fraction` of the values at or below it."""
+    if not ordered:
+        return None
+    # Rounded first so that 0.9 × 10 counts as 9, not 9.000000000000002.
+    rank = max(1, math.ceil(round(fraction * len(ordered), 9)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass(slots=True)
+class Period:
+    """Reporting period [start, end] as instants; cases are evaluated as of `end`."""
+
+    start: float
+    end: float
+
+    def holds(self, instant: float | None) -> bool:
+        return instant is not None and self.start <= instant <= self.end
+
+
+def add_case(figures: dict[str, AgencyFigures], view: CaseView, period: Period) -> None:
+    """Count one case (evaluated as of the period's end) into its agencies' figures."""
+    agency = figures.get(view.handling_agency)
+    if agency is None:
+        agency = figures[view.handling_agency] = AgencyFigures()
+    if period.holds(view.received_at):
+        agency.received += 1
+        channel = view.channel
+        if channel == "counter":
+            agency.received_counter += 1
+        elif channel == "online":
+            agency.received_online += 1
+        else:
+            agency.received_postal += 1
+        agency.online_submission_share.count(channel == "online")
+        agency.postal_share.count(channel == "postal")
+        if view.full_online_eligible:
+            agency.full_online_share.count(view.full_online)
+        if view.fee_bearing:
+            agency.online_payment_share.count(view.paid_online)
+        if view.due_mismatch:
+            agency.due_date_mismatches += 1
+    for at, from_unit, _to_unit, method in view.transfers:
+        if period.holds(at):
+            sender = figures.get(from_unit)
+            if sender is None:
+                sender = figures[from_unit] = AgencyFigures()
+            sender.e_transfer_share.count(method == "electronic")
+
+    ended_in_period = view.ended and period.holds(view.end_at)
+    handled = ended_in_period or view.status == "open"
+    if not handled:
+        return
+    if ended_in_period:
+        agency.ended += 1
+        verdict = view.verdict
+        if verdict == "early":
+            agency.early += 1
+        elif verdict == "on_time":
+            agency.on_time += 1
+        else:
+            agency.late += 1
+        agency.completed_on_time_rate.count(verdict != "late")
+        if view.electronic_result is not None:
+            agency.electronic_result_share.count(view.electronic_result)
+        if view.refusal_without_reason:
+            agency.refusals_without_reason += 1
+    elif view.overdue:
+        agency.overdue_open += 1
+    agency.service_index_on_time_rate.count(view.service_index_verdict == "on_time")
+    agency.satisfaction_share.count(
+        view.rating != "unsatisfied" and view.service_index_verdict == "on_time"
+    )
+    apology = view.apology
+    if apology != "not_required":
+        agency.apologies_required += 1
+        agency.apology_compliance.count(apology == "issued_in_time")
+        if apology == "issued_in_time":
+            agency.apologies_in_time += 1
+        elif apology == "issued_late":
+            agency.apologies_late += 1
+        else:
+            agency.apologies_missing += 1
+    if view.rescheduled_twice:
+        agency.rescheduled_twice += 1
+    if view.late_after_reschedule:
+        agency.late_after_reschedule += 1
+
+
+def add_visit(
+    figures: dict[str, CentreFigures], visit: Visit, period: Period, target_seconds: float
+) -> None:
+    if not period.holds(visit.issued_at):
+        return
+    centre = figures.get(visit.centre)
+    if centre is None:
+        centre = figures[visit.centre] = CentreFigures()
+    centre.recalls += visit.recalls
+    if visit.no_show:
+        centre.no_shows += 1
+    elif visit.wait_seconds is None:
+        centre.waiting_now += 1
+    else:
+        centre.waits.append(visit.wait_seconds)
+        centre.wait_within_target.count(visit.wait_seconds <= target_seconds)
+
+
+def province_total(agencies: Iterable[AgencyFigures]) -> AgencyFigures:
+    total = AgencyFigures()
+    for figures in agencies:
+        total += figures
+    return total
+
+
+# ---- service index (Decision 766, rulebook §9) ------------------------------------------
+
+_NOT_AVAILABLE = "not_available"
+
+
+def service_index_groups(figures: AgencyFigures) -> dict[str, Any]:
+    """The service-index groups as far as case events allow. Each group says whether it
+    was computed in full, in part (`computed_max` of its points), or not at all."""
+
+    def group(maximum: float, parts: list[tuple[float, float | None]]) -> dict[str, Any]:
+        available = [(points, ratio) for points, ratio in parts if ratio is not None]
+        if not available:
+            return {"max": maximum, "status": _NOT_AVAILABLE, "score": None, "computed_max": 0}
+        computed_max = sum(points for points, _ in available)
+        score = sum(points * ratio for points, ratio in available)
+        status = "computed" if computed_max == maximum else "partial"
+        return {
+            "max": maximum,
+            "status": status,
+            "score": round(score, 3),
+            "computed_max": computed_max,
+        }
+
+    satisfaction = figures.satisfaction_share.ratio
+    return {
+        "publicity": group(18, []),
+        "progress": group(20, [(20, figures.service_index_on_time_rate.ratio)]),
+        "online_service": group(12, [(12, figures.full_online_share.ratio)]),
+        "online_payment": group(10, [(6, figures.online_payment_share.ratio)]),
+        # Electronic result (6 points); the digitised-case part (4) needs data the events
+        # do not carry.
+        "digitisation": group(22, [(6, figures.electronic_result_share.ratio)]),
+        "satisfaction": group(
+            18, [(6, None if satisfaction is None else min(1.0, satisfaction / 0.9))]
+        ),
+    }

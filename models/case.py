@@ -1,0 +1,581 @@
+"""Case state, verdicts, apologies and derived events (rulebook §3–6, contract §5).
+
+A case's state is the set of facts its events stated, kept sorted by event time. Applying
+an event only records its fact (once per `event_id`); everything the rulebook asks —
+due date, pauses, verdict, apology status, who is responsible — is read from the sorted
+facts by `evaluate`. That makes the result independent of arrival order and duplicates by
+construction, and keeps an open case small.
+
+Derived events fire once per case and kind (a bit in the state) with ids derived from the
+case and kind, so reprocessing produces the same ids and consumers can drop repeats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from models.calendar import WorkingCalendar
+from models.facts import Fact, record
+from models.events import (
+    ApologyIssued,
+    CaseEvent,
+    Overdue,
+    Paid,
+    Processed,
+    Rated,
+    Received,
+    Refused,
+    Returned,
+    Transferred,
+)
+from models.reference import Procedure, Reference
+
+
+@dataclass(frozen=True, slots=True)
+class ApologyRule:
+    """Lead time and re-scheduling limit for apology letters; versioned by receipt date."""
+
+    lead_working_days: int = 1
+    max_reschedules: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    timezone: str = "Asia/Ho_Chi_Minh"
+    # Decree 61/2018 for cases received before 2025-07-01; Decree 118/2025 after. The
+    # rulebook sets Decree 118's values, by default, equal to Decree 61's.
+    apology_decree_61: ApologyRule = ApologyRule()
+    apology_decree_118: ApologyRule = ApologyRule()
+    decree_118_from: dt.date = dt.date(2025, 7, 1)
+    wait_target_seconds: int = 900
+    # How long after a case ends its `case_closed` event waits for stragglers.
+    allowed_lateness_seconds: int = 0
+
+
+# ---- state ----------------------------------------------------------------------------
+
+
+class CaseState(NamedTuple):
+    case_id: str
+    facts: tuple[Fact, ...]  # sorted by (at, event_id)
+    emitted: int = 0  # bit set of DERIVED_KINDS already sent
+
+
+DERIVED_KINDS = (
+    "case_at_risk",
+    "apology_required",
+    "overdue_detected",
+    "apology_missing",
+    "rescheduled_twice",
+    "case_closed",
+    "refusal_without_reason",
+)
+_BIT = {kind: 1 << number for number, kind in enumerate(DERIVED_KINDS)}
+
+_intern = sys.intern
+
+
+def _optional_instant(value: dt.datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _has_text(value: str | None) -> bool:
+    return bool(value and value.strip())
+
+
+def _fact_data(event: CaseEvent) -> tuple[Any, ...] | None:
+    """The part of an event the rules need; codes interned so cases share them."""
+    if isinstance(event, Received):
+        applicant = event.applicant
+        return (
+            _intern(event.procedure),
+            _intern(event.handling_agency),
+            _intern(event.centre),
+            event.channel,
+            _optional_instant(event.due_at),
+            event.fee,
+            event.full_online,
+            None
+            if applicant is None
+            else (applicant.name, applicant.address, applicant.phone, applicant.email),
+        )
+    if isinstance(event, Transferred):
+        return (_intern(event.from_unit), _intern(event.to_unit), event.method)
+    if isinstance(event, Processed):
+        return (event.outcome, _has_text(event.reason), event.electronic_result)
+    if isinstance(event, ApologyIssued):
+        return (_intern(event.agency), event.new_due_at.timestamp())
+    if isinstance(event, Paid):
+        return (event.method, event.amount)
+    if isinstance(event, Refused):
+        return (event.stage, _has_text(event.reason))
+    if isinstance(event, Returned | Rated):
+        return (event.channel if isinstance(event, Returned) else event.rating,)
+    if isinstance(event, Overdue):
+        return (_optional_instant(event.due_at),)
+    return None  # supplement_requested, supplement_received, withdrawn, stopped
+
+
+# ---- derived events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedEvent:
+    event_id: str
+    type: str
+    case_id: str
+    agency: str
+    occurred_at: float  # the instant the condition became true, not when it was noticed
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def derived_event_id(kind: str, key: str) -> str:
+    return hashlib.blake2b(f"{kind}|{key}".encode(), digest_size=16).hexdigest()
+
+
+# ---- evaluation -----------------------------------------------------------------------
+
+ENDING_STATUSES = ("processed", "returned", "refused", "stopped")
+
+
+@dataclass(slots=True)
+class CaseView:
+    """Everything the rulebook says about one case, as of one instant."""
+
+    case_id: str
+    procedure: str
+    handling_agency: str
+    centre: str
+    channel: str
+    received_at: float
+    accepted_at: float
+    status: str
+    legal_due_at: float
+    receipt_due_at: float | None
+    due_at: float  # receipt's (or legal) due instant, moved by pauses
+    end_at: float | None
+    verdict: str | None
+    service_index_verdict: str
+    apology: str
+    apologies: int
+    rescheduled_twice: bool
+    late_after_reschedule: bool
+    responsible: tuple[str, ...]
+    holder: str
+    supplement_requests: int
+    paused: bool
+    overdue: bool  # open and past its due instant
+    fee_bearing: bool
+    paid_online: bool
+    full_online: bool
+    full_online_eligible: bool
+    electronic_result: bool | None
+    rating: str | None
+    refusal_without_reason: bool
+    source_flagged_overdue: bool
+    transfers: tuple[tuple[float, str, str, str], ...]
+    apology_deadline: float
+    risk_at: float
+    applicant: tuple[str | None, ...] | None = None
+
+    @property
+    def due_mismatch(self) -> bool:
+        """The receipt's due date differs from the legal one: a data-quality finding."""
+        return self.receipt_due_at is not None and self.receipt_due_at != self.legal_due_at
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDING_STATUSES
+
+
+class CaseRules:
+    """The case rules for one province's reference data; pure, no I/O, no wall clock."""
+
+    def __init__(
+        self,
+        reference: Reference,
+        calendar: WorkingCalendar | None = None,
+        settings: RuleSettings | None = None,
+    ) -> None:
+        self.reference = reference
+        self.settings = settings or RuleSettings()
+        self.calendar = calendar or WorkingCalendar.from_reference(reference, self.settings.timezone)
+
+    # ---- input checks ---------------------------------------------------------------
+
+    def check(self, event: CaseEvent) -> str | None:
+        """Why an otherwise well-formed event cannot be used, or None."""
+        if isinstance(event, Received):
+            if event.procedure not in self.reference.procedures:
+                return f"unknown procedure code '{event.procedure}'"
+            for name in ("handling_agency", "centre"):
+                code = getattr(event, name)
+                if code not in self.reference.agencies:
+                    return f"field '{name}': unknown agency code '{code}'"
+        return None
+
+    # ---- transitions ----------------------------------------------------------------
+
+    def apply(
+        self, state: CaseState | None, event: CaseEvent
+    ) -> tuple[CaseState, list[DerivedEvent]]:
+        """Record an event's fact; a repeated `event_id` changes nothing."""
+        if state is None:
+            state = CaseState(event.case_id, ())
+        fact = Fact(event.occurred_at.timestamp(), event.event_id, event.type, _fact_data(event))
+        facts = record(state.facts, fact)
+        if facts is None:
+            return state, []
+        state = CaseState(state.case_id, facts, state.emitted)
+        return self._event_outputs(state, fact)
+
+    def on_tick(self, state: CaseState, now: float) -> tuple[CaseState, list[DerivedEvent]]:
+        """Outputs that time alone brings about: at risk, overdue, apologies, closing."""
+        view = self.evaluate(state, now)
+        if view is None:
+            return state, []
+        return self.derive(state, view, now)
+
+    def _event_outputs(
+        self, state: CaseState, fact: Fact
+    ) -> tuple[CaseState, list[DerivedEvent]]:
+        kind = fact.kind
+        if kind == "refused" or (kind == "processed" and fact.data and fact.data[0] == "refused"):
+            has_reason = fact.data[1] if fact.data else False
+            if not has_reason:
+                return self._emit(state, "refusal_without_reason", fact.at, {"stage": kind})
+        elif kind == "apology_issued":
+            apologies = [f for f in state.facts if f.kind == "apology_issued"]
+            rule = self._apology_rule(state)
+            if len(apologies) > rule.max_reschedules:
+                return self._emit(
+                    state, "rescheduled_twice", apologies[rule.max_reschedules].at,
+                    {"apologies": len(apologies)},
+                )
+        return state, []
+
+    def _emit(
+        self, state: CaseState, kind: str, at: float, details: dict[str, Any], agency: str = ""
+    ) -> tuple[CaseState, list[DerivedEvent]]:
+        bit = _BIT[kind]
+        if state.emitted & bit:
+            return state, []
+        if not agency:
+            received = _received(state)
+            agency = received.data[1] if received and received.data else ""
+        event = DerivedEvent(
+            derived_event_id(kind, state.case_id), kind, state.case_id, agency, at, details
+        )
+        return CaseState(state.case_id, state.facts, state.emitted | bit), [event]
+
+    def derive(
+        self, state: CaseState, view: CaseView, now: float
+    ) -> tuple[CaseState, list[DerivedEvent]]:
+        """The time-driven derived events that hold for `view` at `now`, each once."""
+        outputs: list[DerivedEvent] = []
+
+        def emit(kind: str, at: float, details: dict[str, Any], agency: str = "") -> None:
+            nonlocal state
+            state, new = self._emit(state, kind, at, details, agency or view.handling_agency)
+            outputs.extend(new)
+
+        is_open = view.status == "open"
+        if is_open and view.apologies == 0 and view.risk_at <= now < view.due_at:
+            emit("case_at_risk", view.risk_at, {"due_at": view.due_at, "holder": view.holder},
+                 view.holder)
+        if view.overdue:
+            emit("overdue_detected", view.due_at, {"due_at": view.due_at, "holder": view.holder})
+        if view.apology != "not_required":
+            emit("apology_required", view.due_at, {"due_at": view.due_at})
+            if view.apology == "missing":
+                emit("apology_missing", view.due_at, {"due_at": view.due_at,
+                                                      "holder": view.holder}, view.holder)
+        if (
+            view.end_at is not None
+            and view.ended
+            and now >= view.end_at + self.settings.allowed_lateness_seconds
+        ):
+            emit(
+                "case_closed",
+                view.end_at,
+                {"verdict": view.verdict, "responsible": list(view.responsible),
+                 "status": view.status},
+            )
+        return state, outputs
+
+    # ---- reading the facts ----------------------------------------------------------
+
+    def _apology_rule(self, state: CaseState) -> ApologyRule:
+        received = _received(state)
+        if received is None:
+            return self.settings.apology_decree_118
+        return self._apology_rule_at(received.at)
+
+    def _apology_rule_at(self, received_at: float) -> ApologyRule:
+        settings = self.settings
+        if self.calendar.local_date(received_at) < settings.decree_118_from:
+            return settings.apology_decree_61
+        return settings.apology_decree_118
+
+    def legal_due(self, procedure: Procedure, accepted_at: float, centre: str) -> float:
+        """The due instant the law gives a case accepted at `accepted_at` (rulebook §3)."""
+        calendar = self.calendar
+        day = calendar.local_date(accepted_at)
+        unit = procedure.limit_unit
+        if unit == "working_days":
+            return calendar.end_of_day(calendar.add_working_days(day, _whole(procedure.limit)))
+        if unit == "calendar_days":
+            last = day + dt.timedelta(days=_whole(procedure.limit))
+            return calendar.end_of_day(calendar.next_working_day_from(last))
+        if unit == "working_hours":
+            return calendar.add_working_seconds(accepted_at, procedure.limit * 3600, centre)
+        # same_day: end of the acceptance day, or of the next working day after the cut-off
+        if calendar.after_cutoff(accepted_at, procedure.same_day_cutoff):
+            day = calendar.add_working_days(day, 1)
+        return calendar.end_of_day(day)
+
+    def evaluate(self, state: CaseState, as_of: float) -> CaseView | None:
+        """The case as the rulebook sees it at `as_of` (facts after `as_of` are ignored).
+        None when no `received` event has arrived yet: a case without receipt has no clock."""
+        calendar = self.calendar
+        received = None
+        transfers: list[tuple[float, str, str, str]] = []
+        pauses: list[tuple[float, float | None]] = []
+        supplement_requests = 0
+        apologies: list[tuple[float, str, float]] = []
+        processed_at = returned_at = refused_at = stopped_at = withdrawn_at = None
+        processed_data = refused_data = None
+        paid_online = False
+        rating = None
+        source_flagged_overdue = False
+        for fact in state.facts:
+            at = fact.at
+            if at > as_of:
+                break
+            kind = fact.kind
+            data = fact.data
+            if kind == "received":
+                if received is None:
+                    received = fact
+            elif kind == "transferred":
+                transfers.append((at, *data))  # type: ignore[misc]
+            elif kind == "supplement_requested":
+                supplement_requests += 1
+                if not pauses or pauses[-1][1] is not None:
+                    pauses.append((at, None))
+            elif kind == "supplement_received":
+                if pauses and pauses[-1][1] is None:
+                    pauses[-1] = (pauses[-1][0], at)
+            elif kind == "apology_issued":
+                apologies.append((at, data[0], data[1]))  # type: ignore[index]
+            elif kind == "processed":
+                if processed_at is None:
+                    processed_at, processed_data = at, data
+            elif kind == "returned":
+                if returned_at is None:
+                    returned_at = at
+            elif kind == "refused":
+                if refused_at is None:
+                    refused_at, refused_data = at, data
+            elif kind == "stopped":
+                stopped_at = stopped_at or at
+            elif kind == "withdrawn":
+                withdrawn_at = withdrawn_at or at
+            elif kind == "paid":
+                paid_online = paid_online or data[0] == "online"  # type: ignore[index]
+            elif kind == "rated":
+                rating = data[0]  # type: ignore[index]
+            elif kind == "overdue":
+                source_flagged_overdue = True
+        if received is None:
+            return None
+        (procedure_code, agency, centre, channel, receipt_due, fee, full_online,
+         applicant) = received.data  # type: ignore[misc]
+        procedure = self.reference.procedures[procedure_code]
+        accepted_at = calendar.acceptance(received.at, centre)
+
+        # End of processing: processed, else returned, else refused or stopped (§4).
+        if processed_at is not None:
+            end_at, status = processed_at, "processed"
+            if returned_at is not None:
+                status = "returned"
+        elif returned_at is not None:
+            end_at, status = returned_at, "returned"
+        elif refused_at is not None or stopped_at is not None:
+            end_at = min(t for t in (refused_at, stopped_at) if t is not None)
+            status = "refused" if end_at == refused_at else "stopped"
+        elif withdrawn_at is not None:
+            end_at, status = None, "withdrawn"
+        else:
+            end_at, status = None, "open"
+        if processed_data is not None and processed_data[0] == "refused" and status == "processed":
+            status = "refused"
+
+        legal_due = self.legal_due(procedure, accepted_at, centre)
+        base_due = legal_due if receipt_due is None else receipt_due
+        # The clock stops while the applicant completes the file; an open pause runs to
+        # the end of processing or to `as_of`.
+        clock_stop = end_at if end_at is not None else (withdrawn_at or as_of)
+        paused_seconds = 0.0
+        for start, finish in pauses:
+            stop = min(finish if finish is not None else clock_stop, clock_stop)
+            paused_seconds += calendar.working_seconds_between(start, stop, centre)
+        due_at = self._extend(base_due, paused_seconds, centre)
+        paused = bool(pauses) and pauses[-1][1] is None and status == "open"
+
+        due_day = calendar.local_date(due_at - 1e-3)
+        verdict = None
+        if end_at is not None:
+            if end_at > due_at:
+                verdict = "late"
+            elif calendar.local_date(end_at) < due_day:
+                verdict = "early"
+            else:
+                verdict = "on_time"
+        overdue = status == "open" and as_of > due_at
+
+        # Decision 766 indicator 2.1: more than one supplement request is late; an
+        # applicant who never returns ends the case at the supplement request.
+        if supplement_requests > 1:
+            si_verdict = "late"
+        elif verdict is not None:
+            si_verdict = "late" if verdict == "late" else "on_time"
+        elif paused:
+            si_verdict = "late" if pauses[-1][0] > due_at else "on_time"
+        else:
+            si_verdict = "late" if overdue else "on_time"
+
+        rule = self._apology_rule_at(received.at)
+        deadline_day = calendar.add_working_days(due_day, -rule.lead_working_days)
+        apology_deadline = calendar.end_of_day(deadline_day)
+        risk_at = calendar.acceptance(calendar.start_of_day(deadline_day), centre)
+        if verdict == "late" or overdue:
+            if not apologies:
+                apology = "missing"
+            elif apologies[0][0] <= apology_deadline:
+                apology = "issued_in_time"
+            else:
+                apology = "issued_late"
+        else:
+            apology = "not_required"
+        late_after_reschedule = False
+        if apologies:
+            new_due = apologies[-1][2]
+            late_after_reschedule = (end_at if end_at is not None else as_of) > new_due
+
+        holders = self._holding_periods(accepted_at, agency, transfers)
+        responsible: tuple[str, ...] = ()
+        if verdict == "late" or overdue:
+            responsible = self._responsible(procedure, holders, due_at, centre, end_at or as_of)
+
+        fee_bearing = (fee > 0) if fee is not None else bool(procedure.fee_bearing)
+        electronic_result = processed_data[2] if processed_data is not None else None
+        refusal_without_reason = (
+            (refused_data is not None and not refused_data[1])
+            or (processed_data is not None and processed_data[0] == "refused"
+                and not processed_data[1])
+        )
+        return CaseView(
+            case_id=state.case_id,
+            procedure=procedure_code,
+            handling_agency=agency,
+            centre=centre,
+            channel=channel,
+            received_at=received.at,
+            accepted_at=accepted_at,
+            status=status,
+            legal_due_at=legal_due,
+            receipt_due_at=receipt_due,
+            due_at=due_at,
+            end_at=end_at,
+            verdict=verdict,
+            service_index_verdict=si_verdict,
+            apology=apology,
+            apologies=len(apologies),
+            rescheduled_twice=len(apologies) > rule.max_reschedules,
+            late_after_reschedule=late_after_reschedule,
+            responsible=responsible,
+            holder=holders[-1][1],
+            supplement_requests=supplement_requests,
+            paused=paused,
+            overdue=overdue,
+            fee_bearing=fee_bearing,
+            paid_online=paid_online,
+            full_online=bool(full_online),
+            full_online_eligible=bool(procedure.full_online_eligible),
+            electronic_result=electronic_result,
+            rating=rating,
+            refusal_without_reason=refusal_without_reason,
+            source_flagged_overdue=source_flagged_overdue,
+            transfers=tuple(transfers),
+            apology_deadline=apology_deadline,
+            risk_at=risk_at,
+            applicant=applicant,
+        )
+
+    def _extend(self, due: float, paused_seconds: float, centre: str) -> float:
+        """Move a due instant later by paused working time. A result at the close of a
+        working day means the whole day was given back, so it runs to that day's 24:00."""
+        if paused_seconds <= 0:
+            return due
+        moved = self.calendar.add_working_seconds(due, paused_seconds, centre)
+        if self.calendar.is_close_of_day(moved, centre):
+            return self.calendar.end_of_day(self.calendar.local_date(moved))
+        return moved
+
+    @staticmethod
+    def _holding_periods(
+        accepted_at: float, agency: str, transfers: list[tuple[float, str, str, str]]
+    ) -> list[tuple[float, str]]:
+        """(since, unit) for each unit that held the case; the first holder is the first
+        hand-off's sender, or the handling agency when there was no hand-off."""
+        if not transfers:
+            return [(accepted_at, agency)]
+        holders = [(accepted_at, transfers[0][1])]
+        holders.extend((at, to_unit) for at, _, to_unit, _ in transfers)
+        return holders
+
+    def _responsible(
+        self,
+        procedure: Procedure,
+        holders: list[tuple[float, str]],
+        due_at: float,
+        centre: str,
+        until: float,
+    ) -> tuple[str, ...]:
+        """Units whose steps overran their budgets; without budgets (or with none overrun),
+        the unit holding the case when it passed its due instant (rulebook §5)."""
+        overran: list[str] = []
+        if procedure.steps:
+            for number, (since, unit) in enumerate(holders):
+                if number >= len(procedure.steps):
+                    break
+                end = holders[number + 1][0] if number + 1 < len(holders) else until
+                held = self.calendar.working_seconds_between(since, end, centre)
+                if held > procedure.steps[number].budget_seconds and unit not in overran:
+                    overran.append(unit)
+        if overran:
+            return tuple(overran)
+        holder = holders[0][1]
+        for since, unit in holders:
+            if since <= due_at:
+                holder = unit
+        return (holder,)
+
+
+def _whole(limit: float) -> int:
+    """Whole days of a limit; a fractional limit is rounded up so that no agency is judged
+    against a period shorter than the law gives it."""
+    whole = int(limit)
+    return whole if whole == limit else whole + 1
+
+
+def _received(state: CaseState) -> Fact | None:
+    for fact in state.facts:
+        if fact.kind == "received":
+            return fact
+    return None

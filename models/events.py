@@ -1,0 +1,221 @@
+"""Event models of the event contract, version 1 (shared/domain/event-contract.md §1–3).
+
+`decode_event` turns one message (bytes or text) into an event or a `Rejection` whose
+reason is written for the person who has to fix the producer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+EventId = Annotated[str, Field(min_length=1, max_length=128)]
+CaseId = Annotated[str, Field(min_length=1, max_length=64)]
+Code = Annotated[str, Field(min_length=1, max_length=64)]
+Channel = Literal["counter", "online", "postal"]
+
+
+class _Event(BaseModel):
+    # Unknown extra fields are kept (contract §1) but never used by the rules.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event_id: EventId
+    occurred_at: AwareDatetime
+    schema_version: int = 1
+    source: str | None = None
+
+
+class _CaseEvent(_Event):
+    case_id: CaseId
+
+
+class Applicant(BaseModel):
+    """Personal data: may fill an apology letter, must never reach aggregates or logs."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str | None = None
+    address: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class Received(_CaseEvent):
+    type: Literal["received"]
+    procedure: Code
+    handling_agency: Code
+    centre: Code
+    channel: Channel
+    due_at: AwareDatetime | None = None
+    fee: Annotated[float, Field(ge=0)] | None = None
+    full_online: bool | None = None
+    applicant: Applicant | None = None
+
+
+class Transferred(_CaseEvent):
+    type: Literal["transferred"]
+    from_unit: Code
+    to_unit: Code
+    method: Literal["electronic", "paper"]
+
+
+class SupplementRequested(_CaseEvent):
+    type: Literal["supplement_requested"]
+    reason: str | None = None
+
+
+class SupplementReceived(_CaseEvent):
+    type: Literal["supplement_received"]
+
+
+class Paid(_CaseEvent):
+    type: Literal["paid"]
+    method: Literal["online", "counter"]
+    amount: Annotated[float, Field(ge=0)]
+
+
+class ApologyIssued(_CaseEvent):
+    type: Literal["apology_issued"]
+    agency: Code
+    new_due_at: AwareDatetime
+    reason: Annotated[str, Field(min_length=1)]
+    signed_by: str | None = None
+
+
+class Overdue(_CaseEvent):
+    type: Literal["overdue"]
+    due_at: AwareDatetime | None = None
+
+
+class Processed(_CaseEvent):
+    type: Literal["processed"]
+    outcome: Literal["approved", "refused"] = "approved"
+    reason: str | None = None
+    electronic_result: bool | None = None
+
+
+class Returned(_CaseEvent):
+    type: Literal["returned"]
+    channel: Channel
+
+
+class Refused(_CaseEvent):
+    type: Literal["refused"]
+    stage: Literal["reception", "processing"]
+    # A refusal without a reason is accepted and reported as a finding, not dead-lettered.
+    reason: str | None = None
+
+
+class Withdrawn(_CaseEvent):
+    type: Literal["withdrawn"]
+
+
+class Stopped(_CaseEvent):
+    type: Literal["stopped"]
+    reason: str | None = None
+
+
+class Rated(_CaseEvent):
+    type: Literal["rated"]
+    rating: Literal["very_satisfied", "satisfied", "unsatisfied"]
+
+
+class _QueueEvent(_Event):
+    ticket_id: Annotated[str, Field(min_length=1, max_length=64)]
+    centre: Code
+
+
+class TicketIssued(_QueueEvent):
+    type: Literal["ticket_issued"]
+    service: str | None = None
+
+
+class TicketCalled(_QueueEvent):
+    type: Literal["ticket_called"]
+    counter: Code
+
+
+class ServiceCompleted(_QueueEvent):
+    type: Literal["service_completed"]
+    counter: Code
+    case_id: CaseId | None = None
+
+
+class TicketAbandoned(_QueueEvent):
+    type: Literal["ticket_abandoned"]
+
+
+CaseEvent = (
+    Received
+    | Transferred
+    | SupplementRequested
+    | SupplementReceived
+    | Paid
+    | ApologyIssued
+    | Overdue
+    | Processed
+    | Returned
+    | Refused
+    | Withdrawn
+    | Stopped
+    | Rated
+)
+QueueEvent = TicketIssued | TicketCalled | ServiceCompleted | TicketAbandoned
+Event = CaseEvent | QueueEvent
+
+CASE_EVENT_TYPES = frozenset(
+    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for m in CaseEvent.__args__  # type: ignore[attr-defined]
+)
+QUEUE_EVENT_TYPES = frozenset(
+    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for m in QueueEvent.__args__  # type: ignore[attr-defined]
+)
+
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(
+    Annotated[Event, Field(discriminator="type")]  # type: ignore[arg-type]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that breaks the contract, with the reason in plain words."""
+
+    reason: str
+
+
+def decode_event(raw: bytes | str) -> Event | Rejection:
+    try:
+        return _EVENT_ADAPTER.validate_json(raw)
+    except ValidationError as error:
+        return Rejection(explain(error))
+
+
+def explain(error: ValidationError) -> str:
+    """Plain-words reason for a validation error, one clause per problem."""
+    clauses = []
+    for problem in error.errors(include_url=False):
+        kind = problem["type"]
+        # The first element of a location inside a tagged union is the tag itself.
+        location = [str(part) for part in problem["loc"]]
+        if location and location[0] in CASE_EVENT_TYPES | QUEUE_EVENT_TYPES:
+            location = location[1:]
+        field = ".".join(location)
+        if kind == "json_invalid":
+            clauses.append(f"not valid JSON ({problem['ctx']['error']})")
+        elif kind in ("model_attributes_type", "model_type") and not field:
+            clauses.append("the message is not a JSON object")
+        elif kind == "union_tag_not_found":
+            clauses.append("field 'type' is missing")
+        elif kind == "union_tag_invalid":
+            tag = problem["ctx"]["tag"]
+            clauses.append(f"unknown event type '{tag}'")
+        elif kind == "missing":
+            clauses.append(f"field '{field}' is missing")
+        elif kind == "timezone_aware":
+            clauses.append(f"field '{field}' has no time-zone offset (naive times are rejected)")
+        else:
+            clauses.append(f"field '{field}': {problem['msg']}")
+    return "; ".join(clauses)

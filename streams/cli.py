@@ -1,0 +1,314 @@
+"""The `onestop` command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from models.case import CaseRules
+from models.reference import SAMPLE_PROVINCE, Reference, ReferenceError, load_reference
+from streams.replay import Replay
+
+app = typer.Typer(
+    help="Giám sát Bộ phận Một cửa / One-stop centre monitor.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+# Files larger than this get a progress bar.
+PROGRESS_BYTES = 8 * 1024 * 1024
+ReferenceOption = Annotated[
+    Path,
+    typer.Option("--reference", help="Reference data directory (CSV files, contract §4)."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]Lỗi / Error:[/] {message}")
+    return typer.Exit(2)
+
+
+def _load(reference_dir: Path) -> Reference:
+    try:
+        return load_reference(reference_dir)
+    except ReferenceError as error:
+        raise _fail(f"reference data: {error}") from None
+
+
+def _instant(text: str, option: str) -> float:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{option}: '{text}' is not an ISO 8601 instant") from None
+    if value.tzinfo is None:
+        raise _fail(f"{option}: '{text}' has no time-zone offset, e.g. 2026-03-31T17:00:00+07:00")
+    return value.timestamp()
+
+
+def _date(text: str | None, option: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{option}: '{text}' is not a date as YYYY-MM-DD") from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@app.command()
+def replay(
+    events: Annotated[Path, typer.Argument(help="JSON Lines file of case and queue events.")],
+    reference: ReferenceOption = SAMPLE_PROVINCE,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Judge cases as of this instant (default: latest event)."),
+    ] = None,
+    period_from: Annotated[str | None, typer.Option("--from", help="Period start date.")] = None,
+    period_to: Annotated[str | None, typer.Option("--to", help="Period end date.")] = None,
+    dead_letters: Annotated[
+        Path | None,
+        typer.Option(help="Where rejected lines go (default: EVENTS.dead-letters.jsonl)."),
+    ] = None,
+    derived: Annotated[
+        Path | None, typer.Option(help="Also write the derived events (contract §5) here.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
+) -> None:
+    """Replay a file of events and print the figures (contract §6) as JSON."""
+    start, end = _date(period_from, "--from"), _date(period_to, "--to")
+    as_of_instant = None if as_of is None else _instant(as_of, "--as-of")
+    if not events.is_file():
+        raise _fail(f"no events file at {events}")
+    rules = CaseRules(_load(reference))
+    result, rejected = replay_file(events, rules, dead_letters, show_progress=True)
+    if as_of_instant is None:
+        if result.events == 0:
+            raise _fail("no usable event in the file; give --as-of to report anyway")
+        as_of_instant = result.latest
+    report = result.report(as_of_instant, start, end)
+    if derived is not None:
+        with derived.open("wb") as handle:
+            for event in sorted(result.derived, key=lambda e: (e.occurred_at, e.event_id)):
+                handle.write(orjson.dumps(derived_json(event, rules)) + b"\n")
+    payload = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if out is None:
+        sys.stdout.buffer.write(payload)
+    else:
+        out.write_bytes(payload)
+    where = dead_letters or _default_dead_letters(events)
+    summary = f"{result.events:,} events used, {len(result.cases):,} cases"
+    if rejected:
+        summary += f", [yellow]{rejected:,} rejected lines written to {where}[/]"
+    err.print(summary)
+
+
+def _default_dead_letters(events: Path) -> Path:
+    return events.with_name(events.name + ".dead-letters.jsonl")
+
+
+def replay_file(
+    events: Path, rules: CaseRules, dead_letters: Path | None, show_progress: bool = False
+) -> tuple[Replay, int]:
+    """Feed every line of `events`; rejected lines go to the dead-letter file with their
+    line number and reason. Returns the replay and the number of rejected lines."""
+    result = Replay.for_rules(rules)
+    size = events.stat().st_size
+    rejected = 0
+    dead_path = dead_letters or _default_dead_letters(events)
+    dead_handle = None
+    progress = _progress() if show_progress and size >= PROGRESS_BYTES else None
+    task = progress.add_task("Replaying / Đang xử lý", total=size) if progress else None
+    done = 0
+    try:
+        if progress:
+            progress.start()
+        with events.open("rb") as handle:
+            feed = result.feed
+            for number, line in enumerate(handle, 1):
+                if progress and number % 20000 == 0:
+                    progress.update(task, completed=done)  # type: ignore[arg-type]
+                done += len(line)
+                if not line.strip():
+                    continue
+                reason = feed(line)
+                if reason is None:
+                    continue
+                rejected += 1
+                if dead_handle is None:
+                    dead_handle = dead_path.open("wb")
+                text = line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
+                record = {"line": number, "text": text, "reason": reason}
+                dead_handle.write(orjson.dumps(record) + b"\n")
+    finally:
+        if progress:
+            progress.stop()
+        if dead_handle is not None:
+            dead_handle.close()
+    return result, rejected
+
+
+def derived_json(event: Any, rules: CaseRules) -> dict[str, Any]:
+    to_iso = rules.calendar.to_datetime
+    details = {
+        key: to_iso(value).isoformat() if key.endswith("_at") else value
+        for key, value in event.details.items()
+    }
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "case_id": event.case_id or None,
+        "agency": event.agency,
+        "occurred_at": to_iso(event.occurred_at).isoformat(),
+        **details,
+    }
+
+
+@app.command()
+def simulate(
+    cases: Annotated[int, typer.Option(min=1, help="Number of cases.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 1,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2026-03-02",
+    days: Annotated[int, typer.Option(min=1, help="Number of calendar days.")] = 30,
+    out: Annotated[Path, typer.Option(help="Output JSON Lines file.")] = Path("province.jsonl"),
+    disorder_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of case events delivered out of order.")
+    ] = 0.02,
+    duplicate_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of events delivered twice.")
+    ] = 0.01,
+    reference: ReferenceOption = SAMPLE_PROVINCE,
+) -> None:
+    """Write a realistic synthetic province's events (seeded, reproducible)."""
+    from streams.simulate import SimulationSettings
+
+    first_day = _date(start, "--start")
+    assert first_day is not None
+    settings = SimulationSettings(
+        cases=cases,
+        seed=seed,
+        start=first_day,
+        days=days,
+        disorder_rate=disorder_rate,
+        duplicate_rate=duplicate_rate,
+    )
+    count = _write_simulation(_load(reference), settings, out)
+    err.print(f"{count:,} events written to {out}")
+
+
+def _write_simulation(reference: Reference, settings: Any, out: Path) -> int:
+    from streams.simulate import simulate as run
+    from streams.simulate import write_jsonl
+
+    with _progress() as progress:
+        task = progress.add_task("Simulating / Đang mô phỏng", total=None)
+        return write_jsonl(
+            run(reference, settings), out, lambda n: progress.update(task, completed=n)
+        )
+
+
+@app.command()
+def demo(
+    cases: Annotated[int, typer.Option(min=1, help="Number of cases to simulate.")] = 4000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    reference: ReferenceOption = SAMPLE_PROVINCE,
+) -> None:
+    """Simulate a month of the sample province, replay it and show the figures per agency."""
+    from streams.simulate import SimulationSettings
+
+    reference_data = _load(reference)
+    settings = SimulationSettings(cases=cases, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="onestop-demo-") as folder:
+        events = Path(folder) / "province.jsonl"
+        count = _write_simulation(reference_data, settings, events)
+        rules = CaseRules(reference_data)
+        result, rejected = replay_file(events, rules, Path(folder) / "dead.jsonl")
+    last_day = settings.start + dt.timedelta(days=settings.days - 1)
+    as_of = rules.calendar.end_of_day(last_day)
+    report = result.report(as_of)
+    err.print(f"{count:,} events simulated, {rejected} rejected")
+    Console().print(figures_table(report, reference_data))
+    Console().print(waits_table(report, reference_data))
+
+
+def _percent(ratio: dict[str, Any]) -> str:
+    value = ratio["ratio"]
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def figures_table(report: dict[str, Any], reference: Reference) -> Table:
+    table = Table(title=f"Tình hình giải quyết hồ sơ / Case processing — {report['as_of']}")
+    for heading in (
+        "Cơ quan / Agency",
+        "Tiếp nhận\nReceived",
+        "Đã giải quyết\nEnded",
+        "Đúng hạn\nOn time",
+        "Chỉ số 766\nService index",
+        "Quá hạn tồn\nOverdue open",
+        "Xin lỗi thiếu\nApologies missing",
+        "Liên thông điện tử\nE-transfer",
+    ):
+        table.add_column(heading, justify="left" if heading.startswith("Cơ") else "right")
+    rows = list(report["agencies"].items()) + [("Toàn tỉnh / Province", report["province"])]
+    for code, figures in rows:
+        agency = reference.agencies.get(code)
+        table.add_row(
+            agency.name if agency else code,
+            str(figures["received"]),
+            str(figures["ended"]),
+            _percent(figures["completed_on_time_rate"]),
+            _percent(figures["service_index_on_time_rate"]),
+            str(figures["overdue_open"]),
+            str(figures["apologies_missing"]),
+            _percent(figures["e_transfer_share"]),
+        )
+    return table
+
+
+def waits_table(report: dict[str, Any], reference: Reference) -> Table:
+    table = Table(title="Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)")
+    for heading in (
+        "Trung tâm / Centre",
+        "Lượt chờ\nVisits",
+        "Trong 15 phút\nWithin target",
+        "Trung vị\nMedian",
+        "P90",
+    ):
+        table.add_column(heading, justify="left" if heading.startswith("Trung tâm") else "right")
+    for code, figures in report["centres"].items():
+        agency = reference.agencies.get(code)
+
+        def minutes(seconds: float | None) -> str:
+            return "–" if seconds is None else f"{seconds / 60:.1f} min"
+
+        table.add_row(
+            agency.name if agency else code,
+            str(figures["visits_waited"]),
+            _percent(figures["wait_within_target"]),
+            minutes(figures["wait_p50_seconds"]),
+            minutes(figures["wait_p90_seconds"]),
+        )
+    return table
+
+
+if __name__ == "__main__":
+    app()
