@@ -205,7 +205,7 @@ def explain(error: ValidationError) -> str:
         field = ".".join(location)
         if kind == "json_invalid":
             clauses.append(f"not valid JSON ({problem['ctx']['error']})")
-        elif kind in ("model_attributes_type", "model_type") and not field:
+        elif kind in ("model_attributes_type", "model_type", "dict_type") and not field:
             clauses.append("the message is not a JSON object")
         elif kind == "union_tag_not_found":
             clauses.append("field 'type' is missing")

@@ -1,0 +1,105 @@
+"""Shared test helpers: a small explicit reference and event builders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import orjson
+import pytest
+
+from models.calendar import WorkingCalendar
+from models.case import CaseRules, CaseState, CaseView
+from models.events import Rejection, decode_event
+from models.reference import Agency, Procedure, Reference, Step
+
+ZONE = "+07:00"
+
+
+def agency(code: str, level: str = "province", centre: str = "CENTRE") -> Agency:
+    return Agency(code, code, level, None, "Head of " + code, code.lower() + "@example.vn", centre)
+
+
+def small_reference() -> Reference:
+    hours = 3600
+    procedures = [
+        Procedure("P5", "Five working days", "civil", "province", 5, "working_days"),
+        Procedure("P30C", "Thirty calendar days", "land", "province", 30, "calendar_days"),
+        Procedure("P8H", "Eight working hours", "certification", "commune", 8, "working_hours"),
+        Procedure("PSAME", "Same day", "certification", "commune", 0, "same_day"),
+        Procedure(
+            "PSTEP", "Three working days with steps", "construction", "province", 3,
+            "working_days",
+            steps=(Step("CENTRE", 4 * hours), Step("STP", 15 * hours), Step("UBND", 3 * hours)),
+        ),
+    ]
+    agencies = [agency("CENTRE"), agency("STP"), agency("UBND"), agency("XA", "commune")]
+    return Reference(
+        procedures={p.code: p for p in procedures},
+        agencies={a.code: a for a in agencies},
+    )
+
+
+def at(text: str) -> float:
+    """'2026-03-02 09:00' in Vietnam time as an instant."""
+    return dt.datetime.fromisoformat(text.replace(" ", "T") + ZONE).timestamp()
+
+
+def iso(text: str) -> str:
+    return text.replace(" ", "T") + ":00" + ZONE
+
+
+_ids = itertools.count(1)
+
+
+def event(kind: str, when: str, case_id: str = "C1", **fields: Any) -> Any:
+    """A case event decoded through the real decoder, as a producer would send it."""
+    message = {
+        "event_id": fields.pop("event_id", f"e{next(_ids)}"),
+        "type": kind,
+        "case_id": case_id,
+        "occurred_at": iso(when),
+        **fields,
+    }
+    decoded = decode_event(orjson.dumps(message))
+    assert not isinstance(decoded, Rejection), decoded
+    return decoded
+
+
+def received(when: str, procedure: str = "P5", case_id: str = "C1", **fields: Any) -> Any:
+    fields.setdefault("handling_agency", "STP")
+    fields.setdefault("centre", "CENTRE")
+    fields.setdefault("channel", "counter")
+    return event("received", when, case_id, procedure=procedure, **fields)
+
+
+@pytest.fixture(scope="session")
+def rules() -> CaseRules:
+    return CaseRules(small_reference())
+
+
+@pytest.fixture(scope="session")
+def calendar() -> WorkingCalendar:
+    return WorkingCalendar()
+
+
+def story(rules: CaseRules, events: list[Any]) -> tuple[CaseState, list[Any]]:
+    state = None
+    outputs: list[Any] = []
+    for item in events:
+        state, new = rules.apply(state, item)
+        outputs.extend(new)
+    assert state is not None
+    return state, outputs
+
+
+def view_of(rules: CaseRules, events: list[Any], as_of: str) -> CaseView:
+    state, _ = story(rules, events)
+    view = rules.evaluate(state, at(as_of))
+    assert view is not None
+    return view
+
+
+def local(rules: CaseRules, instant: float) -> str:
+    return rules.calendar.to_datetime(instant).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,105 @@
+from models.aggregates import (
+    AgencyFigures, CentreFigures, Period, Ratio, add_case, add_visit, percentile,
+    province_total, service_index_groups,
+)
+from models.queue import Visit
+from tests.conftest import at, event, received, view_of
+
+
+def test_ratio_is_summed_then_divided_never_averaged():
+    small, large = Ratio(1, 1), Ratio(50, 100)
+    total = Ratio()
+    total += small
+    total += large
+    assert total.to_json() == {"numerator": 51, "denominator": 101, "ratio": round(51 / 101, 6)}
+    assert Ratio().to_json()["ratio"] is None
+
+
+def test_nearest_rank_percentiles():
+    values = [float(v) for v in range(1, 11)]
+    assert percentile(values, 0.5) == 5
+    assert percentile(values, 0.9) == 9
+    assert percentile([7.0], 0.9) == 7
+    assert percentile([], 0.5) is None
+
+
+def story_views(rules, as_of):
+    on_time = view_of(rules, [received("2026-03-02 09:00", case_id="A", channel="online", fee=50000),
+                              event("paid", "2026-03-02 09:05", case_id="A", method="online", amount=50000),
+                              event("transferred", "2026-03-02 10:00", case_id="A", from_unit="CENTRE",
+                                    to_unit="STP", method="electronic"),
+                              event("processed", "2026-03-05 10:00", case_id="A",
+                                    electronic_result=True)], as_of)
+    late = view_of(rules, [received("2026-03-02 09:00", case_id="B", fee=0),
+                           event("transferred", "2026-03-02 10:00", case_id="B", from_unit="CENTRE",
+                                 to_unit="STP", method="paper"),
+                           event("apology_issued", "2026-03-05 10:00", case_id="B", agency="STP",
+                                 new_due_at="2026-03-13T17:00:00+07:00", reason="Chờ xác minh"),
+                           event("processed", "2026-03-11 10:00", case_id="B",
+                                 electronic_result=False)], as_of)
+    overdue = view_of(rules, [received("2026-03-02 09:00", case_id="C", channel="postal", fee=20000)],
+                      as_of)
+    return [on_time, late, overdue]
+
+
+def test_agency_figures_follow_the_rulebook(rules):
+    as_of = "2026-03-31 00:00"
+    figures: dict[str, AgencyFigures] = {}
+    for view in story_views(rules, as_of):
+        add_case(figures, view, Period(float("-inf"), at(as_of)))
+    stp = figures["STP"].to_json()
+    assert (stp["received"], stp["ended"], stp["early"], stp["on_time"], stp["late"]) == (3, 2, 1, 0, 1)
+    assert stp["overdue_open"] == 1
+    assert stp["completed_on_time_rate"] == {"numerator": 1, "denominator": 2, "ratio": 0.5}
+    # Service index: ended early/on time (A) + open not past due (none) over 3 handled.
+    assert stp["service_index_on_time_rate"]["numerator"] == 1
+    assert stp["service_index_on_time_rate"]["denominator"] == 3
+    assert (stp["apologies_required"], stp["apologies_in_time"], stp["apologies_missing"]) == (2, 1, 1)
+    assert (stp["received_online"], stp["received_counter"], stp["received_postal"]) == (1, 1, 1)
+    assert stp["online_payment_share"] == {"numerator": 1, "denominator": 2, "ratio": 0.5}
+    assert stp["electronic_result_share"]["numerator"] == 1
+    # Hand-offs count under their sender.
+    assert figures["CENTRE"].e_transfer_share.to_json() == {"numerator": 1, "denominator": 2, "ratio": 0.5}
+    assert figures["CENTRE"].received == 0
+    province = province_total(figures.values())
+    assert province.received == 3 and province.e_transfer_share.denominator == 2
+
+
+def test_period_counts_only_what_happened_in_it(rules):
+    # Judged as of the end of 4 March: nothing has ended yet, all three are open.
+    as_of = "2026-03-05 00:00"
+    figures: dict[str, AgencyFigures] = {}
+    for view in story_views(rules, as_of):
+        add_case(figures, view, Period(at("2026-03-03 00:00"), at(as_of)))
+    stp = figures["STP"]
+    assert stp.received == 0  # received on 2 March, before the period
+    assert stp.ended == 0
+    assert stp.service_index_on_time_rate.denominator == 3  # carried over, still open
+    assert stp.overdue_open == 0
+    assert "CENTRE" not in figures  # the hand-offs were before the period
+
+
+def test_service_index_groups_say_what_was_computed():
+    figures = AgencyFigures()
+    figures.service_index_on_time_rate = Ratio(9, 10)
+    groups = service_index_groups(figures)
+    assert groups["publicity"] == {"max": 18, "status": "not_available", "score": None, "computed_max": 0}
+    assert groups["progress"] == {"max": 20, "status": "computed", "score": 18.0, "computed_max": 20}
+    assert groups["online_payment"]["status"] == "not_available"  # no fee-bearing case
+    figures.online_payment_share = Ratio(1, 2)
+    assert service_index_groups(figures)["online_payment"] == {
+        "max": 10, "status": "partial", "score": 3.0, "computed_max": 6}
+
+
+def test_waits_against_the_target_by_centre():
+    centres: dict[str, CentreFigures] = {}
+    period = Period(float("-inf"), float("inf"))
+    for number, wait in enumerate([300.0, 900.0, 901.0, None]):
+        add_visit(centres, Visit(f"T{number}", "CENTRE", 0.0, None, None, wait, 0, False, None),
+                  period, 900)
+    add_visit(centres, Visit("T9", "CENTRE", 0.0, 5.0, "Q", None, 1, True, None), period, 900)
+    figures = centres["CENTRE"].to_json()
+    assert figures["visits_waited"] == 3
+    assert figures["wait_within_target"] == {"numerator": 2, "denominator": 3, "ratio": round(2 / 3, 6)}
+    assert (figures["wait_p50_seconds"], figures["wait_p90_seconds"]) == (900.0, 901.0)
+    assert (figures["no_shows"], figures["recalls"], figures["waiting_now"]) == (1, 1, 1)
