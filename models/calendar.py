@@ -1,12 +1,15 @@
 """Vietnamese working calendar and working-time arithmetic (rulebook §3).
 
-Instants are POSIX seconds (float); the rules compare and add them many times per event,
+Instants are POSIX seconds (float): the rules compare and add them many times per event,
 and floats are cheaper to hold and compare than aware datetimes. Days are local dates in
-the calendar's time zone.
+the calendar's time zone, which is assumed not to change its offset in the middle of a
+day (true of Asia/Ho_Chi_Minh, which has no daylight saving time).
 
-Working time is measured as a running total: W(t) = working seconds from the start of the
-table to t. Then "working seconds between a and b" is W(b) − W(a), and "t plus x working
-seconds" is the first instant whose running total reaches W(t) + x — both a binary search.
+The calendar keeps a table of whole years of days (grown on demand): each day's date,
+start instant, offset and whether it is a working day, and a running count of working
+days. For each set of working hours it keeps the running total of working seconds
+W(t); "working seconds between a and b" is W(b) − W(a), and "t plus x working seconds" is
+the first instant whose running total reaches W(t) + x — both binary searches.
 """
 
 from __future__ import annotations
@@ -21,31 +24,9 @@ import holidays
 from models.reference import DEFAULT_PERIODS, Periods, Reference
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
-
-
-class _Table:
-    """Day starts and running working totals for one set of working periods."""
-
-    __slots__ = ("first", "starts", "totals", "working", "periods", "working_counts")
-
-    def __init__(
-        self, first: dt.date, starts: list[float], working: list[bool], periods: Periods
-    ) -> None:
-        self.first = first
-        self.starts = starts
-        self.working = working
-        self.periods = periods
-        per_day = sum(end - start for start, end in periods)
-        totals = [0.0]
-        for is_working in working:
-            totals.append(totals[-1] + (per_day if is_working else 0))
-        # totals[i] is the running total at the start of day i; totals[i + 1] at its end.
-        self.totals = totals
-        counts = [0]
-        for is_working in working:
-            counts.append(counts[-1] + is_working)
-        # working_counts[i] is the number of working days before day i.
-        self.working_counts = counts
+# The table starts around this year and grows to whatever years the events need; the rules
+# never read the wall clock, not even to size a table.
+_FIRST_TABLE_YEAR = 2026
 
 
 def _within(periods: Periods, offset: float) -> float:
@@ -56,6 +37,12 @@ def _within(periods: Periods, offset: float) -> float:
             break
         total += min(offset, end) - start
     return total
+
+
+def _offset_text(seconds: int) -> str:
+    sign = "+" if seconds >= 0 else "-"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
 
 
 class WorkingCalendar:
@@ -72,13 +59,22 @@ class WorkingCalendar:
         self._days_off = frozenset(days_off)
         self._working_days = frozenset(working_days)
         self._hours = dict(hours or {})
-        self._years = (0, -1)
-        self._span = (0.0, 0.0)  # the instants the tables cover
-        self._tables: dict[Periods, _Table] = {}
         self._statutory = holidays.country_holidays("VN")
+        self._first_year = self._last_year = 0
+        self._first_ordinal = 0
+        self._days: list[dt.date] = []
+        self._starts: list[float] = []  # one more than days: the start of the day after
+        self._prefixes: list[str] = []  # "2026-03-10T"
+        self._offsets: list[str] = []  # "+07:00"
+        self._working: list[bool] = []
+        self._working_counts: list[int] = []  # [i]: working days before day i
+        self._totals: dict[Periods, list[float]] = {}  # [i]: working seconds before day i
+        self._cover_year(_FIRST_TABLE_YEAR)
 
     @classmethod
-    def from_reference(cls, reference: Reference, timezone: str = DEFAULT_TIMEZONE) -> WorkingCalendar:
+    def from_reference(
+        cls, reference: Reference, timezone: str = DEFAULT_TIMEZONE
+    ) -> WorkingCalendar:
         return cls(timezone, reference.days_off, reference.working_days, reference.working_hours)
 
     # ---- days -------------------------------------------------------------------------
@@ -91,37 +87,35 @@ class WorkingCalendar:
         return bool(self._statutory.is_working_day(day))
 
     def local_date(self, instant: float) -> dt.date:
-        table = self._table_for_instant(instant, DEFAULT_PERIODS)
-        return table.first + dt.timedelta(days=self._index(table, instant))
+        return self._days[self._instant_index(instant)]
 
     def start_of_day(self, day: dt.date) -> float:
-        table = self._table_for_day(day, DEFAULT_PERIODS)
-        return table.starts[(day - table.first).days]
+        return self._starts[self._day_index(day)]
 
     def end_of_day(self, day: dt.date) -> float:
         """24:00 of `day`, the instant a period counted in days ends (Civil Code Art. 148)."""
-        return self.start_of_day(day + dt.timedelta(days=1))
+        return self._starts[self._day_index(day) + 1]
 
     def add_working_days(self, day: dt.date, count: int) -> dt.date:
         """The `count`-th working day after `day` (before it when negative); 0 gives `day`."""
         if count == 0:
             return day
-        margin = dt.timedelta(days=2 * abs(count) + 30)  # weekends and Tết included
-        self._cover_days(day - margin, day + margin)
-        table = self._tables[DEFAULT_PERIODS]
-        index = (day - table.first).days
-        counts = table.working_counts
+        margin = 2 * abs(count) + 30  # calendar days that surely hold `count` working days
+        index = self._day_index(day)
+        if not margin <= index < len(self._days) - margin:
+            self._cover_day(day - dt.timedelta(days=margin))
+            self._cover_day(day + dt.timedelta(days=margin))
+            index = self._day_index(day)
+        counts = self._working_counts
         if count > 0:
             found = bisect_left(counts, counts[index + 1] + count) - 1
         else:
             found = bisect_left(counts, counts[index] + count + 1) - 1
-        return table.first + dt.timedelta(days=found)
+        return self._days[found]
 
     def next_working_day_from(self, day: dt.date) -> dt.date:
         """`day` itself if it is a working day, else the next working day."""
-        while not self.is_working_day(day):
-            day += dt.timedelta(days=1)
-        return day
+        return day if self._working[self._day_index(day)] else self.add_working_days(day, 1)
 
     # ---- working time -----------------------------------------------------------------
 
@@ -132,130 +126,131 @@ class WorkingCalendar:
         """When a case received at `instant` counts as received: the instant itself inside
         working hours, else the start of the next working period."""
         periods = self.periods(centre)
-        table = self._table_for_instant(instant, periods)
-        index = self._index(table, instant)
-        offset = instant - table.starts[index]
+        index = self._instant_index(instant)
+        offset = instant - self._starts[index]
         # The table reaches at least a year past `instant`, far beyond any run of days off.
         while True:
-            if table.working[index]:
+            if self._working[index]:
                 for start, end in periods:
                     if offset < end:
-                        return table.starts[index] + max(offset, start)
+                        return self._starts[index] + max(offset, start)
             index += 1
             offset = 0.0
 
     def working_total(self, instant: float, centre: str | None = None) -> float:
+        """Working seconds from the start of the table to `instant`. Only differences of
+        totals mean anything, and only while the table is not regrown in between."""
         periods = self.periods(centre)
-        table = self._table_for_instant(instant, periods)
-        index = self._index(table, instant)
-        total = table.totals[index]
-        if table.working[index]:
-            total += _within(periods, instant - table.starts[index])
+        index = self._instant_index(instant)
+        total = self._totals_for(periods)[index]
+        if self._working[index]:
+            total += _within(periods, instant - self._starts[index])
         return total
 
-    def working_seconds_between(self, start: float, end: float, centre: str | None = None) -> float:
+    def working_seconds_between(
+        self, start: float, end: float, centre: str | None = None
+    ) -> float:
         if end <= start:
             return 0.0
-        self._cover_instants(start, end)  # both totals must come from the same table
+        self._instant_index(start)  # both totals must come from the same table
+        self._instant_index(end)
         return self.working_total(end, centre) - self.working_total(start, centre)
 
-    def add_working_seconds(self, instant: float, seconds: float, centre: str | None = None) -> float:
+    def add_working_seconds(
+        self, instant: float, seconds: float, centre: str | None = None
+    ) -> float:
         """The first instant at or after `instant` by which `seconds` of working time have
         passed. Adding zero returns `instant` unchanged."""
         if seconds <= 0:
             return instant
         periods = self.periods(centre)
         per_day = sum(end - start for start, end in periods)
-        # Make sure the table reaches far enough: at most seconds/per_day working days,
-        # plus weekends and holidays (Tết is the longest run, about 9 days).
-        self._cover_instants(instant, instant + (seconds / per_day * 2 + 30) * 86400)
+        # Cover both ends first: a regrown table would shift the running totals.
+        self._instant_index(instant)
+        self._instant_index(instant + (seconds / per_day * 2 + 30) * 86400)
         target = self.working_total(instant, centre) + seconds
-        table = self._tables[periods]
+        totals = self._totals_for(periods)
         # The first day whose end-of-day total reaches the target.
-        index = bisect_left(table.totals, target, lo=1) - 1
-        remaining = target - table.totals[index]
+        index = bisect_left(totals, target, lo=1) - 1
+        remaining = target - totals[index]
         for start, end in periods:
             if remaining <= end - start:
-                return table.starts[index] + start + remaining
+                return self._starts[index] + start + remaining
             remaining -= end - start
         raise AssertionError("working-time table is inconsistent")  # pragma: no cover
 
     def is_close_of_day(self, instant: float, centre: str | None = None) -> bool:
         """True when `instant` is the end of the day's last working period."""
-        table = self._table_for_instant(instant, self.periods(centre))
-        index = self._index(table, instant)
-        return abs(instant - table.starts[index] - self.periods(centre)[-1][1]) < 1e-6
+        offset = instant - self._starts[self._instant_index(instant)]
+        return abs(offset - self.periods(centre)[-1][1]) < 1e-6
 
     def after_cutoff(self, instant: float, cutoff: int) -> bool:
-        table = self._table_for_instant(instant, DEFAULT_PERIODS)
-        return instant - table.starts[self._index(table, instant)] > cutoff
+        return instant - self._starts[self._instant_index(instant)] > cutoff
 
     # ---- conversions ------------------------------------------------------------------
 
     def to_datetime(self, instant: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(instant, self.zone)
 
-    def instant(self, day: dt.date, seconds_after_midnight: float = 0) -> float:
-        return self.start_of_day(day) + seconds_after_midnight
+    def isoformat(self, instant: float) -> str:
+        """RFC 3339 local time with offset, e.g. 2026-03-10T00:00:00+07:00."""
+        index = self._instant_index(instant)
+        seconds = instant - self._starts[index]
+        if seconds != int(seconds):
+            return self.to_datetime(instant).isoformat()
+        minutes, second = divmod(int(seconds), 60)
+        hour, minute = divmod(minutes, 60)
+        return f"{self._prefixes[index]}{hour:02d}:{minute:02d}:{second:02d}{self._offsets[index]}"
 
-    # ---- tables -----------------------------------------------------------------------
+    # ---- the table --------------------------------------------------------------------
 
-    @staticmethod
-    def _index(table: _Table, instant: float) -> int:
-        return bisect_right(table.starts, instant) - 1
+    def _instant_index(self, instant: float) -> int:
+        starts = self._starts
+        if not starts[0] <= instant < starts[-1]:
+            self._cover_year(dt.datetime.fromtimestamp(instant, self.zone).year)
+            starts = self._starts
+        return bisect_right(starts, instant) - 1
 
-    def _table_for_instant(self, instant: float, periods: Periods) -> _Table:
-        table = self._tables.get(periods)
-        if table is not None and table.starts[0] <= instant < table.starts[-1]:
-            return table
-        # A rough local date is enough to choose the years; the table is exact.
-        year = dt.datetime.fromtimestamp(instant, self.zone).year
-        self._cover(year)
-        return self._tables[periods] if periods in self._tables else self._build(periods)
+    def _day_index(self, day: dt.date) -> int:
+        index = day.toordinal() - self._first_ordinal
+        if not 0 <= index < len(self._days):
+            self._cover_day(day)
+            index = day.toordinal() - self._first_ordinal
+        return index
 
-    def _cover_days(self, *days: dt.date) -> None:
-        for day in days:
-            self._table_for_day(day, DEFAULT_PERIODS)
+    def _cover_day(self, day: dt.date) -> None:
+        if not 0 <= day.toordinal() - self._first_ordinal < len(self._days):
+            self._cover_year(day.year)
 
-    def _cover_instants(self, *instants: float) -> None:
-        for instant in instants:
-            if not self._span[0] <= instant < self._span[1]:
-                self._cover(dt.datetime.fromtimestamp(instant, self.zone).year)
-
-    def _table_for_day(self, day: dt.date, periods: Periods) -> _Table:
-        table = self._tables.get(periods)
-        if table is not None and 0 <= (day - table.first).days < len(table.starts) - 1:
-            return table
-        self._cover(day.year)
-        return self._tables[periods] if periods in self._tables else self._build(periods)
-
-    def _cover(self, year: int) -> None:
-        """Grow the tables to whole years around `year`, rebuilding every profile."""
-        low, high = self._years
-        if low <= year - 1 and year + 1 <= high:
+    def _cover_year(self, year: int) -> None:
+        """Grow the table to whole years including the years around `year`."""
+        if self._days and self._first_year < year < self._last_year:
             return
-        if high < low:
-            low, high = year - 1, year + 1
-        low, high = min(low, year - 1), max(high, year + 1)
-        self._years = (low, high)
-        profiles = list(self._tables) or [DEFAULT_PERIODS]
-        self._tables.clear()
-        for periods in profiles:
-            table = self._build(periods)
-        self._span = (table.starts[0], table.starts[-1])
+        first = min(year - 1, self._first_year) if self._days else year - 1
+        last = max(year + 1, self._last_year) if self._days else year + 1
+        self._first_year, self._last_year = first, last
+        first_day = dt.date(first, 1, 1)
+        count = (dt.date(last + 1, 1, 1) - first_day).days
+        days = [first_day + dt.timedelta(days=n) for n in range(count + 1)]
+        self._first_ordinal = first_day.toordinal()
+        starts = [dt.datetime(d.year, d.month, d.day, tzinfo=self.zone) for d in days]
+        self._starts = [start.timestamp() for start in starts]
+        self._offsets = [_offset_text(int(s.utcoffset().total_seconds())) for s in starts]  # type: ignore[union-attr]
+        self._days = days[:-1]
+        self._prefixes = [f"{day.isoformat()}T" for day in self._days]
+        self._working = [self.is_working_day(day) for day in self._days]
+        counts = [0]
+        for working in self._working:
+            counts.append(counts[-1] + working)
+        self._working_counts = counts
+        self._totals = {}
 
-    def _build(self, periods: Periods) -> _Table:
-        low, high = self._years
-        first = dt.date(low, 1, 1)
-        days = (dt.date(high + 1, 1, 1) - first).days
-        starts = []
-        working = []
-        for number in range(days + 1):
-            day = first + dt.timedelta(days=number)
-            starts.append(dt.datetime(day.year, day.month, day.day, tzinfo=self.zone).timestamp())
-            if number < days:
-                working.append(self.is_working_day(day))
-        table = _Table(first, starts, working, periods)
-        self._tables[periods] = table
-        return table
-
+    def _totals_for(self, periods: Periods) -> list[float]:
+        totals = self._totals.get(periods)
+        if totals is None:
+            per_day = sum(end - start for start, end in periods)
+            totals = [0.0]
+            for working in self._working:
+                totals.append(totals[-1] + (per_day if working else 0))
+            self._totals[periods] = totals
+        return totals

@@ -15,23 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from models.calendar import WorkingCalendar
 from models.facts import Fact, record
-from models.events import (
-    ApologyIssued,
-    CaseEvent,
-    Overdue,
-    Paid,
-    Processed,
-    Rated,
-    Received,
-    Refused,
-    Returned,
-    Transferred,
-)
+from models.events import CaseEvent, Received
 from models.reference import Procedure, Reference
 
 
@@ -87,37 +77,38 @@ def _has_text(value: str | None) -> bool:
     return bool(value and value.strip())
 
 
-def _fact_data(event: CaseEvent) -> tuple[Any, ...] | None:
-    """The part of an event the rules need; codes interned so cases share them."""
-    if isinstance(event, Received):
-        applicant = event.applicant
-        return (
-            _intern(event.procedure),
-            _intern(event.handling_agency),
-            _intern(event.centre),
-            event.channel,
-            _optional_instant(event.due_at),
-            event.fee,
-            event.full_online,
-            None
-            if applicant is None
-            else (applicant.name, applicant.address, applicant.phone, applicant.email),
-        )
-    if isinstance(event, Transferred):
-        return (_intern(event.from_unit), _intern(event.to_unit), event.method)
-    if isinstance(event, Processed):
-        return (event.outcome, _has_text(event.reason), event.electronic_result)
-    if isinstance(event, ApologyIssued):
-        return (_intern(event.agency), event.new_due_at.timestamp())
-    if isinstance(event, Paid):
-        return (event.method, event.amount)
-    if isinstance(event, Refused):
-        return (event.stage, _has_text(event.reason))
-    if isinstance(event, Returned | Rated):
-        return (event.channel if isinstance(event, Returned) else event.rating,)
-    if isinstance(event, Overdue):
-        return (_optional_instant(event.due_at),)
-    return None  # supplement_requested, supplement_received, withdrawn, stopped
+def _received_data(event: Received) -> tuple[Any, ...]:
+    applicant = event.applicant
+    return (
+        _intern(event.procedure),
+        _intern(event.handling_agency),
+        _intern(event.centre),
+        event.channel,
+        _optional_instant(event.due_at),
+        event.fee,
+        event.full_online,
+        None
+        if applicant is None
+        else (applicant.name, applicant.address, applicant.phone, applicant.email),
+    )
+
+
+# The part of each event the rules need, codes interned so that cases share them.
+# supplement_requested, supplement_received, withdrawn and stopped state no more than
+# their kind and instant.
+_FACT_DATA: dict[str, Callable[[Any], tuple[Any, ...]]] = {
+    "received": _received_data,
+    "transferred": lambda e: (_intern(e.from_unit), _intern(e.to_unit), e.method),
+    "processed": lambda e: (e.outcome, _has_text(e.reason), e.electronic_result),
+    "apology_issued": lambda e: (_intern(e.agency), e.new_due_at.timestamp()),
+    "paid": lambda e: (e.method, e.amount),
+    "refused": lambda e: (e.stage, _has_text(e.reason)),
+    "returned": lambda e: (e.channel,),
+    "rated": lambda e: (e.rating,),
+    "overdue": lambda e: (_optional_instant(e.due_at),),
+}
+# Kinds whose arrival alone can bring a derived event.
+_EVENT_OUTPUT_KINDS = frozenset({"refused", "processed", "apology_issued"})
 
 
 # ---- derived events -------------------------------------------------------------------
@@ -226,12 +217,18 @@ class CaseRules:
         """Record an event's fact; a repeated `event_id` changes nothing."""
         if state is None:
             state = CaseState(event.case_id, ())
-        fact = Fact(event.occurred_at.timestamp(), event.event_id, event.type, _fact_data(event))
+        kind = event.type
+        extract = _FACT_DATA.get(kind)
+        fact = Fact(
+            event.occurred_at.timestamp(), event.event_id, kind, extract(event) if extract else None
+        )
         facts = record(state.facts, fact)
         if facts is None:
             return state, []
         state = CaseState(state.case_id, facts, state.emitted)
-        return self._event_outputs(state, fact)
+        if kind in _EVENT_OUTPUT_KINDS:
+            return self._event_outputs(state, fact)
+        return state, []
 
     def on_tick(self, state: CaseState, now: float) -> tuple[CaseState, list[DerivedEvent]]:
         """Outputs that time alone brings about: at risk, overdue, apologies, closing."""

@@ -4,7 +4,7 @@ builds the replay output of contract §6."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,6 @@ class Replay:
     tickets: dict[str, TicketState] = field(default_factory=dict)
     derived: list[DerivedEvent] = field(default_factory=list)
     events: int = 0
-    latest: float = float("-inf")
 
     @classmethod
     def for_rules(cls, rules: CaseRules) -> Replay:
@@ -58,10 +57,13 @@ class Replay:
         if outputs:
             self.derived.extend(outputs)
         self.events += 1
-        occurred = event.occurred_at.timestamp()  # type: ignore[union-attr]
-        if occurred > self.latest:
-            self.latest = occurred
         return None
+
+    @property
+    def latest(self) -> float:
+        """The latest event time seen, the natural `as_of` of a file."""
+        states = [*self.cases.values(), *self.tickets.values()]
+        return max((state.facts[-1].at for state in states), default=float("-inf"))
 
     def views(self, as_of: float) -> Iterator[CaseView]:
         """Each case as of `as_of`, with the derived events that time brings by then."""
@@ -93,7 +95,7 @@ class Replay:
                 or period.holds(view.end_at)
                 or view.status == "open"
             ):
-                cases[view.case_id] = case_json(view, calendar.to_datetime)
+                cases[view.case_id] = case_json(view, calendar.isoformat)
         without_receipt = sum(
             1 for state in self.cases.values() if not any(f.kind == "received" for f in state.facts)
         )
@@ -103,13 +105,12 @@ class Replay:
             visit = self.queue_rules.evaluate(ticket, end)
             if visit is not None:
                 add_visit(centres, visit, period, target)
-        to_iso = calendar.to_datetime
         return {
-            "as_of": to_iso(as_of).isoformat(),
+            "as_of": calendar.isoformat(as_of),
             "period": {
                 "from": None if period_from is None else period_from.isoformat(),
                 "to": None if period_to is None else period_to.isoformat(),
-                "judged_as_of": to_iso(end).isoformat(),
+                "judged_as_of": calendar.isoformat(end),
             },
             "cases": cases,
             "agencies": {code: figures.to_json() for code, figures in sorted(agencies.items())},
@@ -119,21 +120,17 @@ class Replay:
         }
 
 
-def case_json(view: CaseView, to_datetime: Any) -> dict[str, Any]:
-    due = to_datetime(view.due_at)
+def case_json(view: CaseView, isoformat: Callable[[float], str]) -> dict[str, Any]:
     return {
         "handling_agency": view.handling_agency,
         "status": view.status,
-        "due_at": due.isoformat(),
+        "due_at": isoformat(view.due_at),
         "verdict": view.verdict,
         "service_index_verdict": view.service_index_verdict,
         "apology": view.apology,
         "rescheduled_twice": view.rescheduled_twice,
         "responsible": list(view.responsible),
         "procedure": view.procedure,
-        "received_at": to_datetime(view.received_at).isoformat(),
-        "ended_at": None if view.end_at is None else to_datetime(view.end_at).isoformat(),
-        "legal_due_at": to_datetime(view.legal_due_at).isoformat(),
         "overdue": view.overdue,
         "supplement_requests": view.supplement_requests,
     }
