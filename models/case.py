@@ -169,8 +169,8 @@ class CaseView:
     refusal_without_reason: bool
     source_flagged_overdue: bool
     transfers: tuple[tuple[float, str, str, str], ...]
-    apology_deadline: float
-    risk_at: float
+    apology_deadline: float | None  # None for a case that cannot be late any more
+    risk_at: float | None
     applicant: tuple[str | None, ...] | None = None
 
     @property
@@ -281,8 +281,9 @@ class CaseRules:
             outputs.extend(new)
 
         is_open = view.status == "open"
-        if is_open and view.apologies == 0 and view.risk_at <= now < view.due_at:
-            emit("case_at_risk", view.risk_at, {"due_at": view.due_at, "holder": view.holder},
+        risk_at = view.risk_at
+        if is_open and view.apologies == 0 and risk_at is not None and risk_at <= now < view.due_at:
+            emit("case_at_risk", risk_at, {"due_at": view.due_at, "holder": view.holder},
                  view.holder)
         if view.overdue:
             emit("overdue_detected", view.due_at, {"due_at": view.due_at, "holder": view.holder})
@@ -447,18 +448,20 @@ class CaseRules:
             si_verdict = "late" if overdue else "on_time"
 
         rule = self._apology_rule_at(received.at)
-        deadline_day = calendar.add_working_days(due_day, -rule.lead_working_days)
-        apology_deadline = calendar.end_of_day(deadline_day)
-        risk_at = calendar.acceptance(calendar.start_of_day(deadline_day), centre)
-        if verdict == "late" or overdue:
-            if not apologies:
-                apology = "missing"
-            elif apologies[0][0] <= apology_deadline:
-                apology = "issued_in_time"
-            else:
-                apology = "issued_late"
-        else:
-            apology = "not_required"
+        # The apology deadline matters only for a case that is late or may still go late.
+        apology_deadline = risk_at = None
+        apology = "not_required"
+        if status == "open" or verdict == "late":
+            deadline_day = calendar.add_working_days(due_day, -rule.lead_working_days)
+            apology_deadline = calendar.end_of_day(deadline_day)
+            risk_at = calendar.acceptance(calendar.start_of_day(deadline_day), centre)
+            if verdict == "late" or overdue:
+                if not apologies:
+                    apology = "missing"
+                elif apologies[0][0] <= apology_deadline:
+                    apology = "issued_in_time"
+                else:
+                    apology = "issued_late"
         late_after_reschedule = False
         if apologies:
             new_due = apologies[-1][2]
