@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from models.calendar import WorkingCalendar
-from models.facts import Fact, record
 from models.events import CaseEvent, Received
+from models.facts import Fact, record
 from models.reference import Procedure, Reference
 
 
@@ -194,7 +194,9 @@ class CaseRules:
     ) -> None:
         self.reference = reference
         self.settings = settings or RuleSettings()
-        self.calendar = calendar or WorkingCalendar.from_reference(reference, self.settings.timezone)
+        self.calendar = calendar or WorkingCalendar.from_reference(
+            reference, self.settings.timezone
+        )
 
     # ---- input checks ---------------------------------------------------------------
 

@@ -166,16 +166,16 @@ QueueEvent = TicketIssued | TicketCalled | ServiceCompleted | TicketAbandoned
 Event = CaseEvent | QueueEvent
 
 CASE_EVENT_TYPES = frozenset(
-    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for m in CaseEvent.__args__  # type: ignore[attr-defined]
+    m.model_fields["type"].annotation.__args__[0]
+    for m in CaseEvent.__args__
 )
 QUEUE_EVENT_TYPES = frozenset(
-    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for m in QueueEvent.__args__  # type: ignore[attr-defined]
+    m.model_fields["type"].annotation.__args__[0]
+    for m in QueueEvent.__args__
 )
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(
-    Annotated[Event, Field(discriminator="type")]  # type: ignore[arg-type]
+    Annotated[Event, Field(discriminator="type")]
 )
 
 

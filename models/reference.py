@@ -310,7 +310,7 @@ def parse_periods(text: str) -> Periods:
     def fail(message: str) -> ValueError:
         return ValueError(message)
 
-    periods = []
+    periods: list[tuple[int, int]] = []
     for part in text.split():
         start_text, _, end_text = part.partition("-")
         start, end = _parse_clock(start_text, fail), _parse_clock(end_text, fail)
@@ -335,7 +335,9 @@ def _load_working_hours(path: Path, agencies: dict[str, Agency]) -> dict[str, Pe
         try:
             hours[centre] = parse_periods(row.text("periods"))
         except ValueError as error:
-            raise row.error("periods", f"{error} (expected e.g. '07:30-11:30 13:30-17:00')")
+            raise row.error(
+                "periods", f"{error} (expected e.g. '07:30-11:30 13:30-17:00')"
+            ) from None
     return hours
 
 

@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.aggregates import AgencyFigures, CentreFigures, Period, add_case, add_visit, province_total
+from models.aggregates import (
+    AgencyFigures,
+    CentreFigures,
+    Period,
+    add_case,
+    add_visit,
+    province_total,
+)
 from models.case import CaseRules, CaseState, CaseView, DerivedEvent
 from models.events import QueueEvent, Rejection, decode_event
 from models.queue import QueueRules, TicketState

@@ -1,6 +1,13 @@
 from models.aggregates import (
-    AgencyFigures, CentreFigures, Period, Ratio, add_case, add_visit, percentile,
-    province_total, service_index_groups,
+    AgencyFigures,
+    CentreFigures,
+    Period,
+    Ratio,
+    add_case,
+    add_visit,
+    percentile,
+    province_total,
+    service_index_groups,
 )
 from models.queue import Visit
 from tests.conftest import at, event, received, view_of
