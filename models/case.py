@@ -449,11 +449,12 @@ class CaseRules:
         else:
             si_verdict = "late" if overdue else "on_time"
 
-        rule = self._apology_rule_at(received.at)
         # The apology deadline matters only for a case that is late or may still go late.
+        needs_rule = apologies or status == "open" or verdict == "late"
+        rule = self._apology_rule_at(received.at) if needs_rule else None
         apology_deadline = risk_at = None
         apology = "not_required"
-        if status == "open" or verdict == "late":
+        if rule is not None and (status == "open" or verdict == "late"):
             deadline_day = calendar.add_working_days(due_day, -rule.lead_working_days)
             apology_deadline = calendar.end_of_day(deadline_day)
             risk_at = calendar.acceptance(calendar.start_of_day(deadline_day), centre)
@@ -498,7 +499,7 @@ class CaseRules:
             service_index_verdict=si_verdict,
             apology=apology,
             apologies=len(apologies),
-            rescheduled_twice=len(apologies) > rule.max_reschedules,
+            rescheduled_twice=rule is not None and len(apologies) > rule.max_reschedules,
             late_after_reschedule=late_after_reschedule,
             responsible=responsible,
             holder=holders[-1][1],

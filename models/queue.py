@@ -47,6 +47,9 @@ class QueueRules:
         if facts is None:
             return state, []
         state = TicketState(state.ticket_id, facts, state.wait_exceeded_sent)
+        # Only a call (or the issue, when calls came first) can settle a wait.
+        if event.type not in ("ticket_called", "ticket_issued") or state.wait_exceeded_sent:
+            return state, []
         visit = self.evaluate(state, facts[-1].at)
         if visit is None or visit.wait_seconds is None:
             return state, []

@@ -100,7 +100,9 @@ def replay(
     if not events.is_file():
         raise _fail(f"no events file at {events}")
     rules = CaseRules(_load(reference))
-    result, rejected = replay_file(events, rules, dead_letters, show_progress=True)
+    result, rejected = replay_file(
+        events, rules, dead_letters, show_progress=True, collect_derived=derived is not None
+    )
     if as_of_instant is None:
         if result.events == 0:
             raise _fail("no usable event in the file; give --as-of to report anyway")
@@ -127,11 +129,15 @@ def _default_dead_letters(events: Path) -> Path:
 
 
 def replay_file(
-    events: Path, rules: CaseRules, dead_letters: Path | None, show_progress: bool = False
+    events: Path,
+    rules: CaseRules,
+    dead_letters: Path | None,
+    show_progress: bool = False,
+    collect_derived: bool = False,
 ) -> tuple[Replay, int]:
     """Feed every line of `events`; rejected lines go to the dead-letter file with their
     line number and reason. Returns the replay and the number of rejected lines."""
-    result = Replay.for_rules(rules)
+    result = Replay.for_rules(rules, collect_derived)
     size = events.stat().st_size
     rejected = 0
     dead_path = dead_letters or _default_dead_letters(events)

@@ -36,14 +36,16 @@ class Replay:
 
     rules: CaseRules
     queue_rules: QueueRules
+    # Time-driven derived events cost a pass per case; only collect them when wanted.
+    collect_derived: bool = False
     cases: dict[str, CaseState] = field(default_factory=dict)
     tickets: dict[str, TicketState] = field(default_factory=dict)
     derived: list[DerivedEvent] = field(default_factory=list)
     events: int = 0
 
     @classmethod
-    def for_rules(cls, rules: CaseRules) -> Replay:
-        return cls(rules, QueueRules(rules.settings.wait_target_seconds))
+    def for_rules(cls, rules: CaseRules, collect_derived: bool = False) -> Replay:
+        return cls(rules, QueueRules(rules.settings.wait_target_seconds), collect_derived)
 
     def feed(self, raw: bytes | str) -> str | None:
         """Apply one message; return the rejection reason, or None when it was used."""
@@ -73,15 +75,17 @@ class Replay:
         return max((state.facts[-1].at for state in states), default=float("-inf"))
 
     def views(self, as_of: float) -> Iterator[CaseView]:
-        """Each case as of `as_of`, with the derived events that time brings by then."""
+        """Each case as of `as_of`; with `collect_derived`, also the derived events that
+        time brings by then (ticks at `as_of`)."""
         rules = self.rules
         for case_id, state in self.cases.items():
             view = rules.evaluate(state, as_of)
             if view is None:
                 continue
-            state, outputs = rules.derive(state, view, as_of)
-            self.cases[case_id] = state
-            self.derived.extend(outputs)
+            if self.collect_derived:
+                state, outputs = rules.derive(state, view, as_of)
+                self.cases[case_id] = state
+                self.derived.extend(outputs)
             yield view
 
     def report(
@@ -108,10 +112,15 @@ class Replay:
         )
         centres: dict[str, CentreFigures] = {}
         target = self.queue_rules.wait_target_seconds
-        for ticket in self.tickets.values():
+        for ticket_id, ticket in self.tickets.items():
             visit = self.queue_rules.evaluate(ticket, end)
-            if visit is not None:
-                add_visit(centres, visit, period, target)
+            if visit is None:
+                continue
+            add_visit(centres, visit, period, target)
+            if self.collect_derived:
+                ticket, outputs = self.queue_rules.on_tick(ticket, end)
+                self.tickets[ticket_id] = ticket
+                self.derived.extend(outputs)
         return {
             "as_of": calendar.isoformat(as_of),
             "period": {

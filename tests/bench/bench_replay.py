@@ -77,11 +77,12 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=40000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--reference", type=Path, default=SAMPLE_PROVINCE)
     arguments = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
-    reference = load_reference(SAMPLE_PROVINCE)
+    reference = load_reference(arguments.reference)
     rules = CaseRules(reference)
     settings = SimulationSettings(cases=arguments.cases, days=arguments.days, seed=2026)
     with tempfile.TemporaryDirectory() as folder:
