@@ -251,9 +251,14 @@ def demo(
     last_day = settings.start + dt.timedelta(days=settings.days - 1)
     as_of = rules.calendar.end_of_day(last_day)
     report = result.report(as_of)
-    err.print(f"{count:,} events simulated, {rejected} rejected")
-    Console().print(figures_table(report, reference_data))
-    Console().print(waits_table(report, reference_data))
+    err.print(
+        f"Mô phỏng / simulated: {settings.cases:,} hồ sơ / cases, {count:,} sự kiện / events "
+        f"({settings.start} → {last_day}), {rejected} rejected; "
+        f"số liệu tại / figures as of {report['as_of']}"
+    )
+    out = Console(width=max(Console().width, 150))
+    out.print(figures_table(report, reference_data))
+    out.print(waits_table(report, reference_data))
 
 
 def _percent(ratio: dict[str, Any]) -> str:
@@ -273,9 +278,14 @@ def figures_table(report: dict[str, Any], reference: Reference) -> Table:
         "Xin lỗi thiếu\nApologies missing",
         "Liên thông điện tử\nE-transfer",
     ):
-        table.add_column(heading, justify="left" if heading.startswith("Cơ") else "right")
+        if heading.startswith("Cơ"):
+            table.add_column(heading, min_width=30)
+        else:
+            table.add_column(heading, justify="right", no_wrap=True)
     rows = list(report["agencies"].items()) + [("Toàn tỉnh / Province", report["province"])]
     for code, figures in rows:
+        if figures is report["province"]:
+            table.add_section()
         agency = reference.agencies.get(code)
         table.add_row(
             agency.name if agency else code,
@@ -299,7 +309,10 @@ def waits_table(report: dict[str, Any], reference: Reference) -> Table:
         "Trung vị\nMedian",
         "P90",
     ):
-        table.add_column(heading, justify="left" if heading.startswith("Trung tâm") else "right")
+        if heading.startswith("Trung tâm"):
+            table.add_column(heading, min_width=30)
+        else:
+            table.add_column(heading, justify="right", no_wrap=True)
     for code, figures in report["centres"].items():
         agency = reference.agencies.get(code)
 
