@@ -144,26 +144,20 @@ def replay_file(
     dead_handle = None
     progress = _progress() if show_progress and size >= PROGRESS_BYTES else None
     task = progress.add_task("Replaying / Đang xử lý", total=size) if progress else None
-    done = 0
+
+    def advance(_lines: int, done: int) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, completed=done)
+
     try:
         if progress:
             progress.start()
         with events.open("rb") as handle:
-            feed = result.feed
-            for number, line in enumerate(handle, 1):
-                if progress and number % 20000 == 0:
-                    progress.update(task, completed=done)  # type: ignore[arg-type]
-                done += len(line)
-                if not line.strip():
-                    continue
-                reason = feed(line)
-                if reason is None:
-                    continue
+            for dead in result.feed_lines(handle, advance):
                 rejected += 1
                 if dead_handle is None:
                     dead_handle = dead_path.open("wb")
-                text = line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
-                record = {"line": number, "text": text, "reason": reason}
+                record = {"line": dead.line, "text": dead.text, "reason": dead.reason}
                 dead_handle.write(orjson.dumps(record) + b"\n")
     finally:
         if progress:
