@@ -27,6 +27,7 @@ How a case is drawn (all instants are whole POSIX seconds):
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 import unicodedata
 import zlib
@@ -34,6 +35,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -127,7 +129,7 @@ _MINUTE = 60
 _HOUR = 3600
 # Queue waits: lognormal, median 8 minutes, ~87 % within the 15-minute target.
 _WAIT_MEDIAN_LOG = math.log(8 * _MINUTE)
-_WAIT_SIGMA = 0.52
+_WAIT_SIGMA = 0.48
 
 
 def _ascii(text: str) -> str:
@@ -157,9 +159,23 @@ def _is_peoples_committee(agency: Agency) -> bool:
     )
 
 
-_FREQUENT_FIELDS = ("hộ tịch", "civil", "chứng thực", "certif", "cư trú", "residence")
+_FREQUENT_FIELDS = ("hộ tịch", "civil", "chứng thực", "certif", "cư trú", "residence",
+                   "lý lịch")
 _RARE_FIELDS = ("đất", "land", "xây dựng", "construction", "môi trường", "environment",
-                "đầu tư", "invest")
+                "đầu tư", "invest", "khiếu nại", "complaint", "khám bệnh", "phi chính phủ")
+
+# Which unit handles a field: (words of the field, words of the unit's name), both folded
+# to ASCII. Tried after a plain "the field's name is in the unit's name" match.
+_FIELD_UNITS = (
+    ("ho tich", "tu phap"), ("chung thuc", "tu phap"), ("ly lich tu phap", "tu phap"),
+    ("dat dai", "nong nghiep va moi truong"), ("dat dai", "tai nguyen"),
+    ("dat dai", "kinh te"), ("xay dung", "xay dung"), ("xay dung", "kinh te"),
+    ("ho kinh doanh", "kinh te"), ("dang ky kinh doanh", "tai chinh"),
+    ("dang ky kinh doanh", "ke hoach"), ("luu thong hang hoa", "cong thuong"),
+    ("thuong mai", "cong thuong"), ("an toan thuc pham", "y te"), ("kham benh", "y te"),
+    ("duoc", "y te"), ("giao duc", "giao duc"), ("to chuc phi chinh phu", "noi vu"),
+    ("van hoa", "van hoa"), ("an ninh", "cong an"),
+)
 
 
 def _procedure_weight(procedure: Procedure) -> float:
@@ -167,10 +183,25 @@ def _procedure_weight(procedure: Procedure) -> float:
     frequent = any(word in field for word in _FREQUENT_FIELDS)
     rare = any(word in field for word in _RARE_FIELDS)
     if procedure.level == "commune":
-        return 12.0 if frequent else (1.5 if rare else 4.0)
+        return 12.0 if frequent else (0.6 if rare else 4.0)
     if procedure.level == "district":
         return 4.0 if frequent else (1.2 if rare else 2.5)
-    return 2.5 if frequent else (0.8 if rare else 1.6)
+    return 4.0 if frequent else (1.0 if rare else 2.0)
+
+
+def _unit_for_field(field: str, candidates: list[str], agencies: dict[str, Agency]) -> str | None:
+    folded = _ascii(field)
+    if not folded:
+        return None
+    for code in candidates:
+        if folded in _ascii(agencies[code].name):
+            return code
+    for field_words, unit_words in _FIELD_UNITS:
+        if field_words in folded:
+            for code in candidates:
+                if unit_words in _ascii(agencies[code].name):
+                    return code
+    return None
 
 
 class _Province:
@@ -185,11 +216,13 @@ class _Province:
                       if a.level == "province" and _is_peoples_committee(a)]
         self.province_committee = sorted(committees)[0] if committees else None
 
+        def is_centre(agency: Agency) -> bool:
+            return agency.code in serves_others and _is_centre_like(agency)
+
         def handlers(level: str) -> list[str]:
             found = [
                 a.code for a in agencies.values()
-                if a.level == level
-                and not (a.code in serves_others and _is_centre_like(a))
+                if a.level == level and not is_centre(a)
                 and not (level == "province" and _is_peoples_committee(a))
             ]
             if not found:  # a thin reference: anyone of the level, then anyone at all
@@ -197,28 +230,58 @@ class _Province:
             return sorted(found)
 
         self.handlers = {level: handlers(level) for level in ("province", "district", "commune")}
+        # Local People's Committees (communes, wards, districts), each with its own units.
+        self.localities: dict[str, list[str]] = {}
+        self.locality_cum: dict[str, list[float]] = {}
+        self.units: dict[str, list[str]] = {}
+        for level in ("district", "commune"):
+            local = sorted(code for code in self.handlers[level]
+                           if _is_peoples_committee(agencies[code]))
+            if not local:
+                local = self.handlers[level]
+            self.localities[level] = local
+            # Wards (phường) are busier than rural communes.
+            self.locality_cum[level] = list(accumulate(
+                1.4 if "phường" in agencies[code].name.lower() else 1.0 for code in local
+            ))
+            for code in local:
+                self.units[code] = sorted(
+                    a.code for a in agencies.values()
+                    if a.parent == code and a.level == level and not is_centre(a)
+                )
         procedures = sorted(reference.procedures.values(), key=lambda p: p.code)
         self.procedures = procedures
         self.procedure_cum = list(accumulate(_procedure_weight(p) for p in procedures))
-        # Province and district procedures belong to one agency each; commune procedures are
-        # handled by whichever commune the applicant lives in.
+        # Province procedures belong to one department each; local procedures are handled
+        # by the applicant's commune (its committee, or one of its units by field).
         self.owner: dict[str, str | None] = {}
         for procedure in procedures:
             self.owner[procedure.code] = self._owner(procedure)
         self.fields = sorted({p.field for p in procedures}) or ["Khác"]
+        self._local: dict[tuple[str, str], str] = {}
 
     def _owner(self, procedure: Procedure) -> str | None:
-        if procedure.level == "commune":
+        if procedure.level != "province":
             return None
-        candidates = self.handlers[procedure.level]
+        candidates = self.handlers["province"]
         for step in procedure.steps:
             if step.unit in candidates:
                 return step.unit
-        field = _ascii(procedure.field)
-        for code in candidates:
-            if field and field in _ascii(self.agencies[code].name):
-                return code
+        found = _unit_for_field(procedure.field, candidates, self.agencies)
+        if found is not None:
+            return found
         return candidates[zlib.crc32(procedure.code.encode()) % len(candidates)]
+
+    def local_handler(self, procedure: Procedure, rng: Random) -> str:
+        level = procedure.level
+        committee = _pick(rng, self.localities[level], self.locality_cum[level])
+        key = (procedure.field, committee)
+        handler = self._local.get(key)
+        if handler is None:
+            units = self.units.get(committee, [])
+            handler = _unit_for_field(procedure.field, units, self.agencies) or committee
+            self._local[key] = handler
+        return handler
 
 
 # ---- random helpers ----------------------------------------------------------------------
@@ -331,8 +394,7 @@ class _Simulator:
         procedure: Procedure = _pick(rng, province.procedures, province.procedure_cum)
         agency = province.owner[procedure.code]
         if agency is None:
-            candidates = province.handlers[procedure.level]
-            agency = candidates[int(rng.random() * len(candidates))]
+            agency = province.local_handler(procedure, rng)
         centre = province.agencies[agency].centre
         roll = rng.random()
         channel = "counter" if roll < 0.55 else ("online" if roll < 0.93 else "postal")
@@ -349,10 +411,10 @@ class _Simulator:
     # -- one case ---------------------------------------------------------------------------
 
     def case(self, number: int, draft: _Draft) -> list[tuple[int, dict[str, Any]]]:
-        """The events of one case as (instant, event without id), in event-time order."""
+        """The events of one case as (instant, event), in the order they were drawn; the
+        caller fills in `event_id` and `occurred_at`."""
         rng = self.rng
         calendar = self.calendar
-        province = self.province
         procedure = draft.procedure
         agency, centre, channel = draft.agency, draft.centre, draft.channel
         case_id = f"{self.case_prefix}{number:06d}"
@@ -360,12 +422,14 @@ class _Simulator:
         accepted = int(calendar.acceptance(received_at, centre))
         legal_due = self.rules.legal_due(procedure, accepted, centre)
         per_day = self.working_day_seconds(centre)
-        add = calendar.add_working_seconds
+        def add(instant: float, seconds: float) -> float:
+            return calendar.add_working_seconds(instant, seconds, centre)
 
         events: list[tuple[int, dict[str, Any]]] = []
 
         def emit(at: float, kind: str, **fields: Any) -> None:
-            events.append((int(at), {"type": kind, **fields}))
+            events.append((int(at), {"event_id": "", "type": kind, "occurred_at": "",
+                                     "case_id": case_id, **fields}))
 
         # Receipt.
         received: dict[str, Any] = {
@@ -407,7 +471,7 @@ class _Simulator:
         # Refused at reception: no processing at all.
         fate = rng.random()
         if fate < 0.012:
-            at = add(accepted, rng.uniform(5, 90) * _MINUTE, centre)
+            at = add(accepted, rng.uniform(5, 90) * _MINUTE)
             reason = rng.choice(_RECEPTION_REFUSAL_REASONS)
             if rng.random() < 0.10:
                 emit(at, "refused", stage="reception")
@@ -447,7 +511,7 @@ class _Simulator:
             for request, answer in pauses:
                 if offset > request:
                     base, since = answer, request
-            return int(add(base, offset - since, centre))
+            return int(add(base, offset - since))
 
         request_instants: list[tuple[int, int | None]] = []
         for number_, request in enumerate(supplement_requests):
@@ -456,7 +520,7 @@ class _Simulator:
                 request_instants.append((asked, None))
                 break
             days = rng.choice((1, 1, 2, 2, 3, 4, 5))
-            answered = int(add(asked, (days - rng.uniform(0.0, 0.6)) * per_day, centre))
+            answered = int(add(asked, (days - rng.uniform(0.0, 0.6)) * per_day))
             pauses.append((request, answered))
             request_instants.append((asked, answered))
 
@@ -465,7 +529,7 @@ class _Simulator:
                      for a, b in request_instants if b is not None)
         due = base_due
         if paused > 0:
-            due = add(base_due, paused, centre)
+            due = calendar.add_working_seconds(base_due, paused, centre)
             if calendar.is_close_of_day(due, centre):
                 due = calendar.end_of_day(calendar.local_date(due))
 
@@ -494,12 +558,12 @@ class _Simulator:
                 break
             emit(at_active(offset), "transferred", from_unit=from_unit, to_unit=to_unit,
                  method=method)
-        for (asked, answered), _ in zip(request_instants, supplement_requests, strict=True):
+        for asked, answer in request_instants:
             if stop_active is not None and asked > at_active(stop_active):
                 break
             emit(asked, "supplement_requested", reason=rng.choice(_SUPPLEMENT_REASONS))
-            if answered is not None:
-                emit(answered, "supplement_received")
+            if answer is not None:
+                emit(answer, "supplement_received")
         if stop_active is not None and (not never_answered
                                         or stop_active < supplement_requests[-1]):
             at = at_active(stop_active)
@@ -526,16 +590,16 @@ class _Simulator:
         result["electronic_result"] = rng.random() < 0.70
         emit(end_at, "processed", **result)
         back = end_at
-        for offset, from_unit, to_unit, method in hops:
+        for offset, *_ in hops:
             if offset > processed_active:
                 back = at_active(offset)
         roll = rng.random()
         if channel == "online" and (full_online or roll < 0.5):
-            returned_at = add(back, rng.uniform(1, 60) * _MINUTE, centre)
+            returned_at = add(back, rng.uniform(1, 60) * _MINUTE)
             return_channel = "online" if full_online or rng.random() < 0.8 else "postal"
         else:
             delay = rng.choice((0.05, 0.2, 0.5, 1.0, 1.0, 1.5, 2.0)) * per_day
-            returned_at = add(back, delay * rng.uniform(0.5, 1.0), centre)
+            returned_at = add(back, delay * rng.uniform(0.5, 1.0))
             if channel == "postal":
                 return_channel = "postal" if roll < 0.85 else "counter"
             else:
@@ -556,8 +620,12 @@ class _Simulator:
         """Hand-offs (active offset, from, to, method) and the active offset at which
         processing ends (the `processed` instant)."""
         rng = self.rng
-        paper_share = 0.6 if rng.random() < 0.10 else 0.06
-        method = lambda: "paper" if rng.random() < paper_share else "electronic"  # noqa: E731
+        # Some units still move files on paper; most hand-offs are electronic (~85 %).
+        paper_share = 0.65 if rng.random() < 0.12 else 0.08
+
+        def method() -> str:
+            return "paper" if rng.random() < paper_share else "electronic"
+
         hops: list[tuple[float, str, str, str]] = []
         steps = procedure.steps
         if len(steps) >= 2:
@@ -587,8 +655,12 @@ class _Simulator:
         hops.append((first, centre, agency, method()))
         holder = agency
         committee = self.province.province_committee
-        if (procedure.level == "province" and committee and committee != agency
-                and rng.random() < 0.30):
+        parent = self.province.agencies[agency].parent
+        if procedure.level != "province" and parent in self.province.units:
+            committee = parent  # a commune unit's file is signed by the commune chairman
+        if committee and committee != agency and rng.random() < (
+            0.30 if procedure.level == "province" else 0.70
+        ):
             signing = active_end * rng.uniform(0.7, 0.92)
             hops.append((signing, agency, committee, method()))
             holder = committee
@@ -619,7 +691,7 @@ class _Simulator:
         deadline_day = calendar.add_working_days(due_day, -1)
         deadline = calendar.end_of_day(deadline_day)
         issued = None
-        if rng.random() < 0.6 and calendar.local_date(accepted) <= deadline_day:
+        if rng.random() < 0.7 and calendar.local_date(accepted) <= deadline_day:
             back = rng.choice((0, 0, 0, 1))
             day = max(calendar.add_working_days(deadline_day, -back), calendar.local_date(accepted))
             day = calendar.next_working_day_from(day)
@@ -780,6 +852,20 @@ class _Simulator:
     # -- the stream ---------------------------------------------------------------------------
 
     def run(self) -> Iterator[dict[str, Any]]:
+        # Hundreds of thousands of small dicts and no reference cycles: the cyclic garbage
+        # collector would only rescan them over and over while they are built.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            delivery = self.delivery()
+        finally:
+            if collecting:
+                gc.enable()
+        for item in delivery:
+            yield item[3]
+
+    def delivery(self) -> list[tuple[int, int, int, dict[str, Any]]]:
+        """Every event with its delivery key, in delivery order."""
         settings = self.settings
         rng = self.rng
         drafts = [self.draft() for _ in range(max(settings.cases, 0))]
@@ -792,15 +878,15 @@ class _Simulator:
         sequence = 0
         for number, draft in enumerate(drafts, 1):
             case_events = self.case(number, draft)
-            case_events.sort(key=lambda item: item[0])
+            case_events.sort(key=_first)
             case_id = f"{self.case_prefix}{number:06d}"
             index = 0
-            for at, body in case_events:
+            for at, event in case_events:
                 if at > window_end:
                     break
                 index += 1
-                event = {"event_id": f"{case_id}-{index:02d}", "type": body.pop("type"),
-                         "occurred_at": iso(at), "case_id": case_id, **body}
+                event["event_id"] = f"{case_id}-{index:02d}"
+                event["occurred_at"] = iso(at)
                 stream.append((at, sequence, case_id, event))
                 sequence += 1
             if draft.channel == "counter":
@@ -818,22 +904,24 @@ class _Simulator:
         delivery: list[tuple[int, int, int, dict[str, Any]]] = []
         previous: dict[str, tuple[int, int]] = {}
         random = rng.random
-        for at, seq, case_id, event in stream:
+        for at, seq, owner, event in stream:
             key_at, key_seq, tie = at, seq, 0
-            if case_id is not None:
-                before = previous.get(case_id)
+            if owner is not None:
+                before = previous.get(owner)
                 if before is not None and disorder > 0 and random() < disorder:
                     key_at, key_seq, tie = before[0], before[1], -1
                 else:
-                    previous[case_id] = (at, seq)
+                    previous[owner] = (at, seq)
             delivery.append((key_at, key_seq, tie, event))
             if duplicate > 0 and random() < duplicate:
                 delay = int(rng.expovariate(1 / 300)) + 1
                 delivery.append((key_at + delay, key_seq, 1, event))
         del stream
         delivery.sort(key=_delivery_key)
-        for item in delivery:
-            yield item[3]
+        return delivery
+
+
+_first = itemgetter(0)
 
 
 def _delivery_key(item: tuple[int, int, int, dict[str, Any]]) -> tuple[int, int, int]:
