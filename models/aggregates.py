@@ -72,6 +72,8 @@ class AgencyFigures:
     apology_compliance: Ratio = field(default_factory=Ratio)
     refusals_without_reason: int = 0
     due_date_mismatches: int = 0
+    # The source system's own overdue notice disagrees with the monitor's verdict.
+    overdue_notice_mismatches: int = 0
 
     def __iadd__(self, other: AgencyFigures) -> AgencyFigures:
         for item in fields(self):
@@ -182,6 +184,8 @@ def add_case(figures: dict[str, AgencyFigures], view: CaseView, period: Period) 
             agency.refusals_without_reason += 1
     elif view.overdue:
         agency.overdue_open += 1
+    if view.source_flagged_overdue != (view.verdict == "late" or view.overdue):
+        agency.overdue_notice_mismatches += 1
     agency.service_index_on_time_rate.count(view.service_index_verdict == "on_time")
     agency.satisfaction_share.count(
         view.rating != "unsatisfied" and view.service_index_verdict == "on_time"

@@ -110,3 +110,17 @@ def test_waits_against_the_target_by_centre():
     assert figures["wait_within_target"] == {"numerator": 2, "denominator": 3, "ratio": round(2 / 3, 6)}
     assert (figures["wait_p50_seconds"], figures["wait_p90_seconds"]) == (900.0, 901.0)
     assert (figures["no_shows"], figures["recalls"], figures["waiting_now"]) == (1, 1, 1)
+
+
+def test_a_source_overdue_notice_that_disagrees_is_a_finding(rules):
+    as_of = "2026-03-31 00:00"
+    wrong = view_of(rules, [received("2026-03-02 09:00", case_id="W"),
+                            event("overdue", "2026-03-05 09:00", case_id="W"),
+                            event("processed", "2026-03-06 10:00", case_id="W")], as_of)
+    right = view_of(rules, [received("2026-03-02 09:00", case_id="R"),
+                            event("overdue", "2026-03-10 09:00", case_id="R"),
+                            event("processed", "2026-03-11 10:00", case_id="R")], as_of)
+    figures: dict[str, AgencyFigures] = {}
+    for view in (wrong, right):
+        add_case(figures, view, Period(float("-inf"), at(as_of)))
+    assert figures["STP"].overdue_notice_mismatches == 1
