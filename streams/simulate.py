@@ -712,7 +712,7 @@ class _Simulator:
         new_due = calendar.end_of_day(new_due_day)
         emit(issued, "apology_issued", agency=agency, new_due_at=self.iso(new_due),
              reason=rng.choice(_APOLOGY_REASONS), signed_by=signer)
-        if rng.random() < 0.035:  # re-scheduled a second time
+        if rng.random() < 0.06:  # re-scheduled a second time: rare, but a demo should show it
             second_at = int(calendar.add_working_seconds(
                 issued, rng.uniform(0.5, 2.0) * per_day, centre))
             if end_at is not None and second_at >= end_at:
