@@ -27,6 +27,8 @@ DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 # The table starts around this year and grows to whatever years the events need; the rules
 # never read the wall clock, not even to size a table.
 _FIRST_TABLE_YEAR = 2026
+# Years the calendar counts in; an instant outside them is a data error, not a date.
+SUPPORTED_YEARS = (1950, 2200)
 
 
 def _within(periods: Periods, offset: float) -> float:
@@ -69,6 +71,10 @@ class WorkingCalendar:
         self._working: list[bool] = []
         self._working_counts: list[int] = []  # [i]: working days before day i
         self._totals: dict[Periods, list[float]] = {}  # [i]: working seconds before day i
+        self._supported = (
+            dt.datetime(SUPPORTED_YEARS[0], 1, 1, tzinfo=self.zone).timestamp(),
+            dt.datetime(SUPPORTED_YEARS[1], 1, 1, tzinfo=self.zone).timestamp(),
+        )
         self._cover_year(_FIRST_TABLE_YEAR)
 
     @classmethod
@@ -87,25 +93,26 @@ class WorkingCalendar:
         return bool(self._statutory.is_working_day(day))
 
     def local_date(self, instant: float) -> dt.date:
-        return self._days[self._instant_index(instant)]
+        index = self._instant_index(instant)  # may regrow the table: index first
+        return self._days[index]
 
     def start_of_day(self, day: dt.date) -> float:
-        return self._starts[self._day_index(day)]
+        index = self._day_index(day)
+        return self._starts[index]
 
     def end_of_day(self, day: dt.date) -> float:
         """24:00 of `day`, the instant a period counted in days ends (Civil Code Art. 148)."""
-        return self._starts[self._day_index(day) + 1]
+        index = self._day_index(day)
+        return self._starts[index + 1]
 
     def add_working_days(self, day: dt.date, count: int) -> dt.date:
         """The `count`-th working day after `day` (before it when negative); 0 gives `day`."""
         if count == 0:
             return day
-        margin = 2 * abs(count) + 30  # calendar days that surely hold `count` working days
+        margin = dt.timedelta(days=2 * abs(count) + 30)  # surely holds `count` working days
+        self._day_index(day - margin)
+        self._day_index(day + margin)
         index = self._day_index(day)
-        if not margin <= index < len(self._days) - margin:
-            self._cover_day(day - dt.timedelta(days=margin))
-            self._cover_day(day + dt.timedelta(days=margin))
-            index = self._day_index(day)
         counts = self._working_counts
         if count > 0:
             found = bisect_left(counts, counts[index + 1] + count) - 1
@@ -115,7 +122,8 @@ class WorkingCalendar:
 
     def next_working_day_from(self, day: dt.date) -> dt.date:
         """`day` itself if it is a working day, else the next working day."""
-        return day if self._working[self._day_index(day)] else self.add_working_days(day, 1)
+        index = self._day_index(day)
+        return day if self._working[index] else self.add_working_days(day, 1)
 
     # ---- working time -----------------------------------------------------------------
 
@@ -181,11 +189,13 @@ class WorkingCalendar:
 
     def is_close_of_day(self, instant: float, centre: str | None = None) -> bool:
         """True when `instant` is the end of the day's last working period."""
-        offset = instant - self._starts[self._instant_index(instant)]
+        index = self._instant_index(instant)
+        offset = instant - self._starts[index]
         return abs(offset - self.periods(centre)[-1][1]) < 1e-6
 
     def after_cutoff(self, instant: float, cutoff: int) -> bool:
-        return instant - self._starts[self._instant_index(instant)] > cutoff
+        index = self._instant_index(instant)
+        return instant - self._starts[index] > cutoff
 
     # ---- conversions ------------------------------------------------------------------
 
@@ -204,23 +214,33 @@ class WorkingCalendar:
 
     # ---- the table --------------------------------------------------------------------
 
+    def supports(self, instant: float) -> bool:
+        """Whether `instant` falls in the years the calendar can count (SUPPORTED_YEARS)."""
+        return self._supported[0] <= instant < self._supported[1]
+
+    # Every lookup keeps at least a whole year of table on either side of what it looks
+    # up, so that walking forward or back from it never runs off the table. Callers take
+    # the index before reading the lists: a lookup may regrow (replace) them.
+
     def _instant_index(self, instant: float) -> int:
-        starts = self._starts
-        if not starts[0] <= instant < starts[-1]:
+        if not self._inner[0] <= instant < self._inner[1]:
+            if not self.supports(instant):
+                raise ValueError(
+                    f"instant {instant:.0f} is outside the years the working calendar "
+                    f"supports ({SUPPORTED_YEARS[0]}–{SUPPORTED_YEARS[1] - 1})"
+                )
             self._cover_year(dt.datetime.fromtimestamp(instant, self.zone).year)
-            starts = self._starts
-        return bisect_right(starts, instant) - 1
+        return bisect_right(self._starts, instant) - 1
 
     def _day_index(self, day: dt.date) -> int:
-        index = day.toordinal() - self._first_ordinal
-        if not 0 <= index < len(self._days):
-            self._cover_day(day)
-            index = day.toordinal() - self._first_ordinal
-        return index
-
-    def _cover_day(self, day: dt.date) -> None:
-        if not 0 <= day.toordinal() - self._first_ordinal < len(self._days):
+        if not self._first_year < day.year < self._last_year:
+            if not SUPPORTED_YEARS[0] <= day.year < SUPPORTED_YEARS[1]:
+                raise ValueError(
+                    f"{day} is outside the years the working calendar supports "
+                    f"({SUPPORTED_YEARS[0]}–{SUPPORTED_YEARS[1] - 1})"
+                )
             self._cover_year(day.year)
+        return day.toordinal() - self._first_ordinal
 
     def _cover_year(self, year: int) -> None:
         """Grow the table to whole years including the years around `year`."""
@@ -237,6 +257,10 @@ class WorkingCalendar:
         self._starts = [start.timestamp() for start in starts]
         self._offsets = [_offset_text(int(s.utcoffset().total_seconds())) for s in starts]  # type: ignore[union-attr]
         self._days = days[:-1]
+        self._inner = (
+            dt.datetime(first + 1, 1, 1, tzinfo=self.zone).timestamp(),
+            dt.datetime(last, 1, 1, tzinfo=self.zone).timestamp(),
+        )
         self._prefixes = [f"{day.isoformat()}T" for day in self._days]
         self._working = [self.is_working_day(day) for day in self._days]
         counts = [0]

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from models.calendar import WorkingCalendar
-from models.events import CaseEvent, Received
+from models.calendar import SUPPORTED_YEARS, WorkingCalendar
+from models.events import CaseEvent, Event, Received
 from models.facts import Fact, record
 from models.reference import Procedure, Reference
 
@@ -200,8 +200,16 @@ class CaseRules:
 
     # ---- input checks ---------------------------------------------------------------
 
-    def check(self, event: CaseEvent) -> str | None:
+    def check(self, event: Event) -> str | None:
         """Why an otherwise well-formed event cannot be used, or None."""
+        for name in ("occurred_at", "due_at", "new_due_at"):
+            value = getattr(event, name, None)
+            if value is not None and not self.calendar.supports(value.timestamp()):
+                first, end = SUPPORTED_YEARS
+                return (
+                    f"field '{name}': {value.isoformat()} is outside the years the working "
+                    f"calendar supports ({first}–{end - 1})"
+                )
         if isinstance(event, Received):
             if event.procedure not in self.reference.procedures:
                 return f"unknown procedure code '{event.procedure}'"

@@ -59,14 +59,14 @@ class Replay:
         event = decode_event(raw)
         if type(event) is Rejection:
             return event.reason
+        reason = self.rules.check(event)
+        if reason is not None:
+            return reason
         if type(event) in _QUEUE_EVENT_CLASSES:
             ticket_id = event.ticket_id  # type: ignore[union-attr]
             ticket, outputs = self.queue_rules.apply(self.tickets.get(ticket_id), event)  # type: ignore[arg-type]
             self.tickets[ticket_id] = ticket
         else:
-            reason = self.rules.check(event)  # type: ignore[arg-type]
-            if reason is not None:
-                return reason
             case_id = event.case_id  # type: ignore[union-attr]
             case, outputs = self.rules.apply(self.cases.get(case_id), event)  # type: ignore[arg-type]
             self.cases[case_id] = case

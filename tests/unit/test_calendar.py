@@ -116,3 +116,29 @@ def test_working_days_count_forward_and_back(day, count):
     assert sum(calendar.is_working_day(d) for d in span) == count
     if calendar.is_working_day(day):
         assert calendar.add_working_days(later, -count) == day
+
+
+def test_lookups_far_from_the_first_table_regrow_it_and_stay_right():
+    # Each on a fresh calendar, so the lookup itself must grow the table.
+    assert WorkingCalendar().local_date(at("2023-06-01 10:00")) == D(2023, 6, 1)
+    assert WorkingCalendar().end_of_day(D(2024, 12, 31)) == at("2025-01-01 00:00")
+    assert WorkingCalendar().start_of_day(D(2030, 1, 2)) == at("2030-01-02 00:00")
+    assert WorkingCalendar().next_working_day_from(D(2030, 1, 5)) == D(2030, 1, 7)
+    # The last day of the table's last year still has a next working period.
+    calendar = WorkingCalendar()
+    # 1 January 2028 is a Saturday: Monday the 3rd is its substitute day off.
+    assert calendar.acceptance(at("2027-12-31 18:00")) == at("2028-01-04 07:30")
+    assert calendar.is_close_of_day(at("2031-03-03 17:00"))
+    assert not WorkingCalendar().after_cutoff(at("2032-03-03 14:00"), 15 * 3600)
+
+
+def test_instants_outside_the_supported_years_are_a_clear_error():
+    import pytest
+
+    calendar = WorkingCalendar()
+    far = dt.datetime(9999, 1, 1, tzinfo=dt.UTC).timestamp()
+    assert not calendar.supports(far)
+    with pytest.raises(ValueError, match="outside the years the working calendar supports"):
+        calendar.local_date(far)
+    with pytest.raises(ValueError, match="outside the years"):
+        calendar.end_of_day(D(2400, 1, 1))

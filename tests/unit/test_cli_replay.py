@@ -108,3 +108,25 @@ def test_missing_file_and_bad_reference(files, tmp_path):
     result = CliRunner().invoke(app, ["replay", str(events), "--reference", str(reference)])
     assert result.exit_code == 2
     assert "procedures.csv, line 2, column 'limit'" in result.stderr
+
+
+def test_instants_the_calendar_cannot_count_are_dead_letters(files, tmp_path):
+    reference, events = files
+    far = [
+        line(event_id="f1", type="received", case_id="F1", occurred_at="2026-03-02T09:00:00+07:00",
+             procedure="P5", handling_agency="STP", centre="CENTRE", channel="online",
+             due_at="9999-01-01T00:00:00+07:00"),
+        line(event_id="f2", type="ticket_issued", ticket_id="T9", centre="CENTRE",
+             occurred_at="2401-01-01T08:00:00+07:00"),
+    ]
+    events.write_text("\n".join(EVENTS[:1] + far) + "\n", encoding="utf-8")
+    dead = tmp_path / "dead.jsonl"
+    result = CliRunner().invoke(app, ["replay", str(events), "--reference", str(reference),
+                                      "--dead-letters", str(dead)])
+    assert result.exit_code == 0, result.output
+    reasons = [orjson.loads(text)["reason"] for text in dead.read_text().splitlines()]
+    assert reasons == [
+        "field 'due_at': 9999-01-01T00:00:00+07:00 is outside the years the working calendar supports (1950–2199)",
+        "field 'occurred_at': 2401-01-01T08:00:00+07:00 is outside the years the working calendar supports (1950–2199)",
+    ]
+    assert list(orjson.loads(result.stdout)["cases"]) == ["C1"]
