@@ -353,7 +353,7 @@ class CaseRules:
         received = None
         transfers: list[tuple[float, str, str, str]] = []
         pauses: list[tuple[float, float | None]] = []
-        supplement_requests = 0
+        request_times: list[float] = []
         apologies: list[tuple[float, str, float]] = []
         processed_at = returned_at = refused_at = stopped_at = withdrawn_at = None
         processed_data = refused_data = None
@@ -372,7 +372,7 @@ class CaseRules:
             elif kind == "transferred":
                 transfers.append((at, *data))  # type: ignore[misc]
             elif kind == "supplement_requested":
-                supplement_requests += 1
+                request_times.append(at)
                 if not pauses or pauses[-1][1] is not None:
                     pauses.append((at, None))
             elif kind == "supplement_received":
@@ -423,16 +423,26 @@ class CaseRules:
         if processed_data is not None and processed_data[0] == "refused" and status == "processed":
             status = "refused"
 
+        # A request after the end of processing is not part of it.
+        end_or_now = end_at if end_at is not None else as_of
+        supplement_requests = sum(1 for at in request_times if at <= end_or_now)
         legal_due = self.legal_due(procedure, accepted_at, centre)
         base_due = legal_due if receipt_due is None else receipt_due
-        # The clock stops while the applicant completes the file; an open pause runs to
-        # the end of processing or to `as_of`.
+        # The clock stops while the applicant completes the file, counted from acceptance
+        # to the end of processing (an open pause runs to `as_of`). A request made once
+        # the case is past its due instant gives nothing back: the case is already late.
         clock_stop = end_at if end_at is not None else (withdrawn_at or as_of)
-        paused_seconds = 0.0
+        due_at = base_due
+        due_before_open_pause = None
         for start, finish in pauses:
+            start = max(start, accepted_at)
             stop = min(finish if finish is not None else clock_stop, clock_stop)
-            paused_seconds += calendar.working_seconds_between(start, stop, centre)
-        due_at = self._extend(base_due, paused_seconds, centre)
+            if finish is None:
+                due_before_open_pause = due_at
+            if start >= due_at or stop <= start:
+                continue
+            paused_seconds = calendar.working_seconds_between(start, stop, centre)
+            due_at = self._extend(due_at, paused_seconds, centre)
         paused = bool(pauses) and pauses[-1][1] is None and status == "open"
 
         due_day = calendar.local_date(due_at - 1e-3)
@@ -452,8 +462,8 @@ class CaseRules:
             si_verdict = "late"
         elif verdict is not None:
             si_verdict = "late" if verdict == "late" else "on_time"
-        elif paused:
-            si_verdict = "late" if pauses[-1][0] > due_at else "on_time"
+        elif paused and due_before_open_pause is not None:
+            si_verdict = "late" if pauses[-1][0] > due_before_open_pause else "on_time"
         else:
             si_verdict = "late" if overdue else "on_time"
 
@@ -474,9 +484,8 @@ class CaseRules:
                 else:
                     apology = "issued_late"
         late_after_reschedule = False
-        if apologies:
-            new_due = apologies[-1][2]
-            late_after_reschedule = (end_at if end_at is not None else as_of) > new_due
+        if apologies and (verdict == "late" or overdue):
+            late_after_reschedule = end_or_now > apologies[-1][2]
 
         holders = self._holding_periods(accepted_at, agency, transfers)
         responsible: tuple[str, ...] = ()

@@ -271,3 +271,44 @@ def test_withdrawn_case_has_no_verdict(rules):
     assert view.verdict is None
     assert not view.overdue
     assert view.apology == "not_required"
+
+
+def test_a_supplement_request_after_the_due_instant_gives_no_time_back(rules):
+    # Due at 24:00 of Monday 9 March; the request comes on Wednesday 11, the applicant
+    # never returns: the case stays late, for the service index too.
+    events = [received("2026-03-02 09:00"), event("supplement_requested", "2026-03-11 09:00")]
+    for as_of in ("2026-03-11 08:00", "2026-03-25 12:00"):
+        view = view_of(rules, events, as_of)
+        assert local(rules, view.due_at) == "2026-03-10 00:00"
+        assert view.overdue and view.service_index_verdict == "late"
+        assert view.apology == "missing"
+
+
+def test_a_pause_before_acceptance_only_counts_from_acceptance(rules):
+    # Requested before the case was received; supplied one working hour after acceptance.
+    events = [event("supplement_requested", "2026-02-27 09:00"),
+              received("2026-03-02 09:00"),
+              event("supplement_received", "2026-03-02 10:00")]
+    view = view_of(rules, events, "2026-03-03 00:00")
+    assert local(rules, view.due_at) == "2026-03-10 08:30"  # 24:00 of Monday 9 + 1 h
+
+
+def test_an_early_case_is_not_late_after_re_scheduling(rules):
+    events = [received("2026-03-02 09:00"),
+              event("apology_issued", "2026-03-03 09:00", agency="STP",
+                    new_due_at=iso_of("2026-03-04 17:00"), reason="Dự kiến chậm"),
+              event("processed", "2026-03-05 10:00")]
+    view = view_of(rules, events, "2026-03-31 00:00")
+    assert view.verdict == "early"
+    assert not view.late_after_reschedule
+
+
+def test_a_supplement_request_after_processing_does_not_count(rules):
+    events = [received("2026-03-02 09:00"),
+              event("supplement_requested", "2026-03-03 09:00"),
+              event("supplement_received", "2026-03-03 10:00"),
+              event("processed", "2026-03-05 10:00"),
+              event("supplement_requested", "2026-03-06 09:00")]
+    view = view_of(rules, events, "2026-03-31 00:00")
+    assert view.supplement_requests == 1
+    assert view.service_index_verdict == "on_time"
