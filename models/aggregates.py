@@ -126,13 +126,17 @@ def percentile(ordered: list[float], fraction: float) -> float | None:
 
 @dataclass(slots=True)
 class Period:
-    """Reporting period [start, end] as instants; cases are evaluated as of `end`."""
+    """Reporting period (start, end] as instants; cases are evaluated as of `end`.
+
+    Open at the start and closed at the end, like a day that runs to its 24:00: an instant
+    at midnight belongs to the day that ends there, so consecutive periods never count one
+    event twice."""
 
     start: float
     end: float
 
     def holds(self, instant: float | None) -> bool:
-        return instant is not None and self.start <= instant <= self.end
+        return instant is not None and self.start < instant <= self.end
 
 
 def add_case(figures: dict[str, AgencyFigures], view: CaseView, period: Period) -> None:
@@ -150,7 +154,7 @@ def add_case(figures: dict[str, AgencyFigures], view: CaseView, period: Period) 
         else:
             agency.received_postal += 1
         agency.online_submission_share.count(channel == "online")
-        agency.postal_share.count(channel == "postal")
+        agency.postal_share.count(channel == "postal" or view.returned_channel == "postal")
         if view.full_online_eligible:
             agency.full_online_share.count(view.full_online)
         if view.fee_bearing:
@@ -178,7 +182,9 @@ def add_case(figures: dict[str, AgencyFigures], view: CaseView, period: Period) 
         else:
             agency.late += 1
         agency.completed_on_time_rate.count(verdict != "late")
-        if view.electronic_result is not None:
+        # Rulebook §8: of the cases whose procedure issues a paper result; a result the
+        # producer did not describe is left out rather than guessed.
+        if view.paper_result and view.electronic_result is not None:
             agency.electronic_result_share.count(view.electronic_result)
         if view.refusal_without_reason:
             agency.refusals_without_reason += 1

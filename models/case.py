@@ -164,6 +164,8 @@ class CaseView:
     paid_online: bool
     full_online: bool
     full_online_eligible: bool
+    paper_result: bool
+    returned_channel: str | None
     electronic_result: bool | None
     rating: str | None
     refusal_without_reason: bool
@@ -356,6 +358,7 @@ class CaseRules:
         request_times: list[float] = []
         apologies: list[tuple[float, str, float]] = []
         processed_at = returned_at = refused_at = stopped_at = withdrawn_at = None
+        returned_channel = None
         processed_data = refused_data = None
         paid_online = False
         rating = None
@@ -385,7 +388,7 @@ class CaseRules:
                     processed_at, processed_data = at, data
             elif kind == "returned":
                 if returned_at is None:
-                    returned_at = at
+                    returned_at, returned_channel = at, data[0]  # type: ignore[index]
             elif kind == "refused":
                 if refused_at is None:
                     refused_at, refused_data = at, data
@@ -527,6 +530,8 @@ class CaseRules:
             paid_online=paid_online,
             full_online=bool(full_online),
             full_online_eligible=bool(procedure.full_online_eligible),
+            paper_result=bool(procedure.paper_result),
+            returned_channel=returned_channel,
             electronic_result=electronic_result,
             rating=rating,
             refusal_without_reason=refusal_without_reason,

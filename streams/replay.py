@@ -130,6 +130,7 @@ class Replay:
         period's end (or `as_of` if earlier) and only cases handled in it are listed."""
         calendar = self.rules.calendar
         end = as_of if period_to is None else min(as_of, calendar.end_of_day(period_to))
+        # The period opens at 24:00 of the day before `period_from` (see Period).
         start = float("-inf") if period_from is None else calendar.start_of_day(period_from)
         period = Period(start, end)
         agencies: dict[str, AgencyFigures] = {}

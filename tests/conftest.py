@@ -24,8 +24,10 @@ def agency(code: str, level: str = "province", centre: str = "CENTRE") -> Agency
 def small_reference() -> Reference:
     hours = 3600
     procedures = [
-        Procedure("P5", "Five working days", "civil", "province", 5, "working_days"),
-        Procedure("P30C", "Thirty calendar days", "land", "province", 30, "calendar_days"),
+        Procedure("P5", "Five working days", "civil", "province", 5, "working_days",
+                  paper_result=True),
+        Procedure("P30C", "Thirty calendar days", "land", "province", 30, "calendar_days",
+                  paper_result=False),
         Procedure("P8H", "Eight working hours", "certification", "commune", 8, "working_hours"),
         Procedure("PSAME", "Same day", "certification", "commune", 0, "same_day"),
         Procedure(

@@ -124,3 +124,35 @@ def test_a_source_overdue_notice_that_disagrees_is_a_finding(rules):
     for view in (wrong, right):
         add_case(figures, view, Period(float("-inf"), at(as_of)))
     assert figures["STP"].overdue_notice_mismatches == 1
+
+
+def test_consecutive_periods_count_an_instant_at_midnight_once(rules):
+    # Received and processed exactly at 24:00 of 31 March: March's, not April's.
+    view = view_of(rules, [received("2026-04-01 00:00", case_id="M"),
+                           event("processed", "2026-04-01 00:00", case_id="M")],
+                   "2026-04-30 00:00")
+    march: dict[str, AgencyFigures] = {}
+    april: dict[str, AgencyFigures] = {}
+    add_case(march, view, Period(at("2026-03-01 00:00"), at("2026-04-01 00:00")))
+    add_case(april, view, Period(at("2026-04-01 00:00"), at("2026-05-01 00:00")))
+    assert (march["STP"].received, march["STP"].ended) == (1, 1)
+    assert (april["STP"].received, april["STP"].ended) == (0, 0)
+    assert april["STP"].service_index_on_time_rate.denominator == 0
+
+
+def test_electronic_result_counts_paper_result_procedures_and_postal_counts_returns(rules):
+    as_of = "2026-05-31 00:00"
+    paper = view_of(rules, [received("2026-03-02 09:00", case_id="P", channel="counter"),
+                            event("processed", "2026-03-05 10:00", case_id="P",
+                                  electronic_result=True),
+                            event("returned", "2026-03-06 10:00", case_id="P",
+                                  channel="postal")], as_of)
+    no_paper = view_of(rules, [received("2026-03-02 09:00", "P30C", case_id="N"),
+                               event("processed", "2026-03-05 10:00", case_id="N",
+                                     electronic_result=True)], as_of)
+    figures: dict[str, AgencyFigures] = {}
+    for view in (paper, no_paper):
+        add_case(figures, view, Period(float("-inf"), at(as_of)))
+    stp = figures["STP"]
+    assert stp.electronic_result_share.to_json()["denominator"] == 1
+    assert stp.postal_share.to_json() == {"numerator": 1, "denominator": 2, "ratio": 0.5}
