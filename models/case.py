@@ -6,8 +6,9 @@ due date, pauses, verdict, apology status, who is responsible — is read from t
 facts by `evaluate`. That makes the result independent of arrival order and duplicates by
 construction, and keeps an open case small.
 
-Derived events fire once per case and kind (a bit in the state) with ids derived from the
-case and kind, so reprocessing produces the same ids and consumers can drop repeats.
+Derived events come from ticks (`on_tick`), which judge the whole history, never from a
+single event; each fires once per case and kind (a bit in the state) with an id derived
+from the case and kind, so reprocessing produces the same ids and consumers drop repeats.
 """
 
 from __future__ import annotations
@@ -107,8 +108,6 @@ _FACT_DATA: dict[str, Callable[[Any], tuple[Any, ...]]] = {
     "rated": lambda e: (e.rating,),
     "overdue": lambda e: (_optional_instant(e.due_at),),
 }
-# Kinds whose arrival alone can bring a derived event.
-_EVENT_OUTPUT_KINDS = frozenset({"refused", "processed", "apology_issued"})
 
 
 # ---- derived events -------------------------------------------------------------------
@@ -155,6 +154,7 @@ class CaseView:
     apologies: int
     rescheduled_twice: bool
     late_after_reschedule: bool
+    rescheduled_at: float | None  # the apology that re-scheduled once too often
     responsible: tuple[str, ...]
     holder: str
     supplement_requests: int
@@ -168,7 +168,7 @@ class CaseView:
     returned_channel: str | None
     electronic_result: bool | None
     rating: str | None
-    refusal_without_reason: bool
+    refusal_without_reason_at: float | None  # a refusal without written reasons, when
     source_flagged_overdue: bool
     transfers: tuple[tuple[float, str, str, str], ...]
     apology_deadline: float | None  # None for a case that cannot be late any more
@@ -179,6 +179,10 @@ class CaseView:
     def due_mismatch(self) -> bool:
         """The receipt's due date differs from the legal one: a data-quality finding."""
         return self.receipt_due_at is not None and self.receipt_due_at != self.legal_due_at
+
+    @property
+    def refusal_without_reason(self) -> bool:
+        return self.refusal_without_reason_at is not None
 
     @property
     def ended(self) -> bool:
@@ -226,7 +230,11 @@ class CaseRules:
     def apply(
         self, state: CaseState | None, event: CaseEvent
     ) -> tuple[CaseState, list[DerivedEvent]]:
-        """Record an event's fact; a repeated `event_id` changes nothing."""
+        """Record an event's fact; a repeated `event_id` changes nothing.
+
+        An event alone brings no output: every derived event comes from `on_tick`, which
+        judges the whole history, so that no output depends on the order events arrive in
+        (a refusal's agency, say, is only known once the `received` event is in)."""
         if state is None:
             state = CaseState(event.case_id, ())
         kind = event.type
@@ -237,10 +245,7 @@ class CaseRules:
         facts = record(state.facts, fact)
         if facts is None:
             return state, []
-        state = CaseState(state.case_id, facts, state.emitted)
-        if kind in _EVENT_OUTPUT_KINDS:
-            return self._event_outputs(state, fact)
-        return state, []
+        return CaseState(state.case_id, facts, state.emitted), []
 
     def on_tick(self, state: CaseState, now: float) -> tuple[CaseState, list[DerivedEvent]]:
         """Outputs that time alone brings about: at risk, overdue, apologies, closing."""
@@ -249,33 +254,13 @@ class CaseRules:
             return state, []
         return self.derive(state, view, now)
 
-    def _event_outputs(
-        self, state: CaseState, fact: Fact
-    ) -> tuple[CaseState, list[DerivedEvent]]:
-        kind = fact.kind
-        if kind == "refused" or (kind == "processed" and fact.data and fact.data[0] == "refused"):
-            has_reason = fact.data[1] if fact.data else False
-            if not has_reason:
-                return self._emit(state, "refusal_without_reason", fact.at, {"stage": kind})
-        elif kind == "apology_issued":
-            apologies = [f for f in state.facts if f.kind == "apology_issued"]
-            rule = self._apology_rule(state)
-            if len(apologies) > rule.max_reschedules:
-                return self._emit(
-                    state, "rescheduled_twice", apologies[rule.max_reschedules].at,
-                    {"apologies": len(apologies)},
-                )
-        return state, []
-
+    @staticmethod
     def _emit(
-        self, state: CaseState, kind: str, at: float, details: dict[str, Any], agency: str = ""
+        state: CaseState, kind: str, at: float, details: dict[str, Any], agency: str
     ) -> tuple[CaseState, list[DerivedEvent]]:
         bit = _BIT[kind]
         if state.emitted & bit:
             return state, []
-        if not agency:
-            received = _received(state)
-            agency = received.data[1] if received and received.data else ""
         event = DerivedEvent(
             derived_event_id(kind, state.case_id), kind, state.case_id, agency, at, details
         )
@@ -284,7 +269,7 @@ class CaseRules:
     def derive(
         self, state: CaseState, view: CaseView, now: float
     ) -> tuple[CaseState, list[DerivedEvent]]:
-        """The time-driven derived events that hold for `view` at `now`, each once."""
+        """The derived events that hold for `view` at `now`, each once per case."""
         outputs: list[DerivedEvent] = []
 
         def emit(kind: str, at: float, details: dict[str, Any], agency: str = "") -> None:
@@ -304,6 +289,10 @@ class CaseRules:
             if view.apology == "missing":
                 emit("apology_missing", view.due_at, {"due_at": view.due_at,
                                                       "holder": view.holder}, view.holder)
+        if view.refusal_without_reason_at is not None:
+            emit("refusal_without_reason", view.refusal_without_reason_at, {})
+        if view.rescheduled_at is not None:
+            emit("rescheduled_twice", view.rescheduled_at, {"apologies": view.apologies})
         if (
             view.end_at is not None
             and view.ended
@@ -318,12 +307,6 @@ class CaseRules:
         return state, outputs
 
     # ---- reading the facts ----------------------------------------------------------
-
-    def _apology_rule(self, state: CaseState) -> ApologyRule:
-        received = _received(state)
-        if received is None:
-            return self.settings.apology_decree_118
-        return self._apology_rule_at(received.at)
 
     def _apology_rule_at(self, received_at: float) -> ApologyRule:
         settings = self.settings
@@ -497,11 +480,14 @@ class CaseRules:
 
         fee_bearing = (fee > 0) if fee is not None else bool(procedure.fee_bearing)
         electronic_result = processed_data[2] if processed_data is not None else None
-        refusal_without_reason = (
-            (refused_data is not None and not refused_data[1])
-            or (processed_data is not None and processed_data[0] == "refused"
-                and not processed_data[1])
-        )
+        refusal_without_reason_at = None
+        if refused_data is not None and not refused_data[1]:
+            refusal_without_reason_at = refused_at
+        elif processed_data is not None and processed_data[:2] == ("refused", False):
+            refusal_without_reason_at = processed_at
+        rescheduled_at = None
+        if rule is not None and len(apologies) > rule.max_reschedules:
+            rescheduled_at = apologies[rule.max_reschedules][0]
         return CaseView(
             case_id=state.case_id,
             procedure=procedure_code,
@@ -519,8 +505,9 @@ class CaseRules:
             service_index_verdict=si_verdict,
             apology=apology,
             apologies=len(apologies),
-            rescheduled_twice=rule is not None and len(apologies) > rule.max_reschedules,
+            rescheduled_twice=rescheduled_at is not None,
             late_after_reschedule=late_after_reschedule,
+            rescheduled_at=rescheduled_at,
             responsible=responsible,
             holder=holders[-1][1],
             supplement_requests=supplement_requests,
@@ -534,7 +521,7 @@ class CaseRules:
             returned_channel=returned_channel,
             electronic_result=electronic_result,
             rating=rating,
-            refusal_without_reason=refusal_without_reason,
+            refusal_without_reason_at=refusal_without_reason_at,
             source_flagged_overdue=source_flagged_overdue,
             transfers=tuple(transfers),
             apology_deadline=apology_deadline,
@@ -597,10 +584,3 @@ def _whole(limit: float) -> int:
     against a period shorter than the law gives it."""
     whole = int(limit)
     return whole if whole == limit else whole + 1
-
-
-def _received(state: CaseState) -> Fact | None:
-    for fact in state.facts:
-        if fact.kind == "received":
-            return fact
-    return None

@@ -46,17 +46,12 @@ class QueueRules:
                                          event.type, data))
         if facts is None:
             return state, []
-        state = TicketState(state.ticket_id, facts, state.wait_exceeded_sent)
-        # Only a call (or the issue, when calls came first) can settle a wait.
-        if event.type not in ("ticket_called", "ticket_issued") or state.wait_exceeded_sent:
-            return state, []
-        visit = self.evaluate(state, facts[-1].at)
-        if visit is None or visit.wait_seconds is None:
-            return state, []
-        return self._wait_exceeded(state, visit, visit.wait_seconds)
+        # As for cases, outputs come from ticks only: a wait judged on arrival would change
+        # with the order the calls arrive in.
+        return TicketState(state.ticket_id, facts, state.wait_exceeded_sent), []
 
     def on_tick(self, state: TicketState, now: float) -> tuple[TicketState, list[DerivedEvent]]:
-        """A ticket still waiting past the target is reported without waiting for its call."""
+        """A wait over the target: the first call's, or one still running at `now`."""
         visit = self.evaluate(state, now)
         if visit is None or visit.no_show:
             return state, []

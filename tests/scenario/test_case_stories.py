@@ -171,21 +171,31 @@ def test_without_budgets_the_holder_at_the_due_instant_is_responsible(rules):
     assert view.holder == "UBND"
 
 
+def ticked(rules, events, when):
+    """The outputs of a case story: applying its events, then one tick at `when`."""
+    state, applied = story(rules, events)
+    assert applied == []  # events alone bring no output; ticks judge the whole history
+    return rules.on_tick(state, at(when))
+
+
 def test_refusal_without_reason_is_a_finding(rules):
-    state, outputs = story(rules, [received("2026-03-02 09:00"),
-                                   event("refused", "2026-03-02 10:00", stage="reception")])
-    assert [o.type for o in outputs] == ["refusal_without_reason"]
+    state, outputs = ticked(rules, [received("2026-03-02 09:00"),
+                                    event("refused", "2026-03-02 10:00", stage="reception")],
+                            "2026-03-02 10:00")
+    assert [o.type for o in outputs] == ["refusal_without_reason", "case_closed"]
     assert outputs[0].event_id == derived_event_id("refusal_without_reason", "C1")
+    assert (outputs[0].agency, outputs[0].occurred_at) == ("STP", at("2026-03-02 10:00"))
     view = rules.evaluate(state, at("2026-03-03 00:00"))
     assert view.status == "refused" and view.refusal_without_reason
     assert view.verdict == "early"
-    _, outputs = story(rules, [received("2026-03-02 09:00"),
-                               event("refused", "2026-03-02 10:00", stage="reception",
-                                     reason="Hồ sơ không thuộc thẩm quyền")])
-    assert outputs == []
-    _, outputs = story(rules, [received("2026-03-02 09:00"),
-                               event("processed", "2026-03-03 10:00", outcome="refused")])
-    assert [o.type for o in outputs] == ["refusal_without_reason"]
+    _, outputs = ticked(rules, [received("2026-03-02 09:00"),
+                                event("refused", "2026-03-02 10:00", stage="reception",
+                                      reason="Hồ sơ không thuộc thẩm quyền")], "2026-03-03 00:00")
+    assert [o.type for o in outputs] == ["case_closed"]
+    _, outputs = ticked(rules, [received("2026-03-02 09:00"),
+                                event("processed", "2026-03-03 10:00", outcome="refused")],
+                        "2026-03-04 00:00")
+    assert [o.type for o in outputs] == ["refusal_without_reason", "case_closed"]
 
 
 def test_second_apology_is_rescheduled_twice(rules):
@@ -197,9 +207,9 @@ def test_second_apology_is_rescheduled_twice(rules):
               apology("2026-03-05 10:00", "2026-03-12 17:00"),
               apology("2026-03-12 10:00", "2026-03-17 17:00"),
               event("processed", "2026-03-16 10:00")]
-    state, outputs = story(rules, events)
-    assert [o.type for o in outputs] == ["rescheduled_twice"]
-    assert outputs[0].occurred_at == at("2026-03-12 10:00")
+    state, outputs = ticked(rules, events, "2026-03-31 00:00")
+    assert [o.type for o in outputs] == ["apology_required", "rescheduled_twice", "case_closed"]
+    assert outputs[1].occurred_at == at("2026-03-12 10:00")
     view = rules.evaluate(state, at("2026-03-31 00:00"))
     assert view.rescheduled_twice
     assert view.apology == "issued_in_time"
@@ -207,6 +217,20 @@ def test_second_apology_is_rescheduled_twice(rules):
     view_missed = view_of(rules, [*events[:3], event("processed", "2026-03-18 10:00")],
                           "2026-03-31 00:00")
     assert view_missed.late_after_reschedule
+
+
+def test_derived_events_do_not_depend_on_arrival_order(rules):
+    def apology(when):
+        return event("apology_issued", when, agency="STP", new_due_at=iso_of("2026-03-20 17:00"),
+                     reason="Chờ xác minh")
+
+    events = [received("2026-03-02 09:00"), apology("2026-03-05 10:00"),
+              apology("2026-03-06 10:00"), event("refused", "2026-03-11 10:00",
+                                                 stage="processing")]
+    expected = ticked(rules, events, "2026-03-31 00:00")[1]
+    assert {o.agency for o in expected} == {"STP"}
+    for arrival in (events[::-1], events[1:] + events[:1]):
+        assert ticked(rules, arrival, "2026-03-31 00:00")[1] == expected
 
 
 def test_ticks_warn_before_the_due_date_then_find_the_overdue_case(rules):

@@ -41,11 +41,24 @@ def test_a_wait_over_the_target_is_reported_once():
         ticket("ticket_called", "2026-03-02 08:16", counter="Quầy 2"),
     ])
     assert visit.wait_seconds == 16 * 60
+    assert outputs == []  # events alone bring no output
+    rules = QueueRules(900)
+    state, outputs = rules.on_tick(state, at("2026-03-02 08:20"))
     assert [o.type for o in outputs] == ["wait_exceeded"]
     assert outputs[0].agency == "CENTRE"
     assert outputs[0].occurred_at == at("2026-03-02 08:15")
-    _, again = QueueRules(900).on_tick(state, at("2026-03-02 09:00"))
+    _, again = rules.on_tick(state, at("2026-03-02 09:00"))
     assert again == []
+
+
+def test_the_order_calls_arrive_in_does_not_change_the_outputs():
+    issued = ticket("ticket_issued", "2026-03-02 09:00")
+    early = ticket("ticket_called", "2026-03-02 09:10", counter="Quầy 1")
+    late = ticket("ticket_called", "2026-03-02 09:20", counter="Quầy 1")
+    rules = QueueRules(900)
+    for arrival in ([issued, early, late], [issued, late, early]):
+        _, state, outputs = run(arrival)
+        assert outputs == [] and rules.on_tick(state, at("2026-03-02 10:00"))[1] == []
 
 
 def test_a_ticket_still_waiting_is_reported_by_the_tick():
