@@ -43,7 +43,7 @@ class Replay:
 
     rules: CaseRules
     queue_rules: QueueRules
-    # Time-driven derived events cost a pass per case; only collect them when wanted.
+    # Derived events cost a pass per case (a tick at the judging instant); only when wanted.
     collect_derived: bool = False
     cases: dict[str, CaseState] = field(default_factory=dict)
     tickets: dict[str, TicketState] = field(default_factory=dict)
