@@ -88,9 +88,6 @@ class Reference:
     working_hours: dict[str, Periods] = field(default_factory=dict)
     targets: dict[str, float] = field(default_factory=dict)
 
-    def periods_for(self, centre: str) -> Periods:
-        return self.working_hours.get(centre, DEFAULT_PERIODS)
-
 
 class _Row:
     """A CSV row that reports its position when a value is wrong."""

@@ -168,9 +168,9 @@ def replay_file(
 
 
 def derived_json(event: Any, rules: CaseRules) -> dict[str, Any]:
-    to_iso = rules.calendar.to_datetime
+    isoformat = rules.calendar.isoformat
     details = {
-        key: to_iso(value).isoformat() if key.endswith("_at") else value
+        key: isoformat(value) if key.endswith("_at") else value
         for key, value in event.details.items()
     }
     return {
@@ -178,7 +178,7 @@ def derived_json(event: Any, rules: CaseRules) -> dict[str, Any]:
         "type": event.type,
         "case_id": event.case_id or None,
         "agency": event.agency,
-        "occurred_at": to_iso(event.occurred_at).isoformat(),
+        "occurred_at": isoformat(event.occurred_at),
         **details,
     }
 

@@ -26,7 +26,7 @@ def test_a_complete_directory_loads(tmp_path):
     assert procedure.limit == 5 and procedure.fee_bearing is True
     assert procedure.full_online_eligible is False and procedure.same_day_cutoff == 15 * 3600
     assert [(s.unit, s.budget_seconds) for s in procedure.steps] == [("C", 9000), ("S", 36000)]
-    assert reference.periods_for("C") == ((25200, 41400), (48600, 61200))
+    assert reference.working_hours["C"] == ((25200, 41400), (48600, 61200))
     assert reference.targets == {"e_transfer_share": 0.8}
     assert len(reference.days_off) == 1 and len(reference.working_days) == 1
 
