@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -130,6 +131,15 @@ def derived_event_id(kind: str, key: str) -> str:
 # ---- evaluation -----------------------------------------------------------------------
 
 ENDING_STATUSES = ("processed", "returned", "refused", "stopped")
+
+
+def first_instant_after(instants: Iterable[float | None], now: float) -> float:
+    """The earliest instant just past one of `instants` that is later than `now`.
+
+    Conditions such as "past the due instant" hold only strictly after it, hence the
+    next representable float rather than the instant itself."""
+    later = (math.nextafter(at, math.inf) for at in instants if at is not None)
+    return min((at for at in later if at > now), default=math.inf)
 
 
 @dataclass(slots=True)
@@ -305,6 +315,19 @@ class CaseRules:
                  "status": view.status},
             )
         return state, outputs
+
+    def next_check(self, state: CaseState, view: CaseView | None, now: float) -> float:
+        """The first instant after `now` at which time alone may change what `on_tick`
+        gives for this case: just past a deadline, or a recorded event coming into view.
+        Infinity when only a new event can change it. A live driver need not judge the
+        case again before then."""
+        # Facts are sorted by time: the first one after `now` is the next to come into view.
+        candidates = [next((fact.at for fact in state.facts if fact.at > now), None)]
+        if view is not None:
+            candidates += [view.risk_at, view.due_at, view.apology_deadline]
+            if view.end_at is not None:
+                candidates.append(view.end_at + self.settings.allowed_lateness_seconds)
+        return first_instant_after(candidates, now)
 
     # ---- reading the facts ----------------------------------------------------------
 

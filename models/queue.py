@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from models.case import DerivedEvent, derived_event_id
+from models.case import DerivedEvent, derived_event_id, first_instant_after
 from models.events import QueueEvent, ServiceCompleted, TicketCalled
 from models.facts import Fact, record
 
@@ -57,6 +57,16 @@ class QueueRules:
             return state, []
         waited = visit.wait_seconds if visit.wait_seconds is not None else now - visit.issued_at
         return self._wait_exceeded(state, visit, waited)
+
+    def next_check(self, state: TicketState, visit: Visit | None, now: float) -> float:
+        """The first instant after `now` at which time alone may change what `on_tick`
+        gives: the target passing while the ticket waits, or a recorded event coming
+        into view. Infinity when only a new event can change it."""
+        # Facts are sorted by time: the first one after `now` is the next to come into view.
+        candidates = [next((fact.at for fact in state.facts if fact.at > now), None)]
+        if visit is not None and visit.first_called_at is None and not state.wait_exceeded_sent:
+            candidates.append(visit.issued_at + self.wait_target_seconds)
+        return first_instant_after(candidates, now)
 
     def _wait_exceeded(
         self, state: TicketState, visit: Visit, waited: float

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, Reference, ReferenceError, load_reference
-from streams.replay import Replay
+from streams.replay import Replay, derived_json
 
 app = typer.Typer(
     help="Giám sát Bộ phận Một cửa / One-stop centre monitor.",
@@ -111,7 +111,7 @@ def replay(
     if derived is not None:
         with derived.open("wb") as handle:
             for event in sorted(result.derived, key=lambda e: (e.occurred_at, e.event_id)):
-                handle.write(orjson.dumps(derived_json(event, rules)) + b"\n")
+                handle.write(orjson.dumps(derived_json(event, rules.calendar.isoformat)) + b"\n")
     payload = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     if out is None:
         sys.stdout.buffer.write(payload)
@@ -167,22 +167,6 @@ def replay_file(
     return result, rejected
 
 
-def derived_json(event: Any, rules: CaseRules) -> dict[str, Any]:
-    isoformat = rules.calendar.isoformat
-    details = {
-        key: isoformat(value) if key.endswith("_at") else value
-        for key, value in event.details.items()
-    }
-    return {
-        "event_id": event.event_id,
-        "type": event.type,
-        "case_id": event.case_id or None,
-        "agency": event.agency,
-        "occurred_at": isoformat(event.occurred_at),
-        **details,
-    }
-
-
 @app.command()
 def simulate(
     cases: Annotated[int, typer.Option(min=1, help="Number of cases.")] = 5000,
@@ -224,6 +208,142 @@ def _write_simulation(reference: Reference, settings: Any, out: Path) -> int:
         return write_jsonl(
             run(reference, settings), out, lambda n: progress.update(task, completed=n)
         )
+
+
+def _settings(**overrides: Any) -> Any:
+    """Settings from the environment, with the command's options on top."""
+    from pydantic import ValidationError
+
+    from streams.settings import Settings
+
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, item['loc'])) or 'settings'}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise _fail(f"settings: {problems}") from None
+
+
+BrokerOption = Annotated[
+    str | None,
+    typer.Option("--broker-url", help="Kafka bootstrap servers (env ONESTOP_BROKER_URL)."),
+]
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 9092,
+) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, memory only) in the foreground."""
+    import signal
+    import threading
+
+    from streams.broker import BrokerError, EmbeddedBroker
+
+    embedded = EmbeddedBroker(port)
+    try:
+        embedded.start()
+    except BrokerError as error:
+        raise _fail(str(error)) from None
+    err.print(
+        f"Broker đang chạy / broker running at [bold]{embedded.url}[/] "
+        "(memory only: everything is gone when it stops). Ctrl-C dừng / stops."
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            if embedded.process is None or embedded.process.poll() is not None:
+                raise _fail("the broker exited on its own")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedded.stop()
+
+
+@app.command()
+def worker(
+    broker_url: BrokerOption = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="Reference data directory.")
+    ] = None,
+    clock: Annotated[
+        str | None,
+        typer.Option(help="wall, fixed:<instant> or accelerated:<start>:<factor> (ONESTOP_CLOCK)."),
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug.")] = "info",
+) -> None:
+    """Run one Faust worker of the live pipeline; several workers share the partitions."""
+    from streams.app import run_worker
+    from streams.topics import TopicMismatch, create_topics
+
+    settings = _settings(broker_url=broker_url, reference=reference, clock=clock)
+    _load(settings.reference)
+    try:
+        create_topics(settings)
+    except TopicMismatch as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - any failure to reach the broker
+        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+    run_worker(settings, loglevel)
+
+
+@app.command()
+def ingest(
+    events: Annotated[Path, typer.Argument(help="JSON Lines file of case and queue events.")],
+    broker_url: BrokerOption = None,
+) -> None:
+    """Produce a file's events to the input topics, keyed by case or ticket id."""
+    from streams.ingest import ingest_lines
+    from streams.topics import create_topics
+
+    if not events.is_file():
+        raise _fail(f"no events file at {events}")
+    settings = _settings(broker_url=broker_url)
+    try:
+        create_topics(settings)
+    except Exception as error:  # noqa: BLE001 - any failure to reach the broker
+        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+    size = events.stat().st_size
+    with _progress() as progress, events.open("rb") as handle:
+        task = progress.add_task("Gửi / Sending", total=size)
+        counts = ingest_lines(settings, handle, lambda done: progress.update(task, completed=done))
+    err.print(
+        f"{counts.case_events:,} case events, {counts.queue_events:,} queue events sent"
+        + (f", [yellow]{counts.unkeyed:,} unreadable lines sent for dead-lettering[/]"
+           if counts.unkeyed else "")
+    )
+
+
+@app.command()
+def snapshot(
+    broker_url: BrokerOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Judge as of this instant (default: the pipeline's clock)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
+) -> None:
+    """Print the live figures in the replay JSON format (contract §6), read from the
+    running pipeline's state."""
+    from streams.clock import parse_clock
+    from streams.snapshot import live_replay, pipeline_clock
+
+    settings = _settings(broker_url=broker_url)
+    instant = None if as_of is None else _instant(as_of, "--as-of")
+    try:
+        if instant is None:
+            instant = pipeline_clock(settings) or parse_clock(settings.clock).now()
+        report = live_replay(settings).report(instant)
+    except Exception as error:  # noqa: BLE001 - any failure to reach the broker
+        raise _fail(f"cannot read the pipeline at {settings.broker_url}: {error}") from None
+    payload = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if out is None:
+        sys.stdout.buffer.write(payload)
+    else:
+        out.write_bytes(payload)
 
 
 @app.command()

@@ -186,3 +186,18 @@ def case_json(view: CaseView, isoformat: Callable[[float], str]) -> dict[str, An
         "overdue": view.overdue,
         "supplement_requests": view.supplement_requests,
     }
+
+
+def derived_json(event: DerivedEvent, isoformat: Callable[[float], str]) -> dict[str, Any]:
+    details = {
+        key: isoformat(value) if key.endswith("_at") else value
+        for key, value in event.details.items()
+    }
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "case_id": event.case_id or None,
+        "agency": event.agency,
+        "occurred_at": isoformat(event.occurred_at),
+        **details,
+    }

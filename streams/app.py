@@ -1,0 +1,445 @@
+"""The live pipeline: a Faust app built from settings.
+
+The agents only decode, call the rules of `models/`, write state back and send what the
+rules return. Time comes in as tick messages that the leader's timer sends into every
+partition of the input topics, so the agent that applies a partition's events also
+judges its cases when no event arrives (a Faust timer may not write to tables).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import faust
+import orjson
+from faust.types import EventT, TopicT
+
+from models.aggregates import AgencyFigures, CentreFigures, Period, add_case, add_visit
+from models.case import CaseRules, CaseState, DerivedEvent
+from models.events import CASE_EVENT_TYPES, QUEUE_EVENT_TYPES, Rejection, decode_event
+from models.queue import QueueRules, TicketState
+from models.reference import load_reference
+from streams.clock import Clock, parse_clock
+from streams.codec import (
+    ENTRY_CODEC,
+    TICK_KEY,
+    Entry,
+    dead_letter_json,
+    decode_tick,
+    encode_tick,
+)
+from streams.replay import derived_json
+from streams.settings import Settings
+from streams.tansu_compat import TansuTransport, is_tansu
+from streams.topics import CASE_TABLE, TICKET_TABLE, topics_for
+
+# Derived events that someone must act on; they also go to the alerts topic, keyed by
+# the agency that must act.
+ALERT_KINDS = frozenset({
+    "case_at_risk", "overdue_detected", "apology_missing", "refusal_without_reason",
+    "rescheduled_twice", "wait_exceeded",
+})
+# After a restart, the aggregates of the days this close to "now" are published again,
+# as the worker may have died between a state change and its aggregate.
+REPUBLISH_DAYS = 35
+
+
+class Table(Protocol):
+    data: Any
+
+    def send_changelog(self, partition: int | None, key: Any, value: Any) -> Any: ...
+
+
+@dataclass
+class PartitionIndex:
+    """What a worker knows of one source partition beyond its table: which keys it
+    holds, the local days each key's figures may touch, what changed since the last
+    tick, and when each key must next be judged. Rebuilt from the table after a
+    rebalance or a recovery, never stored."""
+
+    keys: set[str] = field(default_factory=set)
+    spans: dict[str, tuple[dt.date, dt.date | None]] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    wake: dict[str, float] = field(default_factory=dict)
+    dirty_days: set[dt.date] = field(default_factory=set)
+    published: dict[bytes, bytes] = field(default_factory=dict)
+
+
+class Keeper:
+    """Drives one kind of entity (cases, or queue tickets) through its rules: applies
+    events, judges on ticks, publishes derived events and per-day aggregates."""
+
+    scope = ""
+
+    def __init__(self, pipeline: Pipeline, table: Table) -> None:
+        self.pipeline = pipeline
+        self.table = table
+        self.indexes: dict[int, PartitionIndex] = {}
+        self.unflushed: dict[str, int] = {}
+        calendar = pipeline.rules.calendar
+        self.local_date = calendar.local_date
+
+    # -- what differs between cases and tickets --------------------------------------
+    def key_of(self, event: Any) -> str:
+        raise NotImplementedError
+
+    def apply(self, state: Any, event: Any) -> Any:
+        raise NotImplementedError
+
+    def judge(self, state: Any, now: float) -> tuple[Any, list[DerivedEvent], float]:
+        """The state after a tick at `now`, its outputs and its next check."""
+        raise NotImplementedError
+
+    def figures(self, states: Iterable[Any], period: Period) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def ended_on(self, state: Any) -> dt.date | None:
+        """The last day the state's figures can touch, None while it is still open."""
+        raise NotImplementedError
+
+    # -- shared driving ------------------------------------------------------------
+    def index(self, partition: int) -> PartitionIndex:
+        index = self.indexes.get(partition)
+        if index is None:
+            index = self.indexes[partition] = self._rebuild(partition)
+        return index
+
+    def _rebuild(self, partition: int) -> PartitionIndex:
+        index = PartitionIndex()
+        recent = self.local_date(self.pipeline.clock.now()) - dt.timedelta(days=REPUBLISH_DAYS)
+        for key, entry in list(self.table.data.items()):
+            if entry.partition != partition:
+                continue
+            self._note(index, key, entry.state)
+            index.changed.add(key)
+            first, last = index.spans[key]
+            day = max(first, recent)
+            while day <= (last or self.local_date(self.pipeline.clock.now())):
+                index.dirty_days.add(day)
+                day += dt.timedelta(days=1)
+        return index
+
+    def _note(self, index: PartitionIndex, key: str, state: Any) -> None:
+        facts = state.facts
+        index.keys.add(key)
+        index.spans[key] = (self.local_date(facts[0].at), self.ended_on(state))
+
+    def state(self, key: str) -> Any:
+        entry = self.table.data.get(key)
+        return None if entry is None else entry.state
+
+    def write(self, partition: int, key: str, state: Any) -> None:
+        self.table.data[key] = Entry(partition, state)
+        self.unflushed[key] = partition
+
+    def flush(self) -> None:
+        """Send each state changed since the last flush to the changelog once, to the
+        partition of its source record (not the producer's choice of partition)."""
+        data = self.table.data
+        for key, partition in self.unflushed.items():
+            self.table.send_changelog(partition, key, data[key])
+        self.unflushed.clear()
+
+    def on_event(self, partition: int, event: Any) -> None:
+        key = self.key_of(event)
+        state = self.state(key)
+        new = self.apply(state, event)
+        if new is state:
+            return  # a duplicate
+        self.write(partition, key, new)
+        index = self.index(partition)
+        self._note(index, key, new)
+        index.changed.add(key)
+        index.dirty_days.add(self.local_date(event.occurred_at.timestamp()))
+
+    def on_tick(self, partition: int, now: float) -> None:
+        index = self.index(partition)
+        woken = [key for key, at in index.wake.items() if at <= now]
+        if woken:
+            # Time alone changed these, so the figures of the current day change.
+            index.dirty_days.add(self.local_date(now))
+        pipeline = self.pipeline
+        for key in index.changed.union(woken):
+            state = self.state(key)
+            new, outputs, next_check = self.judge(state, now)
+            if new != state:
+                self.write(partition, key, new)
+            if next_check == math.inf:
+                index.wake.pop(key, None)
+            else:
+                index.wake[key] = next_check
+            for output in outputs:
+                pipeline.send_derived(output)
+        index.changed.clear()
+        self._publish(partition, index, now)
+
+    def _publish(self, partition: int, index: PartitionIndex, now: float) -> None:
+        calendar = self.pipeline.rules.calendar
+        today = self.local_date(now)
+        for day in sorted(index.dirty_days):
+            if day > today:
+                continue  # events from the future are judged when their day comes
+            period = Period(calendar.start_of_day(day), min(now, calendar.end_of_day(day)))
+            states = (
+                self.state(key) for key, (first, last) in index.spans.items()
+                if first <= day and (last is None or day <= last)
+            )
+            prefix = f"{self.scope}:".encode()
+            suffix = f":{day.isoformat()}:{partition}".encode()
+            fresh: dict[bytes, bytes] = {}
+            for code, figures in self.figures(states, period).items():
+                fresh[prefix + code.encode() + suffix] = orjson.dumps({
+                    "scope": self.scope, "code": code, "day": day.isoformat(),
+                    "partition": partition, "as_of": calendar.isoformat(now),
+                    "figures": figures.to_json(),
+                })
+            published = index.published
+            for key, value in fresh.items():
+                if published.get(key) != value:
+                    self.pipeline.send_aggregate(key, value)
+                    published[key] = value
+            for key in [key for key in published if key.endswith(suffix)]:
+                if key not in fresh:
+                    self.pipeline.send_aggregate(key, None)
+                    del published[key]
+        index.dirty_days = {day for day in index.dirty_days if day > today}
+
+    def forget(self) -> None:
+        """Partitions were revoked: indexes are rebuilt from the table when next needed."""
+        self.indexes.clear()
+
+
+class CaseKeeper(Keeper):
+    scope = "agency"
+
+    def key_of(self, event: Any) -> str:
+        return str(event.case_id)
+
+    def apply(self, state: CaseState | None, event: Any) -> CaseState:
+        return self.pipeline.rules.apply(state, event)[0]
+
+    def judge(self, state: CaseState, now: float) -> tuple[CaseState, list[DerivedEvent], float]:
+        rules = self.pipeline.rules
+        view = rules.evaluate(state, now)
+        outputs: list[DerivedEvent] = []
+        if view is not None:
+            state, outputs = rules.derive(state, view, now)
+        return state, outputs, rules.next_check(state, view, now)
+
+    def figures(self, states: Iterable[CaseState], period: Period) -> dict[str, AgencyFigures]:
+        rules = self.pipeline.rules
+        figures: dict[str, AgencyFigures] = {}
+        for state in states:
+            view = rules.evaluate(state, period.end)
+            if view is not None:
+                add_case(figures, view, period)
+        return figures
+
+    def ended_on(self, state: CaseState) -> dt.date | None:
+        ends = {"processed", "returned", "refused", "withdrawn", "stopped"}
+        if any(fact.kind in ends for fact in state.facts):
+            return self.local_date(state.facts[-1].at)
+        return None
+
+
+class TicketKeeper(Keeper):
+    scope = "centre"
+
+    def key_of(self, event: Any) -> str:
+        return str(event.ticket_id)
+
+    def apply(self, state: TicketState | None, event: Any) -> TicketState:
+        return self.pipeline.queue_rules.apply(state, event)[0]
+
+    def judge(
+        self, state: TicketState, now: float
+    ) -> tuple[TicketState, list[DerivedEvent], float]:
+        rules = self.pipeline.queue_rules
+        visit = rules.evaluate(state, now)
+        new, outputs = rules.on_tick(state, now)
+        return new, outputs, rules.next_check(new, visit, now)
+
+    def figures(self, states: Iterable[TicketState], period: Period) -> dict[str, CentreFigures]:
+        rules = self.pipeline.queue_rules
+        figures: dict[str, CentreFigures] = {}
+        for state in states:
+            visit = rules.evaluate(state, period.end)
+            if visit is not None:
+                add_visit(figures, visit, period, rules.wait_target_seconds)
+        return figures
+
+    def ended_on(self, state: TicketState) -> dt.date | None:
+        ends = {"service_completed", "ticket_abandoned"}
+        if any(fact.kind in ends for fact in state.facts):
+            return self.local_date(state.facts[-1].at)
+        return None
+
+
+class Pipeline:
+    """The rules, the clock and the output topics shared by the agents."""
+
+    def __init__(self, settings: Settings, clock: Clock, topics: dict[str, TopicT]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.rules = CaseRules(load_reference(settings.reference))
+        self.queue_rules = QueueRules(self.rules.settings.wait_target_seconds)
+        self.topics = topics
+        self.isoformat = self.rules.calendar.isoformat
+
+    def send_derived(self, event: DerivedEvent) -> None:
+        key = (event.case_id or event.details.get("ticket_id") or "").encode()
+        value = orjson.dumps(derived_json(event, self.isoformat))
+        self.topics["derived"].send_soon(key=key, value=value)
+        if event.type in ALERT_KINDS:
+            self.topics["alerts"].send_soon(key=event.agency.encode(), value=value)
+
+    def send_aggregate(self, key: bytes, value: bytes | None) -> None:
+        self.topics["aggregates"].send_soon(key=key, value=value)
+
+    def dead_letter(self, event: EventT, reason: str) -> None:
+        message = event.message
+        record = dead_letter_json(
+            message.value, message.topic, message.partition, message.offset, reason,
+            self.isoformat(self.clock.now()),
+        )
+        self.topics["dead_letters"].send_soon(key=message.key, value=orjson.dumps(record))
+
+    def handle(self, events: Sequence[EventT], keeper: Keeper, types: frozenset[str]) -> None:
+        """One batch from one input topic: events are applied in arrival order, each
+        tick judges its partition, and changed states go to the changelog once."""
+        rules = self.rules
+        for event in events:
+            message = event.message
+            partition = message.partition
+            if message.key == TICK_KEY:
+                try:
+                    now = decode_tick(message.value)
+                except (ValueError, KeyError, TypeError):
+                    self.dead_letter(event, "a tick message (empty key) without a tick instant")
+                    continue
+                keeper.on_tick(partition, now)
+                continue
+            decoded = decode_event(message.value)
+            if type(decoded) is Rejection:
+                self.dead_letter(event, decoded.reason)
+                continue
+            reason = None
+            if decoded.type not in types:  # type: ignore[union-attr]
+                reason = f"a {decoded.type} event does not belong on topic {message.topic}"  # type: ignore[union-attr]
+            else:
+                reason = rules.check(decoded)  # type: ignore[arg-type]
+            if reason is None and message.key is not None:
+                key = keeper.key_of(decoded)
+                if message.key != key.encode():
+                    reason = (f"the record key '{message.key.decode(errors='replace')}' is not "
+                              f"the event's id '{key}'")
+            if reason is not None:
+                self.dead_letter(event, reason)
+                continue
+            keeper.on_event(partition, decoded)
+        keeper.flush()
+
+
+def _topic(app: faust.App, name: str, partitions: int) -> TopicT:
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=partitions, internal=False,
+    )
+
+
+class OnestopApp(faust.App):
+    """A Faust app that reads end offsets correctly from the embedded broker."""
+
+    tansu = False
+
+    def _new_transport(self) -> Any:
+        if self.tansu:
+            return TansuTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
+    """The Faust app of the pipeline, from settings (the Kafka Streams examples' factory:
+    tests build their own app with their own settings and clock)."""
+    clock = clock or parse_clock(settings.clock)
+    spec = topics_for(settings)
+    app = OnestopApp(
+        settings.app_id,
+        broker=settings.broker_url,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        web_enabled=False,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=max(settings.session_timeout_seconds / 5, 0.5),
+        broker_rebalance_timeout=settings.session_timeout_seconds * 2,
+        # Outputs and changelog records go out in batches rather than one request each.
+        producer_linger=0.02,
+        table_cleanup_interval=3600,
+    )
+    flavour = settings.broker_flavour
+    app.tansu = flavour == "tansu" or (flavour == "auto" and is_tansu(settings.bootstrap_servers))
+    partitions = settings.partitions
+    case_topic = _topic(app, spec.case_events.name, partitions)
+    queue_topic = _topic(app, spec.queue_events.name, partitions)
+    outputs = {
+        "derived": _topic(app, spec.derived_events.name, spec.derived_events.partitions),
+        "alerts": _topic(app, spec.alerts.name, spec.alerts.partitions),
+        "aggregates": _topic(app, spec.aggregates.name, spec.aggregates.partitions),
+        "dead_letters": _topic(app, spec.dead_letters.name, spec.dead_letters.partitions),
+    }
+    pipeline = Pipeline(settings, clock, outputs)
+    app.pipeline = pipeline  # type: ignore[attr-defined]
+
+    def table(name: str) -> Any:
+        created = app.Table(name, partitions=partitions, key_type=str)
+        # The store keeps Entry objects; the changelog carries them as compact JSON.
+        created.value_serializer = ENTRY_CODEC
+        return created
+
+    cases = CaseKeeper(pipeline, table(CASE_TABLE))
+    tickets = TicketKeeper(pipeline, table(TICKET_TABLE))
+    app.keepers = (cases, tickets)  # type: ignore[attr-defined]
+
+    async def case_agent(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+            pipeline.handle(batch, cases, CASE_EVENT_TYPES)
+
+    async def queue_agent(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+            pipeline.handle(batch, tickets, QUEUE_EVENT_TYPES)
+
+    app.agent(case_topic, name="cases")(case_agent)
+    app.agent(queue_topic, name="tickets")(queue_agent)
+
+    @app.timer(settings.tick_seconds, on_leader=True)
+    async def tick() -> None:
+        value = encode_tick(clock.now())
+        for topic in (case_topic, queue_topic):
+            for partition in range(partitions):
+                await topic.send(key=TICK_KEY, value=value, partition=partition)
+
+    @app.on_partitions_revoked.connect
+    async def forget(app: Any, revoked: Any, **kwargs: Any) -> None:
+        cases.forget()
+        tickets.forget()
+
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "info", on_start: Callable[[], None] | None = None) -> None:
+    """Run one worker in the foreground until it is stopped (SIGTERM or Ctrl-C)."""
+    from faust.worker import Worker
+
+    app = create_app(settings)
+    worker = Worker(app, loglevel=loglevel, quiet=True)
+    if on_start is not None:
+        on_start()
+    worker.execute_from_commandline()

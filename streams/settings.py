@@ -1,0 +1,82 @@
+"""Settings of the live pipeline, read from the environment (prefix `ONESTOP_`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.reference import SAMPLE_PROVINCE
+from streams.clock import parse_clock
+
+
+class Settings(BaseSettings):
+    """Every setting of the live pipeline. Each is also an environment variable:
+    `ONESTOP_` + the name in capitals, e.g. `ONESTOP_BROKER_URL`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ONESTOP_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # `KAFKA_BOOTSTRAP_SERVERS` is the name Kafka tooling uses; ours wins when both are set.
+    broker_url: str = Field(
+        default="kafka://127.0.0.1:9092",
+        validation_alias=AliasChoices("ONESTOP_BROKER_URL", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers, `kafka://host:port[;host:port]`.",
+    )
+    reference: Path = Field(
+        default=SAMPLE_PROVINCE, description="Reference data directory (contract §4)."
+    )
+    database_url: str = Field(
+        default="sqlite:///onestop.db", description="SQLAlchemy URL of the report store."
+    )
+    clock: str = Field(
+        default="wall",
+        description="`wall`, `fixed:<instant>` or `accelerated:<start instant>:<factor>`.",
+    )
+    app_id: str = Field(default="onestop", description="Faust app id and consumer group.")
+    topic_prefix: str = Field(default="onestop", description="Prefix of every topic name.")
+    partitions: int = Field(default=4, ge=1, description="Partitions of the keyed topics.")
+    store: str = Field(default="memory://", description="Faust table store URL.")
+    tick_seconds: float = Field(
+        default=1.0, gt=0, description="Wall seconds between two ticks into every partition."
+    )
+    batch_size: int = Field(default=500, ge=1, description="Most events handled as one batch.")
+    batch_seconds: float = Field(
+        default=0.05, gt=0, description="Longest wait to fill a batch, in seconds."
+    )
+    session_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Kafka consumer session timeout."
+    )
+    broker_flavour: str = Field(
+        default="auto",
+        description="`kafka`, `tansu` (apply the end-offset fix) or `auto` (ask the broker).",
+    )
+    data_dir: Path = Field(default=Path(".onestop"), description="Faust's data directory.")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _kafka_scheme(cls, value: str) -> str:
+        hosts = value.removeprefix("kafka://")
+        if not hosts or "://" in hosts:
+            raise ValueError(f"'{value}' is not `kafka://host:port` nor `host:port`")
+        return "kafka://" + hosts
+
+    @field_validator("clock")
+    @classmethod
+    def _clock_parses(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+    @field_validator("broker_flavour")
+    @classmethod
+    def _known_flavour(cls, value: str) -> str:
+        if value not in ("auto", "kafka", "tansu"):
+            raise ValueError("must be auto, kafka or tansu")
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker list as kafka-python and aiokafka want it."""
+        return self.broker_url.removeprefix("kafka://").replace(";", ",").split(",")

@@ -1,0 +1,52 @@
+"""`onestop snapshot`: the live figures, read from the running pipeline's state.
+
+The case and ticket tables' changelogs hold every state the workers have written, so
+the figures are rebuilt from them with the same report code as `onestop replay`: the
+two outputs can be compared byte for byte."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from models.case import CaseRules
+from models.reference import load_reference
+from streams.codec import decode_entry
+from streams.replay import Replay
+from streams.settings import Settings
+from streams.tansu_compat import read_to_end
+from streams.topics import topics_for
+
+
+def pipeline_clock(settings: Settings) -> float | None:
+    """The pipeline's clock as of its newest aggregate record (None before any)."""
+    import datetime as dt
+
+    latest = None
+    for record in read_to_end(settings.bootstrap_servers, [topics_for(settings).aggregates.name]):
+        if record.value is None:
+            continue
+        at = dt.datetime.fromisoformat(orjson.loads(record.value)["as_of"]).timestamp()
+        latest = at if latest is None else max(latest, at)
+    return latest
+
+
+def live_replay(settings: Settings) -> Replay:
+    """A Replay holding the states the pipeline has written to its changelogs."""
+    topics = topics_for(settings)
+    replay = Replay.for_rules(CaseRules(load_reference(settings.reference)))
+    names = [topics.case_changelog.name, topics.ticket_changelog.name]
+    for record in read_to_end(settings.bootstrap_servers, names):
+        if record.value is None:
+            continue
+        state = decode_entry(record.value).state
+        if record.topic == topics.case_changelog.name:
+            replay.cases[state[0]] = state  # type: ignore[assignment]
+        else:
+            replay.tickets[state[0]] = state  # type: ignore[assignment]
+    return replay
+
+
+def snapshot(settings: Settings, as_of: float) -> dict[str, Any]:
+    return live_replay(settings).report(as_of)

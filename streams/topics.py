@@ -1,0 +1,97 @@
+"""Every topic of the pipeline, declared once, and their explicit creation at start-up.
+
+Topics are created before any client touches them: a broker that auto-creates unknown
+topics (Tansu makes 4 partitions) would break the co-partitioning of the case topic
+and the case table's changelog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    key: str  # what the record key is, for the README's topic table
+    compacted: bool = False
+
+
+@dataclass(frozen=True)
+class Topics:
+    case_events: TopicSpec
+    queue_events: TopicSpec
+    derived_events: TopicSpec
+    aggregates: TopicSpec
+    alerts: TopicSpec
+    dead_letters: TopicSpec
+    case_changelog: TopicSpec
+    ticket_changelog: TopicSpec
+
+    def all(self) -> list[TopicSpec]:
+        return [getattr(self, name) for name in self.__dataclass_fields__]
+
+
+# Faust names a table's changelog `<app id>-<table>-changelog`.
+CASE_TABLE = "cases"
+TICKET_TABLE = "tickets"
+
+
+def topics_for(settings: Settings) -> Topics:
+    prefix, partitions = settings.topic_prefix, settings.partitions
+    return Topics(
+        case_events=TopicSpec(f"{prefix}.case-events", partitions, "case_id"),
+        queue_events=TopicSpec(f"{prefix}.queue-events", partitions, "ticket_id"),
+        derived_events=TopicSpec(f"{prefix}.derived-events", partitions, "case_id or ticket_id"),
+        aggregates=TopicSpec(
+            f"{prefix}.aggregates", partitions, "scope:code:day:partition", compacted=True
+        ),
+        alerts=TopicSpec(f"{prefix}.alerts", partitions, "agency"),
+        dead_letters=TopicSpec(f"{prefix}.dead-letters", 1, "the rejected record's key"),
+        case_changelog=TopicSpec(
+            f"{settings.app_id}-{CASE_TABLE}-changelog", partitions, "case_id", compacted=True
+        ),
+        ticket_changelog=TopicSpec(
+            f"{settings.app_id}-{TICKET_TABLE}-changelog", partitions, "ticket_id", compacted=True
+        ),
+    )
+
+
+class TopicMismatch(RuntimeError):
+    pass
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """Create the missing topics; return the names created. A topic that exists with
+    another partition count is an error: the pipeline's co-partitioning depends on it."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="onestop-admin")
+    try:
+        specs = topics_for(settings).all()
+        existing = set(admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        created = []
+        for spec in missing:
+            configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+            try:
+                admin.create_topics([NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another process created it meanwhile; checked below
+        described = admin.describe_topics([spec.name for spec in specs])
+        counts = {topic["name"]: len(topic["partitions"]) for topic in described}
+        for spec in specs:
+            if counts.get(spec.name) != spec.partitions:
+                raise TopicMismatch(
+                    f"topic {spec.name} has {counts.get(spec.name)} partitions where the "
+                    f"settings ask for {spec.partitions} (ONESTOP_PARTITIONS); delete it or "
+                    "change the setting"
+                )
+        return created
+    finally:
+        admin.close()
