@@ -9,6 +9,7 @@ judges its cases when no event arrives (a Faust timer may not write to tables).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from streams.replay import derived_json
 from streams.settings import Settings
 from streams.tansu_compat import TansuTransport, is_tansu
 from streams.topics import CASE_TABLE, TICKET_TABLE, topics_for
+
+log = logging.getLogger("onestop")
 
 # Derived events that someone must act on; they also go to the alerts topic, keyed by
 # the agency that must act.
@@ -398,14 +401,20 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     pipeline = Pipeline(settings, clock, outputs)
     app.pipeline = pipeline  # type: ignore[attr-defined]
 
-    def table(name: str) -> Any:
-        created = app.Table(name, partitions=partitions, key_type=str)
-        # The store keeps Entry objects; the changelog carries them as compact JSON.
+    def table(name: str, changelog_name: str) -> Any:
+        # The store keeps Entry objects; the changelog carries them as compact JSON, and
+        # recovery must read them back with the same codec.
+        changelog = app.topic(
+            changelog_name, key_type=str, key_serializer="json", value_serializer=ENTRY_CODEC,
+            partitions=partitions,
+            compacting=True, deleting=False, acks=False, internal=True,
+        )
+        created = app.Table(name, partitions=partitions, key_type=str, changelog_topic=changelog)
         created.value_serializer = ENTRY_CODEC
         return created
 
-    cases = CaseKeeper(pipeline, table(CASE_TABLE))
-    tickets = TicketKeeper(pipeline, table(TICKET_TABLE))
+    cases = CaseKeeper(pipeline, table(CASE_TABLE, spec.case_changelog.name))
+    tickets = TicketKeeper(pipeline, table(TICKET_TABLE, spec.ticket_changelog.name))
     app.keepers = (cases, tickets)  # type: ignore[attr-defined]
 
     async def case_agent(stream: Any) -> None:
@@ -430,6 +439,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     async def forget(app: Any, revoked: Any, **kwargs: Any) -> None:
         cases.forget()
         tickets.forget()
+
+    @app.on_partitions_assigned.connect
+    async def assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
+        mine = sorted(tp.partition for tp in assigned if tp.topic == case_topic.get_topic_name())
+        log.info("onestop: case partitions assigned to this worker: %s", mine)
 
     return app
 

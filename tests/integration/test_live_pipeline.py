@@ -1,0 +1,173 @@
+"""The live pipeline against a real broker: the same events live and in batch give the
+same figures, whatever the arrival order, duplicates, crashes or number of workers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from models.reference import SAMPLE_PROVINCE, load_reference
+from streams.ingest import ingest_lines
+from streams.settings import Settings
+from streams.simulate import SimulationSettings, simulate
+from streams.snapshot import live_replay
+from streams.tansu_compat import read_to_end
+from streams.topics import topics_for
+from tests.integration.conftest import eventually, replay_of, wait_processed
+
+pytestmark = pytest.mark.integration
+
+# Well after the simulated weeks, so every case's outcome is settled when judged.
+AS_OF = dt.datetime(2026, 4, 20, 17, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
+# Phiếu lý lịch tư pháp, handled by the Department of Justice (SX-STP).
+PROVINCE_PROCEDURE = "1.004363"
+FIXED_CLOCK = "fixed:2026-04-20T17:00:00+07:00"
+
+
+def province_file(folder: Path, cases: int, seed: int, **rates: float) -> Path:
+    settings = SimulationSettings(cases=cases, seed=seed, days=14, **rates)
+    path = folder / f"province-{seed}.jsonl"
+    with path.open("wb") as handle:
+        for event in simulate(load_reference(SAMPLE_PROVINCE), settings):
+            handle.write(orjson.dumps(event) + b"\n")
+    return path
+
+
+def derived_ids(settings: Settings) -> list[str]:
+    records = read_to_end(settings.bootstrap_servers, [topics_for(settings).derived_events.name])
+    return [orjson.loads(record.value)["event_id"] for record in records]
+
+
+def live_matches(settings: Settings, expected: dict[str, Any]) -> bool:
+    return live_replay(settings).report(AS_OF) == expected
+
+
+def differences(settings: Settings, expected: dict[str, Any]) -> list[str]:
+    """Where the live figures differ from the replay's, for a readable failure."""
+    live = live_replay(settings).report(AS_OF)
+    found = [f"{section}: {key}: live {live[section].get(key)} != replay {value}"
+             for section in ("cases", "agencies", "centres")
+             for key, value in expected[section].items() if live[section].get(key) != value]
+    found += [f"cases: {key} only live" for key in live["cases"].keys() - expected["cases"].keys()]
+    return found[:10]
+
+
+def test_live_figures_equal_the_replay_despite_disorder_duplicates_and_bad_input(
+    settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    path = province_file(tmp_path, cases=250, seed=5, disorder_rate=0.2, duplicate_rate=0.2)
+    lines = path.read_bytes().splitlines()
+    # Shuffle within the file as a producer restart might, and add broken messages.
+    random.Random(7).shuffle(lines)
+    bad = [b"{not json", b'{"type":"received","event_id":"x1","case_id":"C-1"}',
+           b'{"event_id":"x2","type":"opened","occurred_at":"2026-03-03T08:00:00+07:00",'
+           b'"case_id":"C-2"}']
+    # Everything is in the topics before the worker starts, so every tick comes after
+    # all of a case's events and the derived events must be exactly the replay's.
+    counts = ingest_lines(settings, lines[:500] + bad + lines[500:])
+    expected, expected_ids = replay_of(path, AS_OF)
+    start_worker(settings, clock=FIXED_CLOCK).wait_ready()
+
+    wait_processed(settings, counts.ends, timeout=120)
+    assert eventually(lambda: live_matches(settings, expected), timeout=20), (
+        "live figures differ from the replay"
+    )
+    assert eventually(lambda: set(derived_ids(settings)) == expected_ids, timeout=20)
+
+    letters = [
+        orjson.loads(record.value)
+        for record in read_to_end(settings.bootstrap_servers, [topics_for(settings).dead_letters.name])
+    ]
+    assert sorted(letter["original"] for letter in letters) == sorted(b.decode() for b in bad)
+    reasons = {letter["original"]: letter["reason"] for letter in letters}
+    assert reasons["{not json"].startswith("not valid JSON")
+    assert "occurred_at" in reasons[bad[1].decode()]
+    assert "opened" in reasons[bad[2].decode()]
+    for letter in letters:
+        assert letter["topic"] == topics_for(settings).case_events.name
+        assert letter["offset"] >= 0 and letter["at"].startswith("2026-04-20T17:00:00")
+
+
+def test_an_overdue_case_is_found_by_ticks_alone(
+    settings: Settings, start_worker: Any
+) -> None:
+    worker = start_worker(settings, clock="wall")
+    worker.wait_ready()
+    zone = dt.timezone(dt.timedelta(hours=7))
+    now = dt.datetime.now(zone).replace(microsecond=0)
+    due = now + dt.timedelta(seconds=3)
+    received = {
+        "event_id": "tick-r1", "type": "received", "case_id": "TICK-1",
+        "occurred_at": (now - dt.timedelta(minutes=5)).isoformat(),
+        "procedure": PROVINCE_PROCEDURE, "handling_agency": "SX-STP", "centre": "SX-TTPVHCC",
+        "channel": "counter", "due_at": due.isoformat(),
+    }
+    ingest_lines(settings, [orjson.dumps(received)])
+
+    def overdue() -> list[dict[str, Any]]:
+        records = read_to_end(
+            settings.bootstrap_servers, [topics_for(settings).derived_events.name]
+        )
+        found = [orjson.loads(record.value) for record in records]
+        return [event for event in found if event["type"] == "overdue_detected"]
+
+    found = eventually(overdue, timeout=30, every=0.5)
+    noticed = time.time()
+    assert [event["case_id"] for event in found] == ["TICK-1"]
+    assert found[0]["due_at"] == due.isoformat()
+    assert noticed - due.timestamp() < 15
+
+
+def test_a_worker_killed_mid_stream_loses_no_case_and_counts_none_twice(
+    settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    path = province_file(tmp_path, cases=300, seed=11, duplicate_rate=0.05)
+    lines = path.read_bytes().splitlines()
+    expected, expected_ids = replay_of(path, AS_OF)
+    first = start_worker(settings, clock=FIXED_CLOCK)
+    first.wait_ready()
+    half = len(lines) // 2
+    counts = ingest_lines(settings, lines[:half])
+    wait_processed(settings, counts.ends, timeout=120)
+    # The rest arrives while the worker dies without warning, mid-batch.
+    more = ingest_lines(settings, lines[half:half + 400])
+    first.kill()
+
+    second = start_worker(settings, clock=FIXED_CLOCK)
+    second.wait_ready(timeout=90)
+    rest = ingest_lines(settings, lines[half + 400:])
+    wait_processed(settings, {**counts.ends, **more.ends, **rest.ends}, timeout=120)
+    assert eventually(lambda: live_matches(settings, expected), timeout=30), differences(
+        settings, expected
+    )
+    # Live, a case is judged on what has arrived so far, so warnings the full history
+    # would not raise may have gone out; none that it raises may be missing.
+    assert eventually(lambda: expected_ids <= set(derived_ids(settings)), timeout=20)
+
+
+def test_two_workers_split_the_partitions_and_the_totals_stay_exact(
+    settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    path = province_file(tmp_path, cases=300, seed=21)
+    expected, _ = replay_of(path, AS_OF)
+    workers = [start_worker(settings, clock=FIXED_CLOCK) for _ in range(2)]
+    for worker in workers:
+        worker.wait_ready(timeout=90)
+    counts = ingest_lines(settings, path.read_bytes().splitlines())
+    wait_processed(settings, counts.ends, timeout=120)
+    assert eventually(lambda: live_matches(settings, expected), timeout=30)
+
+    def last_assignment(worker: Any) -> list[int]:
+        lines = [line for line in worker.log.read_text().splitlines()
+                 if "case partitions assigned" in line]
+        return orjson.loads(lines[-1].rsplit(":", 1)[1])
+
+    shares = [last_assignment(worker) for worker in workers]
+    assert all(shares), shares
+    assert sorted(shares[0] + shares[1]) == list(range(settings.partitions))
