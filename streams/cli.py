@@ -350,13 +350,34 @@ def snapshot(
 def demo(
     cases: Annotated[int, typer.Option(min=1, help="Number of cases to simulate.")] = 4000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days.")] = 30,
+    speed: Annotated[
+        float, typer.Option(min=1, help="Simulated seconds per wall second.")
+    ] = 1800,
+    seconds: Annotated[
+        float | None, typer.Option(help="Stop after this many wall seconds (default: Ctrl-C).")
+    ] = None,
+    batch: Annotated[
+        bool, typer.Option("--batch", help="Replay the month in one go instead of live.")
+    ] = False,
     reference: ReferenceOption = SAMPLE_PROVINCE,
 ) -> None:
-    """Simulate a month of the sample province, replay it and show the figures per agency."""
+    """Run the live pipeline on the embedded broker with a simulated province and show the
+    figures per agency and centre as they change (Ctrl-C stops everything)."""
     from streams.simulate import SimulationSettings
 
     reference_data = _load(reference)
-    settings = SimulationSettings(cases=cases, seed=seed)
+    settings = SimulationSettings(cases=cases, seed=seed, days=days)
+    out = Console(width=max(Console().width, 150))
+    if not batch:
+        from streams.broker import BrokerError
+        from streams.demo import run_demo
+
+        try:
+            run_demo(reference_data, reference, settings, speed, seconds, out)
+        except (BrokerError, RuntimeError) as error:
+            raise _fail(str(error)) from None
+        return
     with tempfile.TemporaryDirectory(prefix="onestop-demo-") as folder:
         events = Path(folder) / "province.jsonl"
         count = _write_simulation(reference_data, settings, events)
@@ -370,7 +391,6 @@ def demo(
         f"({settings.start} → {last_day}), {rejected} rejected; "
         f"số liệu tại / figures as of {report['as_of']}"
     )
-    out = Console(width=max(Console().width, 150))
     out.print(figures_table(report, reference_data))
     out.print(waits_table(report, reference_data))
 

@@ -1,0 +1,162 @@
+"""`onestop demo`: the whole live pipeline on this machine.
+
+It starts the embedded broker, creates the topics, starts a worker process, feeds a
+simulated province into the input topics as its events happen on an accelerated clock,
+and shows the figures the worker publishes, until Ctrl-C (or `--seconds`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
+
+from models.reference import Reference
+from streams.broker import EmbeddedBroker
+from streams.clock import Clock
+from streams.ingest import producer, route
+from streams.live_view import LiveFigures
+from streams.settings import Settings
+from streams.simulate import SimulationSettings, simulate
+from streams.topics import create_topics, topics_for
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ONESTOP_")}
+    env.update({"ONESTOP_" + name.upper(): str(value)
+                for name, value in settings.model_dump().items()})
+    with log.open("ab") as handle:
+        return subprocess.Popen(  # noqa: S603 - this very program
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
+            env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C reaches the demo alone, which
+            # then stops the worker in order.
+            start_new_session=True,
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Feeder(threading.Thread):
+    """Produces the simulated events once the clock reaches their event time, as a
+    province's systems would."""
+
+    def __init__(self, settings: Settings, events: list[bytes], clock: Clock) -> None:
+        super().__init__(name="feeder", daemon=True)
+        self.settings, self.events, self.clock = settings, events, clock
+        self.stopping = threading.Event()
+        self.sent = 0
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        topics = topics_for(self.settings)
+        client = producer(self.settings)
+        try:
+            for raw in self.events:
+                at = dt.datetime.fromisoformat(orjson.loads(raw)["occurred_at"]).timestamp()
+                while self.clock.now() < at:
+                    if self.stopping.wait(0.05):
+                        return
+                queue, key = route(raw)
+                topic = topics.queue_events if queue else topics.case_events
+                client.send(topic.name, key=key, value=raw)
+                self.sent += 1
+        except Exception as error:  # noqa: BLE001 - shown to the person watching
+            self.error = error
+        finally:
+            client.flush()
+            client.close()
+
+
+def run_demo(
+    reference: Reference, reference_dir: Path, simulation: SimulationSettings, speed: float,
+    seconds: float | None, console: Console,
+) -> LiveFigures:
+    """Run everything until Ctrl-C or `seconds`; return the figures last seen."""
+    from streams.cli import figures_table, waits_table
+
+    folder = Path(tempfile.mkdtemp(prefix="onestop-demo-"))
+    console.print(f"Mô phỏng / simulating {simulation.cases:,} cases over {simulation.days} days…")
+    events = [orjson.dumps(event) for event in simulate(reference, simulation)]
+    zone = dt.timezone(dt.timedelta(hours=7))
+    start = dt.datetime.combine(simulation.start, dt.time(7), zone)
+    anchor = time.time()
+    clock = Clock(start.timestamp(), speed, anchor)
+    figures = LiveFigures()
+    derived: Counter[str] = Counter()
+    with EmbeddedBroker(log_path=str(folder / "broker.log")) as broker:
+        settings = Settings(
+            broker_url=broker.url, reference=reference_dir, broker_flavour="tansu",
+            clock=f"accelerated:{start.isoformat()}:{speed}@{anchor}", data_dir=folder / "faust",
+        )
+        create_topics(settings)
+        worker = start_worker(settings, folder / "worker.log")
+        feeder = Feeder(settings, events, clock)
+        feeder.start()
+        topics = topics_for(settings)
+        reader = KafkaConsumer(
+            topics.aggregates.name, topics.derived_events.name,
+            bootstrap_servers=settings.bootstrap_servers, group_id=None,
+            auto_offset_reset="earliest", enable_auto_commit=False,
+        )
+        began = time.monotonic()
+        # Ctrl-C sets a flag rather than interrupting the Kafka client mid-call.
+        interrupted = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+        try:
+            with Live(console=console, refresh_per_second=2, screen=False) as live:
+                while not interrupted.is_set() and (
+                    seconds is None or time.monotonic() - began < seconds
+                ):
+                    for batch in reader.poll(timeout_ms=500).values():
+                        for record in batch:
+                            if record.topic == topics.aggregates.name:
+                                value = None if record.value is None else orjson.loads(record.value)
+                                figures.add(record.key, value)
+                            else:
+                                derived[orjson.loads(record.value)["type"]] += 1
+                    if worker.poll() is not None:
+                        raise RuntimeError(f"the worker stopped; see {folder / 'worker.log'}")
+                    report = figures.report()
+                    now = clock.now()
+                    status = Text(
+                        f"Giờ mô phỏng / simulated time {dt.datetime.fromtimestamp(now, zone):%Y-%m-%d %H:%M}"
+                        f" (×{speed:g}) · đã gửi / sent {feeder.sent:,}/{len(events):,} events · "
+                        f"xin lỗi cần gửi / apology triggers {derived['apology_required']:,} · "
+                        f"quá hạn phát hiện / overdue found {derived['overdue_detected']:,} · "
+                        "Ctrl-C dừng / stops"
+                    )
+                    tables = [status]
+                    if report["agencies"]:
+                        tables += [figures_table(report, reference), waits_table(report, reference)]
+                    live.update(Group(*tables))
+                    if feeder.error is not None:
+                        raise RuntimeError(f"feeding events failed: {feeder.error}")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            feeder.stopping.set()
+            reader.close()
+            stop_process(worker)
+            feeder.join(10)
+    console.print(f"Đã dừng / stopped. Logs: {folder}")
+    return figures
