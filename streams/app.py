@@ -8,15 +8,19 @@ judges its cases when no event arrives (a Faust timer may not write to tables).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import faust
 import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 
 from models.aggregates import AgencyFigures, CentreFigures, Period, add_case, add_visit
@@ -31,6 +35,7 @@ from streams.codec import (
     Entry,
     dead_letter_json,
     decode_tick,
+    encode_entry,
     encode_tick,
 )
 from streams.replay import derived_json
@@ -54,8 +59,6 @@ REPUBLISH_DAYS = 35
 class Table(Protocol):
     data: Any
 
-    def send_changelog(self, partition: int | None, key: Any, value: Any) -> Any: ...
-
 
 @dataclass
 class PartitionIndex:
@@ -72,15 +75,67 @@ class PartitionIndex:
     published: dict[bytes, bytes] = field(default_factory=dict)
 
 
+class Outbox:
+    """Records to send when a batch is done, grouped by topic partition.
+
+    Each group goes out as one record batch through its own aiokafka producer, and the
+    agent awaits delivery before Faust acknowledges the batch's events: a message per
+    record through Faust's producer buffer costs more than applying the event itself."""
+
+    def __init__(
+        self, partitions: dict[str, int], producer: Callable[[], Awaitable[AIOKafkaProducer]]
+    ) -> None:
+        self.partitions = partitions
+        self.producer = producer
+        self.pending: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = (
+            defaultdict(list)
+        )
+        self.partitioner = DefaultPartitioner()
+        self.unkeyed = 0
+
+    def add(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None:
+        if partition is None:
+            every = list(range(self.partitions[topic]))
+            if key is None:
+                self.unkeyed += 1
+                partition = every[self.unkeyed % len(every)]
+            else:
+                partition = self.partitioner(key, every, every)
+        self.pending[(topic, partition)].append((key, value))
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        producer = await self.producer()
+        deliveries = []
+        for (topic, partition), records in self.pending.items():
+            batch = producer.create_batch()
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    batch.close()
+                    deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            batch.close()
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        self.pending.clear()
+        await asyncio.gather(*deliveries)
+
+
 class Keeper:
     """Drives one kind of entity (cases, or queue tickets) through its rules: applies
     events, judges on ticks, publishes derived events and per-day aggregates."""
 
     scope = ""
+    types: frozenset[str] = frozenset()
 
-    def __init__(self, pipeline: Pipeline, table: Table) -> None:
+    def __init__(self, pipeline: Pipeline, table: Table, changelog: str) -> None:
         self.pipeline = pipeline
         self.table = table
+        self.changelog = changelog
+        self.outbox = Outbox(pipeline.partition_counts, pipeline.producer)
         self.indexes: dict[int, PartitionIndex] = {}
         self.unflushed: dict[str, int] = {}
         calendar = pipeline.rules.calendar
@@ -142,9 +197,10 @@ class Keeper:
     def flush(self) -> None:
         """Send each state changed since the last flush to the changelog once, to the
         partition of its source record (not the producer's choice of partition)."""
-        data = self.table.data
+        data, add = self.table.data, self.outbox.add
         for key, partition in self.unflushed.items():
-            self.table.send_changelog(partition, key, data[key])
+            # Keys as the table's changelog codec writes them (JSON strings).
+            add(self.changelog, orjson.dumps(key), encode_entry(data[key]), partition)
         self.unflushed.clear()
 
     def on_event(self, partition: int, event: Any) -> None:
@@ -165,7 +221,6 @@ class Keeper:
         if woken:
             # Time alone changed these, so the figures of the current day change.
             index.dirty_days.add(self.local_date(now))
-        pipeline = self.pipeline
         for key in index.changed.union(woken):
             state = self.state(key)
             new, outputs, next_check = self.judge(state, now)
@@ -176,7 +231,7 @@ class Keeper:
             else:
                 index.wake[key] = next_check
             for output in outputs:
-                pipeline.send_derived(output)
+                self.send_derived(output)
         index.changed.clear()
         self._publish(partition, index, now)
 
@@ -203,13 +258,66 @@ class Keeper:
             published = index.published
             for key, value in fresh.items():
                 if published.get(key) != value:
-                    self.pipeline.send_aggregate(key, value)
+                    self.outbox.add(self.pipeline.topics.aggregates.name, key, value)
                     published[key] = value
             for key in [key for key in published if key.endswith(suffix)]:
                 if key not in fresh:
-                    self.pipeline.send_aggregate(key, None)
+                    self.outbox.add(self.pipeline.topics.aggregates.name, key, None)
                     del published[key]
         index.dirty_days = {day for day in index.dirty_days if day > today}
+
+    def send_derived(self, event: DerivedEvent) -> None:
+        key = (event.case_id or event.details.get("ticket_id") or "").encode()
+        value = orjson.dumps(derived_json(event, self.pipeline.isoformat))
+        topics = self.pipeline.topics
+        self.outbox.add(topics.derived_events.name, key, value)
+        if event.type in ALERT_KINDS:
+            self.outbox.add(topics.alerts.name, event.agency.encode(), value)
+
+    def dead_letter(self, event: EventT, reason: str) -> None:
+        message = event.message
+        record = dead_letter_json(
+            message.value, message.topic, message.partition, message.offset, reason,
+            self.pipeline.isoformat(self.pipeline.clock.now()),
+        )
+        self.outbox.add(self.pipeline.topics.dead_letters.name, message.key, orjson.dumps(record))
+
+    async def handle(self, events: Sequence[EventT]) -> None:
+        """One batch from the input topic: events are applied in arrival order, each tick
+        judges its partition, changed states go to the changelog once, and the batch is
+        done when the broker has every record it caused."""
+        rules, types = self.pipeline.rules, self.types
+        for event in events:
+            message = event.message
+            partition = message.partition
+            if message.key == TICK_KEY:
+                try:
+                    now = decode_tick(message.value)
+                except (ValueError, KeyError, TypeError):
+                    self.dead_letter(event, "a tick message (empty key) without a tick instant")
+                    continue
+                self.on_tick(partition, now)
+                continue
+            decoded = decode_event(message.value)
+            if type(decoded) is Rejection:
+                self.dead_letter(event, decoded.reason)
+                continue
+            reason = None
+            if decoded.type not in types:  # type: ignore[union-attr]
+                reason = f"a {decoded.type} event does not belong on topic {message.topic}"  # type: ignore[union-attr]
+            else:
+                reason = rules.check(decoded)  # type: ignore[arg-type]
+            if reason is None and message.key is not None:
+                key = self.key_of(decoded)
+                if message.key != key.encode():
+                    reason = (f"the record key '{message.key.decode(errors='replace')}' is not "
+                              f"the event's id '{key}'")
+            if reason is not None:
+                self.dead_letter(event, reason)
+                continue
+            self.on_event(partition, decoded)
+        self.flush()
+        await self.outbox.flush()
 
     def forget(self) -> None:
         """Partitions were revoked: indexes are rebuilt from the table when next needed."""
@@ -218,6 +326,7 @@ class Keeper:
 
 class CaseKeeper(Keeper):
     scope = "agency"
+    types = CASE_EVENT_TYPES
 
     def key_of(self, event: Any) -> str:
         return str(event.case_id)
@@ -251,6 +360,7 @@ class CaseKeeper(Keeper):
 
 class TicketKeeper(Keeper):
     scope = "centre"
+    types = QUEUE_EVENT_TYPES
 
     def key_of(self, event: Any) -> str:
         return str(event.ticket_id)
@@ -285,67 +395,31 @@ class TicketKeeper(Keeper):
 class Pipeline:
     """The rules, the clock and the output topics shared by the agents."""
 
-    def __init__(self, settings: Settings, clock: Clock, topics: dict[str, TopicT]) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
         self.rules = CaseRules(load_reference(settings.reference))
         self.queue_rules = QueueRules(self.rules.settings.wait_target_seconds)
-        self.topics = topics
+        self.topics = topics_for(settings)
+        self.partition_counts = {spec.name: spec.partitions for spec in self.topics.all()}
         self.isoformat = self.rules.calendar.isoformat
+        self._producer: AIOKafkaProducer | None = None
 
-    def send_derived(self, event: DerivedEvent) -> None:
-        key = (event.case_id or event.details.get("ticket_id") or "").encode()
-        value = orjson.dumps(derived_json(event, self.isoformat))
-        self.topics["derived"].send_soon(key=key, value=value)
-        if event.type in ALERT_KINDS:
-            self.topics["alerts"].send_soon(key=event.agency.encode(), value=value)
+    async def producer(self) -> AIOKafkaProducer:
+        """The producer of every output, started on first use (on the worker's loop)."""
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap_servers, acks="all",
+                max_batch_size=1 << 20,
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
 
-    def send_aggregate(self, key: bytes, value: bytes | None) -> None:
-        self.topics["aggregates"].send_soon(key=key, value=value)
-
-    def dead_letter(self, event: EventT, reason: str) -> None:
-        message = event.message
-        record = dead_letter_json(
-            message.value, message.topic, message.partition, message.offset, reason,
-            self.isoformat(self.clock.now()),
-        )
-        self.topics["dead_letters"].send_soon(key=message.key, value=orjson.dumps(record))
-
-    def handle(self, events: Sequence[EventT], keeper: Keeper, types: frozenset[str]) -> None:
-        """One batch from one input topic: events are applied in arrival order, each
-        tick judges its partition, and changed states go to the changelog once."""
-        rules = self.rules
-        for event in events:
-            message = event.message
-            partition = message.partition
-            if message.key == TICK_KEY:
-                try:
-                    now = decode_tick(message.value)
-                except (ValueError, KeyError, TypeError):
-                    self.dead_letter(event, "a tick message (empty key) without a tick instant")
-                    continue
-                keeper.on_tick(partition, now)
-                continue
-            decoded = decode_event(message.value)
-            if type(decoded) is Rejection:
-                self.dead_letter(event, decoded.reason)
-                continue
-            reason = None
-            if decoded.type not in types:  # type: ignore[union-attr]
-                reason = f"a {decoded.type} event does not belong on topic {message.topic}"  # type: ignore[union-attr]
-            else:
-                reason = rules.check(decoded)  # type: ignore[arg-type]
-            if reason is None and message.key is not None:
-                key = keeper.key_of(decoded)
-                if message.key != key.encode():
-                    reason = (f"the record key '{message.key.decode(errors='replace')}' is not "
-                              f"the event's id '{key}'")
-            if reason is not None:
-                self.dead_letter(event, reason)
-                continue
-            keeper.on_event(partition, decoded)
-        keeper.flush()
-
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
 
 def _topic(app: faust.App, name: str, partitions: int) -> TopicT:
     return app.topic(
@@ -380,6 +454,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         web_enabled=False,
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.commit_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=max(settings.session_timeout_seconds / 5, 0.5),
         broker_rebalance_timeout=settings.session_timeout_seconds * 2,
@@ -392,13 +467,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     partitions = settings.partitions
     case_topic = _topic(app, spec.case_events.name, partitions)
     queue_topic = _topic(app, spec.queue_events.name, partitions)
-    outputs = {
-        "derived": _topic(app, spec.derived_events.name, spec.derived_events.partitions),
-        "alerts": _topic(app, spec.alerts.name, spec.alerts.partitions),
-        "aggregates": _topic(app, spec.aggregates.name, spec.aggregates.partitions),
-        "dead_letters": _topic(app, spec.dead_letters.name, spec.dead_letters.partitions),
-    }
-    pipeline = Pipeline(settings, clock, outputs)
+    pipeline = Pipeline(settings, clock)
     app.pipeline = pipeline  # type: ignore[attr-defined]
 
     def table(name: str, changelog_name: str) -> Any:
@@ -413,17 +482,19 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         created.value_serializer = ENTRY_CODEC
         return created
 
-    cases = CaseKeeper(pipeline, table(CASE_TABLE, spec.case_changelog.name))
-    tickets = TicketKeeper(pipeline, table(TICKET_TABLE, spec.ticket_changelog.name))
+    cases = CaseKeeper(pipeline, table(CASE_TABLE, spec.case_changelog.name),
+                       spec.case_changelog.name)
+    tickets = TicketKeeper(pipeline, table(TICKET_TABLE, spec.ticket_changelog.name),
+                           spec.ticket_changelog.name)
     app.keepers = (cases, tickets)  # type: ignore[attr-defined]
 
     async def case_agent(stream: Any) -> None:
         async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
-            pipeline.handle(batch, cases, CASE_EVENT_TYPES)
+            await cases.handle(batch)
 
     async def queue_agent(stream: Any) -> None:
         async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
-            pipeline.handle(batch, tickets, QUEUE_EVENT_TYPES)
+            await tickets.handle(batch)
 
     app.agent(case_topic, name="cases")(case_agent)
     app.agent(queue_topic, name="tickets")(queue_agent)
@@ -434,6 +505,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         for topic in (case_topic, queue_topic):
             for partition in range(partitions):
                 await topic.send(key=TICK_KEY, value=value, partition=partition)
+
+    @app.task
+    async def stop_outbox() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await pipeline.stop()
 
     @app.on_partitions_revoked.connect
     async def forget(app: Any, revoked: Any, **kwargs: Any) -> None:

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(
         default=0.05, gt=0, description="Longest wait to fill a batch, in seconds."
     )
+    commit_seconds: float = Field(
+        default=2.8, gt=0, description="Seconds between two commits of consumed offsets."
+    )
     session_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Kafka consumer session timeout."
     )

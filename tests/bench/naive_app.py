@@ -1,0 +1,70 @@
+"""The naive pattern the pipeline is measured against: the same decoding and rules, one
+Faust table write per event, Faust's default settings.
+
+    python tests/bench/naive_app.py    (settings from the ONESTOP_* environment)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import faust
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from models.case import CaseRules  # noqa: E402
+from models.events import Rejection, decode_event  # noqa: E402
+from models.queue import QueueRules  # noqa: E402
+from models.reference import load_reference  # noqa: E402
+from streams.codec import ENTRY_CODEC, Entry  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.topics import topics_for  # noqa: E402
+
+
+def create_naive_app(settings: Settings) -> faust.App:
+    spec = topics_for(settings)
+    rules = CaseRules(load_reference(settings.reference))
+    queue_rules = QueueRules(rules.settings.wait_target_seconds)
+    app = faust.App(
+        settings.app_id, broker=settings.broker_url, store="memory://",
+        topic_partitions=settings.partitions, web_enabled=False, autodiscover=False,
+        datadir=str(settings.data_dir),
+        # Only so that the benchmark sees progress as often as for the pipeline.
+        broker_commit_interval=settings.commit_seconds,
+    )
+    cases = app.Table("cases", partitions=settings.partitions, key_type=str)
+    tickets = app.Table("tickets", partitions=settings.partitions, key_type=str)
+    for table in (cases, tickets):
+        table.value_serializer = ENTRY_CODEC
+
+    async def case_agent(stream: Any) -> None:
+        async for event in stream.events():
+            decoded = decode_event(event.value)
+            if type(decoded) is Rejection or rules.check(decoded) is not None:
+                continue
+            entry = cases.get(decoded.case_id)
+            state, _ = rules.apply(None if entry is None else entry.state, decoded)
+            cases[decoded.case_id] = Entry(event.message.partition, state)
+
+    async def queue_agent(stream: Any) -> None:
+        async for event in stream.events():
+            decoded = decode_event(event.value)
+            if type(decoded) is Rejection:
+                continue
+            entry = tickets.get(decoded.ticket_id)
+            state, _ = queue_rules.apply(None if entry is None else entry.state, decoded)
+            tickets[decoded.ticket_id] = Entry(event.message.partition, state)
+
+    for name, agent in ((spec.case_events.name, case_agent), (spec.queue_events.name, queue_agent)):
+        topic = app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw",
+                          key_serializer="raw")
+        app.agent(topic, name=agent.__name__)(agent)
+    return app
+
+
+if __name__ == "__main__":
+    from faust.worker import Worker
+
+    Worker(create_naive_app(Settings()), loglevel="warn", quiet=True).execute_from_commandline()
