@@ -526,12 +526,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     return app
 
 
-def run_worker(settings: Settings, loglevel: str = "info", on_start: Callable[[], None] | None = None) -> None:
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run one worker in the foreground until it is stopped (SIGTERM or Ctrl-C)."""
     from faust.worker import Worker
 
-    app = create_app(settings)
-    worker = Worker(app, loglevel=loglevel, quiet=True)
-    if on_start is not None:
-        on_start()
-    worker.execute_from_commandline()
+    Worker(create_app(settings), loglevel=loglevel, quiet=True).execute_from_commandline()

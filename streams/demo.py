@@ -139,8 +139,9 @@ def run_demo(
                         raise RuntimeError(f"the worker stopped; see {folder / 'worker.log'}")
                     report = figures.report()
                     now = clock.now()
+                    shown = dt.datetime.fromtimestamp(now, zone)
                     status = Text(
-                        f"Giờ mô phỏng / simulated time {dt.datetime.fromtimestamp(now, zone):%Y-%m-%d %H:%M}"
+                        f"Giờ mô phỏng / simulated time {shown:%Y-%m-%d %H:%M}"
                         f" (×{speed:g}) · đã gửi / sent {feeder.sent:,}/{len(events):,} events · "
                         f"xin lỗi cần gửi / apology triggers {derived['apology_required']:,} · "
                         f"quá hạn phát hiện / overdue found {derived['overdue_detected']:,} · "

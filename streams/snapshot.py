@@ -6,7 +6,7 @@ two outputs can be compared byte for byte."""
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
 
 import orjson
 
@@ -21,8 +21,6 @@ from streams.topics import topics_for
 
 def pipeline_clock(settings: Settings) -> float | None:
     """The pipeline's clock as of its newest aggregate record (None before any)."""
-    import datetime as dt
-
     latest = None
     for record in read_to_end(settings.bootstrap_servers, [topics_for(settings).aggregates.name]):
         if record.value is None:
@@ -46,7 +44,3 @@ def live_replay(settings: Settings) -> Replay:
         else:
             replay.tickets[state[0]] = state  # type: ignore[assignment]
     return replay
-
-
-def snapshot(settings: Settings, as_of: float) -> dict[str, Any]:
-    return live_replay(settings).report(as_of)

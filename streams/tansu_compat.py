@@ -13,7 +13,7 @@ the end, so little is read). Kafka brokers are left untouched.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
@@ -81,7 +81,7 @@ class TansuTransport(faust_aiokafka.Transport):
 
 
 def read_to_end(
-    bootstrap_servers: list[str], topics: Iterable[str], timeout: float = 60.0
+    bootstrap_servers: list[str], topics: list[str], timeout: float = 60.0
 ) -> list[Any]:
     """Every record of `topics` up to their current end, read with kafka-python.
 
@@ -118,6 +118,7 @@ def read_to_end(
                     if record.offset < ends[TopicPartition(record.topic, record.partition)]
                 ]
             if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {sorted(set(topics))} to the end in {timeout} s")
+                names = sorted(set(topics))
+                raise TimeoutError(f"could not read {names} to the end in {timeout} s")
     finally:
         consumer.close()

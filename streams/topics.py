@@ -70,7 +70,9 @@ class TopicMismatch(RuntimeError):
 def create_topics(settings: Settings) -> list[str]:
     """Create the missing topics; return the names created. A topic that exists with
     another partition count is an error: the pipeline's co-partitioning depends on it."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="onestop-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, client_id="onestop-admin"
+    )
     try:
         specs = topics_for(settings).all()
         existing = set(admin.list_topics())
@@ -79,7 +81,8 @@ def create_topics(settings: Settings) -> list[str]:
         for spec in missing:
             configs = {"cleanup.policy": "compact"} if spec.compacted else {}
             try:
-                admin.create_topics([NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)])
+                new = NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)
+                admin.create_topics([new])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another process created it meanwhile; checked below

@@ -2,7 +2,8 @@
 
     python tests/bench/bench_pipeline.py [--cases 12000] [--days 30]
 
-1. the raw aiokafka consume rate of the input topics (the ceiling);
+1. the raw aiokafka consume rate of the input topics (the ceiling), and Faust's own
+   floor: the same batched agents doing nothing;
 2. the naive pattern: one Faust table write per event, Faust's default settings
    (tests/bench/naive_app.py);
 3. our pipeline (one worker), with its ticks, derived events and aggregates.
@@ -205,6 +206,7 @@ def main() -> None:
             dt.date(2026, 3, 2) + dt.timedelta(days=arguments.days), dt.time(17), ZONE)
         runs = {}
         for label, command in (
+            ("faust, no work", [sys.executable, str(ROOT / "tests/bench/naive_app.py"), "--empty"]),
             ("naive", [sys.executable, str(ROOT / "tests/bench/naive_app.py")]),
             ("pipeline", [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"]),
         ):
@@ -213,7 +215,7 @@ def main() -> None:
             ends = ingest_lines(settings, lines).ends
             if label == "naive":
                 runs["raw aiokafka consume"] = asyncio.run(raw_rate(settings, ends))
-            runs[label] = worker_rate(command, settings, ends, folder / f"{label}.log")
+            runs[label] = worker_rate(command, settings, ends, folder / f"{label[:5]}.log")
             print(f"  {label}: {runs[label]:,.0f} events/s")
         to_overdue, to_aggregates = delays(bootstrap, folder, arguments.samples)
     finally:
@@ -223,10 +225,12 @@ def main() -> None:
     ours = runs["pipeline"]
     print()
     print(f"{'raw aiokafka consume (ceiling)':<34}{runs['raw aiokafka consume']:>12,.0f} events/s")
+    print(f"{'faust agents doing nothing':<34}{runs['faust, no work']:>12,.0f} events/s")
     print(f"{'naive: a table write per event':<34}{runs['naive']:>12,.0f} events/s")
     print(f"{'our pipeline, one worker':<34}{ours:>12,.0f} events/s")
     print(f"  ratio to naive: {ours / runs['naive']:.2f}x (target >= 2x); "
           f"to the ceiling: {ours / runs['raw aiokafka consume']:.3f}; "
+          f"to faust doing nothing: {ours / runs['faust, no work']:.2f}; "
           f"target >= 10,000 events/s: {'met' if ours >= 10_000 else 'not met'}")
     if to_overdue:
         print(f"due instant -> overdue output: p99 {p99(to_overdue):.2f} s, median "

@@ -1,7 +1,8 @@
 """The naive pattern the pipeline is measured against: the same decoding and rules, one
-Faust table write per event, Faust's default settings.
+Faust table write per event, Faust's default settings. With `--empty`, Faust's own floor
+instead: the pipeline's batched agents with no work at all.
 
-    python tests/bench/naive_app.py    (settings from the ONESTOP_* environment)
+    python tests/bench/naive_app.py [--empty]   (settings from the ONESTOP_* environment)
 """
 
 from __future__ import annotations
@@ -21,6 +22,26 @@ from models.reference import load_reference  # noqa: E402
 from streams.codec import ENTRY_CODEC, Entry  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import topics_for  # noqa: E402
+
+
+def create_empty_app(settings: Settings) -> faust.App:
+    """Agents that take the input in batches, as the pipeline does, and do nothing."""
+    spec = topics_for(settings)
+    app = faust.App(
+        settings.app_id, broker=settings.broker_url, store="memory://",
+        topic_partitions=settings.partitions, web_enabled=False, autodiscover=False,
+        datadir=str(settings.data_dir), broker_commit_interval=settings.commit_seconds,
+    )
+
+    async def take(stream: Any) -> None:
+        async for _batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+            pass
+
+    for name in (spec.case_events.name, spec.queue_events.name):
+        topic = app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw",
+                          key_serializer="raw")
+        app.agent(topic, name=name)(take)
+    return app
 
 
 def create_naive_app(settings: Settings) -> faust.App:
@@ -67,4 +88,5 @@ def create_naive_app(settings: Settings) -> faust.App:
 if __name__ == "__main__":
     from faust.worker import Worker
 
-    Worker(create_naive_app(Settings()), loglevel="warn", quiet=True).execute_from_commandline()
+    factory = create_empty_app if "--empty" in sys.argv else create_naive_app
+    Worker(factory(Settings()), loglevel="warn", quiet=True).execute_from_commandline()

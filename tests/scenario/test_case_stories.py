@@ -336,3 +336,35 @@ def test_a_supplement_request_after_processing_does_not_count(rules):
     view = view_of(rules, events, "2026-03-31 00:00")
     assert view.supplement_requests == 1
     assert view.service_index_verdict == "on_time"
+
+
+def test_judging_only_at_next_check_gives_what_hourly_ticks_give(rules):
+    """The live pipeline judges a quiet case only at `next_check`; that must miss nothing
+    that judging it every hour would find, and find it at the same instants."""
+    events = [received("2026-03-02 09:00"),
+              event("transferred", "2026-03-03 10:00", from_unit="STP", to_unit="UBND",
+                    method="electronic"),
+              event("processed", "2026-03-12 10:00"),
+              event("returned", "2026-03-13 08:00", channel="counter")]
+    state, _ = story(rules, events)
+
+    hourly_state, hourly = state, []
+    for hour in range(0, 24 * 16):
+        hourly_state, outputs = rules.on_tick(hourly_state, at("2026-03-02 00:00") + 3600 * hour)
+        hourly += outputs
+
+    sparse_state, sparse, now, checks = state, [], at("2026-03-02 00:00"), 0
+    while now < at("2026-03-18 00:00"):
+        sparse_state, outputs = rules.on_tick(sparse_state, now)
+        sparse += outputs
+        now = rules.next_check(sparse_state, rules.evaluate(sparse_state, now), now)
+        checks += 1
+
+    def kinds(outputs):
+        return sorted((output.type, output.occurred_at) for output in outputs)
+
+    assert [kind for kind, _ in kinds(sparse)] == sorted(
+        ["case_at_risk", "overdue_detected", "apology_required", "apology_missing",
+         "case_closed"])
+    assert kinds(sparse) == kinds(hourly)
+    assert checks < 12  # a handful of instants, not every hour

@@ -37,3 +37,24 @@ def test_the_readme_has_exactly_two_set_up_commands_and_ci_runs_the_test_one():
 def test_target_metrics_are_documented_in_the_sample_province():
     sample = (Path(__file__).parents[2] / "models" / "sample_province" / "README.md").read_text()
     assert all(f"`{metric}`" in sample for metric in TARGET_METRICS)
+
+
+def test_every_setting_is_documented_with_its_default():
+    from streams.settings import Settings
+
+    rows = dict(re.findall(r"^\| `(ONESTOP_\w+)` \| (.*?) \|", README, re.M))
+    names = {"ONESTOP_" + name.upper() for name in Settings.model_fields}
+    assert set(rows) == names
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        if isinstance(default, (int, float, str)):
+            assert f"`{shown}`" in rows["ONESTOP_" + name.upper()], name
+
+
+def test_every_topic_is_documented():
+    from streams.settings import Settings
+    from streams.topics import topics_for
+
+    documented = set(re.findall(r"^\| `(onestop[\w.-]+)` \|", README, re.M))
+    assert documented == {spec.name for spec in topics_for(Settings()).all()}

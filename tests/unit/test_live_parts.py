@@ -1,0 +1,122 @@
+"""The live pipeline's pure parts: clock, settings, the table codec, ticks, routing of
+ingested lines, the live view's sums, and the queue's next check."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from models.case import CaseRules
+from models.queue import QueueRules
+from models.reference import SAMPLE_PROVINCE, load_reference
+from streams.clock import parse_clock
+from streams.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
+from streams.ingest import route
+from streams.live_view import LiveFigures
+from streams.replay import Replay
+from streams.settings import Settings
+from streams.simulate import SimulationSettings, simulate
+from tests.conftest import at
+from tests.unit.test_queue import ticket
+
+
+def test_clocks_wall_fixed_and_accelerated():
+    assert parse_clock("fixed:2026-03-02T07:00:00+07:00").now() == at("2026-03-02 07:00")
+    shared = parse_clock("accelerated:2026-03-02T07:00:00+07:00:600@1000")
+    assert (shared.start, shared.factor, shared.anchor) == (at("2026-03-02 07:00"), 600, 1000)
+    assert parse_clock("wall").start is None
+
+
+@pytest.mark.parametrize("text, words", [
+    ("fixed:2026-03-02T07:00:00", "no time-zone offset"),
+    ("accelerated:2026-03-02T07:00:00+07:00:0", "above 0"),
+    ("sundial", "none of wall"),
+])
+def test_a_bad_clock_says_what_is_wrong(text, words):
+    with pytest.raises(ValueError, match=words):
+        parse_clock(text)
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("ONESTOP_BROKER_URL", raising=False)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("ONESTOP_PARTITIONS", "8")
+    settings = Settings()
+    assert settings.bootstrap_servers == ["kafka-1:9092", "kafka-2:9092"]
+    assert settings.partitions == 8
+    monkeypatch.setenv("ONESTOP_BROKER_URL", "kafka://ours:9092")
+    assert Settings().bootstrap_servers == ["ours:9092"]
+
+
+def test_bad_settings_are_refused_by_name(monkeypatch):
+    monkeypatch.setenv("ONESTOP_CLOCK", "fixed:yesterday")
+    with pytest.raises(ValidationError, match="clock"):
+        Settings()
+    monkeypatch.setenv("ONESTOP_CLOCK", "wall")
+    monkeypatch.setenv("ONESTOP_BROKER_URL", "http://x:1")
+    with pytest.raises(ValidationError, match="ONESTOP_BROKER_URL"):
+        Settings()
+
+
+def test_table_entries_survive_the_changelog_codec_unchanged():
+    reference = load_reference(SAMPLE_PROVINCE)
+    replay = Replay.for_rules(CaseRules(reference))
+    for event in simulate(reference, SimulationSettings(cases=60, seed=4, days=10)):
+        replay.feed(orjson.dumps(event))
+    states = [*replay.cases.values(), *replay.tickets.values()]
+    assert any(fact.data and any(isinstance(part, tuple) for part in fact.data)
+               for state in states for fact in state.facts)  # nested tuples are covered
+    for number, state in enumerate(states):
+        entry = Entry(number % 4, state)
+        assert decode_entry(encode_entry(entry)) == entry
+    assert decode_tick(encode_tick(1772409600.25)) == 1772409600.25
+
+
+def test_ingest_routes_by_type_and_keys_by_id():
+    assert route(b'{"type":"ticket_called","ticket_id":"T1"}') == (True, b"T1")
+    assert route(b'{"type":"received","case_id":"C1"}') == (False, b"C1")
+    assert route(b'{"type":"received"}') == (False, None)
+    assert route(b"[1, 2]") == (False, None)
+    assert route(b"{broken") == (False, None)
+
+
+def record(code, day, partition, received, overdue, as_of="2026-03-03T17:00:00+07:00"):
+    ratio = {"numerator": received, "denominator": received, "ratio": 1.0}
+    figures = {"received": received, "ended": 0, "early": 0, "on_time": 0, "late": 0,
+               "completed_on_time_rate": ratio, "e_transfer_share": ratio,
+               "apologies_required": 0, "overdue_open": overdue, "apologies_missing": 0,
+               "service_index_on_time_rate": ratio}
+    return {"scope": "agency", "code": code, "day": day, "partition": partition,
+            "as_of": as_of, "figures": figures}
+
+
+def test_the_live_view_adds_flows_over_days_and_takes_backlogs_from_the_last_day():
+    view = LiveFigures()
+    view.add(b"a1", record("STP", "2026-03-02", 0, received=3, overdue=5))
+    view.add(b"a2", record("STP", "2026-03-03", 0, received=2, overdue=1))
+    view.add(b"a3", record("STP", "2026-03-03", 1, received=4, overdue=2))
+    view.add(b"a4", record("UBND", "2026-03-02", 1, received=1, overdue=1))
+    report = view.report()
+    stp = report["agencies"]["STP"]
+    assert stp["received"] == 9
+    assert stp["completed_on_time_rate"] == {"numerator": 9, "denominator": 9, "ratio": 1.0}
+    assert stp["overdue_open"] == 3  # the 3rd: both partitions; the 2nd is history
+    assert report["province"]["received"] == 10
+    assert report["province"]["overdue_open"] == 4
+    view.add(b"a4", None)  # a tombstone of the compacted topic
+    assert "UBND" not in view.report()["agencies"]
+
+
+def test_a_waiting_ticket_is_judged_again_just_after_the_target():
+    rules = QueueRules(900)
+    state, _ = rules.apply(None, ticket("ticket_issued", "2026-03-02 08:00"))
+    now = at("2026-03-02 08:01")
+    wake = rules.next_check(state, rules.evaluate(state, now), now)
+    assert at("2026-03-02 08:15") < wake < at("2026-03-02 08:15") + 0.001
+    assert rules.on_tick(state, at("2026-03-02 08:15"))[1] == []
+    state, outputs = rules.on_tick(state, wake)
+    assert [output.type for output in outputs] == ["wait_exceeded"]
+    assert rules.next_check(state, rules.evaluate(state, wake), wake) == math.inf
