@@ -21,3 +21,4 @@ test: $(BIN)/onestop
 
 bench: $(BIN)/onestop
 	$(BIN)/python tests/bench/bench_replay.py
+	$(BIN)/python tests/bench/bench_pipeline.py

@@ -62,12 +62,11 @@ class Table(Protocol):
 
 @dataclass
 class PartitionIndex:
-    """What a worker knows of one source partition beyond its table: which keys it
-    holds, the local days each key's figures may touch, what changed since the last
-    tick, and when each key must next be judged. Rebuilt from the table after a
+    """What a worker knows of one source partition beyond its table: the local days
+    each key's figures may touch, what changed since the last tick, when each key must
+    next be judged, and the aggregates last sent. Rebuilt from the table after a
     rebalance or a recovery, never stored."""
 
-    keys: set[str] = field(default_factory=set)
     spans: dict[str, tuple[dt.date, dt.date | None]] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     wake: dict[str, float] = field(default_factory=dict)
@@ -78,8 +77,8 @@ class PartitionIndex:
 class Outbox:
     """Records to send when a batch is done, grouped by topic partition.
 
-    Each group goes out as one record batch through its own aiokafka producer, and the
-    agent awaits delivery before Faust acknowledges the batch's events: a message per
+    Each group goes out as one record batch through the pipeline's aiokafka producer, and
+    the agent awaits delivery before Faust acknowledges the batch's events: a message per
     record through Faust's producer buffer costs more than applying the event itself."""
 
     def __init__(
@@ -183,7 +182,6 @@ class Keeper:
 
     def _note(self, index: PartitionIndex, key: str, state: Any) -> None:
         facts = state.facts
-        index.keys.add(key)
         index.spans[key] = (self.local_date(facts[0].at), self.ended_on(state))
 
     def state(self, key: str) -> Any:
