@@ -402,16 +402,21 @@ class Pipeline:
         self.partition_counts = {spec.name: spec.partitions for spec in self.topics.all()}
         self.isoformat = self.rules.calendar.isoformat
         self._producer: AIOKafkaProducer | None = None
+        self._producer_started: asyncio.Lock | None = None
 
     async def producer(self) -> AIOKafkaProducer:
-        """The producer of every output, started on first use (on the worker's loop)."""
-        if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.bootstrap_servers, acks="all",
-                max_batch_size=1 << 20,
-            )
-            await producer.start()
-            self._producer = producer
+        """The producer of every output, started on first use (on the worker's loop).
+        Both agents ask at once at start-up; the lock keeps it to one producer."""
+        if self._producer_started is None:
+            self._producer_started = asyncio.Lock()
+        async with self._producer_started:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.settings.bootstrap_servers, acks="all",
+                    max_batch_size=1 << 20,
+                )
+                await producer.start()
+                self._producer = producer
         return self._producer
 
     async def stop(self) -> None:

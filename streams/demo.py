@@ -7,7 +7,6 @@ and shows the figures the worker publishes, until Ctrl-C (or `--seconds`)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from rich.live import Live
 from rich.text import Text
 
 from models.reference import Reference
-from streams.broker import EmbeddedBroker
+from streams.broker import EmbeddedBroker, stop_process
 from streams.clock import Clock
 from streams.ingest import producer, route
 from streams.live_view import LiveFigures
@@ -34,27 +33,15 @@ from streams.topics import create_topics, topics_for
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ONESTOP_")}
-    env.update({"ONESTOP_" + name.upper(): str(value)
-                for name, value in settings.model_dump().items()})
     with log.open("ab") as handle:
         return subprocess.Popen(  # noqa: S603 - this very program
             [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
-            env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=settings.environment(), stdout=handle, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             # Out of the terminal's process group: Ctrl-C reaches the demo alone, which
             # then stops the worker in order.
             start_new_session=True,
         )
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class Feeder(threading.Thread):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
@@ -78,6 +79,14 @@ class Settings(BaseSettings):
         if value not in ("auto", "kafka", "tansu"):
             raise ValueError("must be auto, kafka or tansu")
         return value
+
+    def environment(self) -> dict[str, str]:
+        """This process's environment with these settings as ONESTOP_* variables, for a
+        child process (a worker) to read them back."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("ONESTOP_")}
+        env.update({"ONESTOP_" + name.upper(): str(value)
+                    for name, value in self.model_dump().items()})
+        return env
 
     @property
     def bootstrap_servers(self) -> list[str]:

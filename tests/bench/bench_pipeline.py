@@ -54,12 +54,6 @@ def settings_for(bootstrap: str, folder: Path, **extra: object) -> Settings:
                     data_dir=folder / name, commit_seconds=0.5, **extra)
 
 
-def environment(settings: Settings) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ONESTOP_")}
-    env.update({"ONESTOP_" + key.upper(): str(value) for key, value in settings.model_dump().items()})
-    return env
-
-
 def committed_total(settings: Settings, places: set[tuple[str, int]]) -> int:
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     try:
@@ -74,7 +68,7 @@ def worker_rate(command: list[str], settings: Settings, ends: dict[tuple[str, in
     """Events per second of one worker process over the pre-produced input topics."""
     total = sum(ends.values())
     with log.open("wb") as handle:
-        process = subprocess.Popen(command, env=environment(settings), stdout=handle,  # noqa: S603
+        process = subprocess.Popen(command, env=settings.environment(), stdout=handle,  # noqa: S603
                                    stderr=subprocess.STDOUT)
     try:
         first_at = first_done = None
@@ -123,7 +117,7 @@ def delays(bootstrap: str, folder: Path, samples: int) -> tuple[list[float], lis
     spec = topics_for(settings)
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
-        env=environment(settings), stdout=(folder / "delays.log").open("wb"),
+        env=settings.environment(), stdout=(folder / "delays.log").open("wb"),
         stderr=subprocess.STDOUT, cwd=ROOT)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
     reader = KafkaConsumer(spec.derived_events.name, spec.aggregates.name,

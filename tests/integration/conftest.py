@@ -21,7 +21,7 @@ from kafka import KafkaAdminClient
 
 from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import EmbeddedBroker
+from streams.broker import EmbeddedBroker, stop_process
 from streams.replay import Replay, derived_json
 from streams.settings import Settings
 from streams.topics import create_topics
@@ -50,14 +50,6 @@ def settings(bootstrap: str, tmp_path: Path) -> Settings:
     return made
 
 
-def environment(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ONESTOP_")}
-    for name, value in settings.model_dump().items():
-        env["ONESTOP_" + name.upper()] = str(value)
-    env.update({"ONESTOP_" + key.upper(): value for key, value in extra.items()})
-    return env
-
-
 class Worker:
     """`onestop worker` as a child process; its log is kept for the test to read."""
 
@@ -66,7 +58,8 @@ class Worker:
         handle = log.open("ab")
         self.process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
-            env=environment(settings, **extra), stdout=handle, stderr=subprocess.STDOUT,
+            env=settings.model_copy(update=extra).environment(), stdout=handle,
+            stderr=subprocess.STDOUT,
         )
         handle.close()
 
@@ -82,13 +75,7 @@ class Worker:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture
