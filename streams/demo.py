@@ -46,11 +46,16 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 
 class Feeder(threading.Thread):
     """Produces the simulated events once the clock reaches their event time, as a
-    province's systems would."""
+    province's systems would. They go in event-time order: the simulator's early
+    deliveries (an event sent before an earlier one of its case) would otherwise hold
+    back every event behind them until their time came."""
 
     def __init__(self, settings: Settings, events: list[bytes], clock: Clock) -> None:
         super().__init__(name="feeder", daemon=True)
-        self.settings, self.events, self.clock = settings, events, clock
+        timed = [(dt.datetime.fromisoformat(orjson.loads(raw)["occurred_at"]).timestamp(), raw)
+                 for raw in events]
+        timed.sort(key=lambda pair: pair[0])
+        self.settings, self.events, self.clock = settings, timed, clock
         self.stopping = threading.Event()
         self.sent = 0
         self.error: Exception | None = None
@@ -59,8 +64,7 @@ class Feeder(threading.Thread):
         topics = topics_for(self.settings)
         client = producer(self.settings)
         try:
-            for raw in self.events:
-                at = dt.datetime.fromisoformat(orjson.loads(raw)["occurred_at"]).timestamp()
+            for at, raw in self.events:
                 while self.clock.now() < at:
                     if self.stopping.wait(0.05):
                         return
