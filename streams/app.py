@@ -167,7 +167,8 @@ class Keeper:
 
     def _rebuild(self, partition: int) -> PartitionIndex:
         index = PartitionIndex()
-        recent = self.local_date(self.pipeline.clock.now()) - dt.timedelta(days=REPUBLISH_DAYS)
+        today = self.local_date(self.pipeline.clock.now())
+        recent = today - dt.timedelta(days=REPUBLISH_DAYS)
         for key, entry in list(self.table.data.items()):
             if entry.partition != partition:
                 continue
@@ -175,7 +176,7 @@ class Keeper:
             index.changed.add(key)
             first, last = index.spans[key]
             day = max(first, recent)
-            while day <= (last or self.local_date(self.pipeline.clock.now())):
+            while day <= (last or today):
                 index.dirty_days.add(day)
                 day += dt.timedelta(days=1)
         return index
@@ -246,18 +247,21 @@ class Keeper:
             )
             prefix = f"{self.scope}:".encode()
             suffix = f":{day.isoformat()}:{partition}".encode()
-            fresh: dict[bytes, bytes] = {}
-            for code, figures in self.figures(states, period).items():
-                fresh[prefix + code.encode() + suffix] = orjson.dumps({
-                    "scope": self.scope, "code": code, "day": day.isoformat(),
-                    "partition": partition, "as_of": calendar.isoformat(now),
-                    "figures": figures.to_json(),
-                })
+            fresh = {
+                prefix + code.encode() + suffix: (code, orjson.dumps(figures.to_json()))
+                for code, figures in self.figures(states, period).items()
+            }
             published = index.published
-            for key, value in fresh.items():
-                if published.get(key) != value:
+            for key, (code, figures_json) in fresh.items():
+                # Sent only when the figures change, not each time the day is judged.
+                if published.get(key) != figures_json:
+                    value = orjson.dumps({
+                        "scope": self.scope, "code": code, "day": day.isoformat(),
+                        "partition": partition, "as_of": calendar.isoformat(now),
+                        "figures": orjson.Fragment(figures_json),
+                    })
                     self.outbox.add(self.pipeline.topics.aggregates.name, key, value)
-                    published[key] = value
+                    published[key] = figures_json
             for key in [key for key in published if key.endswith(suffix)]:
                 if key not in fresh:
                     self.outbox.add(self.pipeline.topics.aggregates.name, key, None)
