@@ -129,6 +129,7 @@ class Keeper:
 
     scope = ""
     types: frozenset[str] = frozenset()
+    end_kinds: frozenset[str] = frozenset()  # events after which the entity is done
 
     def __init__(self, pipeline: Pipeline, table: Table, changelog: str) -> None:
         self.pipeline = pipeline
@@ -156,7 +157,9 @@ class Keeper:
 
     def ended_on(self, state: Any) -> dt.date | None:
         """The last day the state's figures can touch, None while it is still open."""
-        raise NotImplementedError
+        if any(fact.kind in self.end_kinds for fact in state.facts):
+            return self.local_date(state.facts[-1].at)
+        return None
 
     # -- shared driving ------------------------------------------------------------
     def index(self, partition: int) -> PartitionIndex:
@@ -329,6 +332,7 @@ class Keeper:
 class CaseKeeper(Keeper):
     scope = "agency"
     types = CASE_EVENT_TYPES
+    end_kinds = frozenset({"processed", "returned", "refused", "withdrawn", "stopped"})
 
     def key_of(self, event: Any) -> str:
         return str(event.case_id)
@@ -353,16 +357,12 @@ class CaseKeeper(Keeper):
                 add_case(figures, view, period)
         return figures
 
-    def ended_on(self, state: CaseState) -> dt.date | None:
-        ends = {"processed", "returned", "refused", "withdrawn", "stopped"}
-        if any(fact.kind in ends for fact in state.facts):
-            return self.local_date(state.facts[-1].at)
-        return None
 
 
 class TicketKeeper(Keeper):
     scope = "centre"
     types = QUEUE_EVENT_TYPES
+    end_kinds = frozenset({"service_completed", "ticket_abandoned"})
 
     def key_of(self, event: Any) -> str:
         return str(event.ticket_id)
@@ -387,11 +387,6 @@ class TicketKeeper(Keeper):
                 add_visit(figures, visit, period, rules.wait_target_seconds)
         return figures
 
-    def ended_on(self, state: TicketState) -> dt.date | None:
-        ends = {"service_completed", "ticket_abandoned"}
-        if any(fact.kind in ends for fact in state.facts):
-            return self.local_date(state.facts[-1].at)
-        return None
 
 
 class Pipeline:
