@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(
         default=1.0, gt=0, description="Wall seconds between two ticks into every partition."
     )
-    batch_size: int = Field(default=500, ge=1, description="Most events handled as one batch.")
+    batch_size: int = Field(default=2000, ge=1, description="Most events handled as one batch.")
     batch_seconds: float = Field(
         default=0.05, gt=0, description="Longest wait to fill a batch, in seconds."
     )
