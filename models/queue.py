@@ -52,7 +52,12 @@ class QueueRules:
 
     def on_tick(self, state: TicketState, now: float) -> tuple[TicketState, list[DerivedEvent]]:
         """A wait over the target: the first call's, or one still running at `now`."""
-        visit = self.evaluate(state, now)
+        return self.derive(state, self.evaluate(state, now), now)
+
+    def derive(
+        self, state: TicketState, visit: Visit | None, now: float
+    ) -> tuple[TicketState, list[DerivedEvent]]:
+        """`on_tick` for a visit already judged at `now`."""
         if visit is None or visit.no_show:
             return state, []
         waited = visit.wait_seconds if visit.wait_seconds is not None else now - visit.issued_at

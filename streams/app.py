@@ -58,6 +58,7 @@ REPUBLISH_DAYS = 35
 
 class Table(Protocol):
     data: Any
+    changelog_topic: Any
 
 
 @dataclass
@@ -131,10 +132,10 @@ class Keeper:
     types: frozenset[str] = frozenset()
     end_kinds: frozenset[str] = frozenset()  # events after which the entity is done
 
-    def __init__(self, pipeline: Pipeline, table: Table, changelog: str) -> None:
+    def __init__(self, pipeline: Pipeline, table: Table) -> None:
         self.pipeline = pipeline
         self.table = table
-        self.changelog = changelog
+        self.changelog = table.changelog_topic.get_topic_name()
         self.outbox = Outbox(pipeline.partition_counts, pipeline.producer)
         self.indexes: dict[int, PartitionIndex] = {}
         self.unflushed: dict[str, int] = {}
@@ -358,7 +359,6 @@ class CaseKeeper(Keeper):
         return figures
 
 
-
 class TicketKeeper(Keeper):
     scope = "centre"
     types = QUEUE_EVENT_TYPES
@@ -375,7 +375,7 @@ class TicketKeeper(Keeper):
     ) -> tuple[TicketState, list[DerivedEvent], float]:
         rules = self.pipeline.queue_rules
         visit = rules.evaluate(state, now)
-        new, outputs = rules.on_tick(state, now)
+        new, outputs = rules.derive(state, visit, now)
         return new, outputs, rules.next_check(new, visit, now)
 
     def figures(self, states: Iterable[TicketState], period: Period) -> dict[str, CentreFigures]:
@@ -386,7 +386,6 @@ class TicketKeeper(Keeper):
             if visit is not None:
                 add_visit(figures, visit, period, rules.wait_target_seconds)
         return figures
-
 
 
 class Pipeline:
@@ -423,6 +422,7 @@ class Pipeline:
         if producer is not None:
             await producer.stop()
 
+
 def _topic(app: faust.App, name: str, partitions: int) -> TopicT:
     return app.topic(
         name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -444,8 +444,8 @@ class OnestopApp(faust.App):
 def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     """The Faust app of the pipeline, from settings (the Kafka Streams examples' factory:
     tests build their own app with their own settings and clock)."""
-    clock = clock or parse_clock(settings.clock)
-    spec = topics_for(settings)
+    pipeline = Pipeline(settings, clock or parse_clock(settings.clock))
+    clock, spec = pipeline.clock, pipeline.topics
     app = OnestopApp(
         settings.app_id,
         broker=settings.broker_url,
@@ -460,7 +460,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=max(settings.session_timeout_seconds / 5, 0.5),
         broker_rebalance_timeout=settings.session_timeout_seconds * 2,
-        # Outputs and changelog records go out in batches rather than one request each.
+        # Only ticks go through Faust's producer (outputs go through Outbox); a little
+        # linger lets one tick per partition leave in one request.
         producer_linger=0.02,
         table_cleanup_interval=3600,
     )
@@ -469,8 +470,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     partitions = settings.partitions
     case_topic = _topic(app, spec.case_events.name, partitions)
     queue_topic = _topic(app, spec.queue_events.name, partitions)
-    pipeline = Pipeline(settings, clock)
-    app.pipeline = pipeline  # type: ignore[attr-defined]
 
     def table(name: str, changelog_name: str) -> Any:
         # The store keeps Entry objects; the changelog carries them as compact JSON, and
@@ -484,11 +483,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         created.value_serializer = ENTRY_CODEC
         return created
 
-    cases = CaseKeeper(pipeline, table(CASE_TABLE, spec.case_changelog.name),
-                       spec.case_changelog.name)
-    tickets = TicketKeeper(pipeline, table(TICKET_TABLE, spec.ticket_changelog.name),
-                           spec.ticket_changelog.name)
-    app.keepers = (cases, tickets)  # type: ignore[attr-defined]
+    cases = CaseKeeper(pipeline, table(CASE_TABLE, spec.case_changelog.name))
+    tickets = TicketKeeper(pipeline, table(TICKET_TABLE, spec.ticket_changelog.name))
 
     async def case_agent(stream: Any) -> None:
         async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
