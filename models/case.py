@@ -95,6 +95,24 @@ def _received_data(event: Received) -> tuple[Any, ...]:
     )
 
 
+
+# Where the applicant sits in a `received` fact's data (contract §2: personal data).
+_APPLICANT = 7
+# Events after which a case is done; later facts (a rating, an apology) may still come.
+END_KINDS = frozenset({"processed", "returned", "refused", "withdrawn", "stopped"})
+
+
+def without_applicant(state: CaseState) -> CaseState:
+    """The state with the applicant's personal data removed, for stores that keep cases
+    beyond the pipeline (the rules never read it)."""
+    facts = tuple(
+        fact._replace(data=(*fact.data[:_APPLICANT], None))
+        if fact.kind == "received" and fact.data and fact.data[_APPLICANT] is not None
+        else fact
+        for fact in state.facts
+    )
+    return state._replace(facts=facts)
+
 # The part of each event the rules need, codes interned so that cases share them.
 # supplement_requested, supplement_received, withdrawn and stopped state no more than
 # their kind and instant.

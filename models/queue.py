@@ -9,6 +9,9 @@ from models.case import DerivedEvent, derived_event_id, first_instant_after
 from models.events import QueueEvent, ServiceCompleted, TicketCalled
 from models.facts import Fact, record
 
+# Events after which a visit is done.
+END_KINDS = frozenset({"service_completed", "ticket_abandoned"})
+
 
 class TicketState(NamedTuple):
     ticket_id: str

@@ -24,8 +24,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 
 from models.aggregates import AgencyFigures, CentreFigures, Period, add_case, add_visit
+from models.case import END_KINDS as CASE_END_KINDS
 from models.case import CaseRules, CaseState, DerivedEvent
 from models.events import CASE_EVENT_TYPES, QUEUE_EVENT_TYPES, Rejection, decode_event
+from models.queue import END_KINDS as TICKET_END_KINDS
 from models.queue import QueueRules, TicketState
 from models.reference import load_reference
 from streams.clock import Clock, parse_clock
@@ -333,7 +335,7 @@ class Keeper:
 class CaseKeeper(Keeper):
     scope = "agency"
     types = CASE_EVENT_TYPES
-    end_kinds = frozenset({"processed", "returned", "refused", "withdrawn", "stopped"})
+    end_kinds = CASE_END_KINDS
 
     def key_of(self, event: Any) -> str:
         return str(event.case_id)
@@ -362,7 +364,7 @@ class CaseKeeper(Keeper):
 class TicketKeeper(Keeper):
     scope = "centre"
     types = QUEUE_EVENT_TYPES
-    end_kinds = frozenset({"service_completed", "ticket_abandoned"})
+    end_kinds = TICKET_END_KINDS
 
     def key_of(self, event: Any) -> str:
         return str(event.ticket_id)

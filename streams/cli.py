@@ -93,6 +93,11 @@ def replay(
         Path | None, typer.Option(help="Also write the derived events (contract §5) here.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Also write the sink's tables to this database URL "
+                     "(backfill), e.g. sqlite:///onestop.db."),
+    ] = None,
 ) -> None:
     """Replay a file of events and print the figures (contract §6) as JSON."""
     start, end = _date(period_from, "--from"), _date(period_to, "--to")
@@ -100,8 +105,10 @@ def replay(
     if not events.is_file():
         raise _fail(f"no events file at {events}")
     rules = CaseRules(_load(reference))
+    store = None if db is None else _store(db)
     result, rejected = replay_file(
-        events, rules, dead_letters, show_progress=True, collect_derived=derived is not None
+        events, rules, dead_letters, show_progress=True,
+        collect_derived=derived is not None or db is not None,
     )
     if as_of_instant is None:
         if result.events == 0:
@@ -112,6 +119,12 @@ def replay(
         with derived.open("wb") as handle:
             for event in sorted(result.derived, key=lambda e: (e.occurred_at, e.event_id)):
                 handle.write(orjson.dumps(derived_json(event, rules.calendar.isoformat)) + b"\n")
+    if store is not None:
+        from consumers.backfill import backfill
+
+        written = backfill(store, result, as_of_instant, _settings().partitions, err.print)
+        err.print("Đã ghi / written: " + ", ".join(
+            f"{count:,} {table}" for table, count in sorted(written.items())))
     payload = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     if out is None:
         sys.stdout.buffer.write(payload)
@@ -344,6 +357,136 @@ def snapshot(
         sys.stdout.buffer.write(payload)
     else:
         out.write_bytes(payload)
+
+
+def _store(url: str | None, migrate: bool = True) -> Any:
+    """The SQL store at `url` (default: ONESTOP_DATABASE_URL), its schema brought up to date
+    by the migrations unless `migrate` is off."""
+    from consumers.store import Store, StoreError, check_schema, connect, upgrade
+
+    url = url or _settings().database_url
+    try:
+        engine = connect(url)
+        if migrate:
+            upgrade(engine)
+        else:
+            check_schema(engine)
+    except StoreError as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - any failure to reach the database
+        raise _fail(f"cannot use the database {url}: {error}") from None
+    return Store(engine)
+
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (env ONESTOP_DATABASE_URL), e.g. "
+                 "sqlite:///onestop.db or postgresql+psycopg://user@host/onestop."),
+]
+
+
+@app.command()
+def db(
+    action: Annotated[str, typer.Argument(help="upgrade, downgrade or current.")],
+    url: DatabaseOption = None,
+    revision: Annotated[
+        str | None, typer.Option(help="Target revision (default: head / base).")
+    ] = None,
+) -> None:
+    """Bring the SQL schema up (or down) with its alembic migrations."""
+    from consumers.store import StoreError, connect, current_revision, downgrade, upgrade
+
+    if action not in {"upgrade", "downgrade", "current"}:
+        raise _fail(f"'{action}': give upgrade, downgrade or current")
+    url = url or _settings().database_url
+    try:
+        engine = connect(url)
+        if action == "upgrade":
+            upgrade(engine, revision or "head")
+        elif action == "downgrade":
+            downgrade(engine, revision or "base")
+        current = current_revision(engine)
+    except StoreError as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - any failure to reach the database
+        raise _fail(f"cannot use the database {url}: {error}") from None
+    err.print(f"{engine.url.render_as_string(hide_password=True)}: revision {current or 'none'}")
+
+
+@app.command()
+def sink(
+    broker_url: BrokerOption = None,
+    url: DatabaseOption = None,
+    loglevel: Annotated[str, typer.Option(help="warning, info or debug.")] = "info",
+) -> None:
+    """Write the pipeline's aggregates, derived events and states into SQL, until Ctrl-C."""
+    import logging
+    import signal
+    import threading
+
+    from consumers.sink import Sink
+
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(broker_url=broker_url)
+    store = _store(url)
+    try:
+        running = Sink(settings, store)
+    except Exception as error:  # noqa: BLE001 - any failure to reach the broker
+        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    err.print(f"SQL sink: {settings.broker_url} → "
+              f"{store.engine.url.render_as_string(hide_password=True)} (Ctrl-C dừng / stops)")
+    try:
+        running.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.close()
+
+
+REPORT_FORMATS = ("xlsx", "md", "html", "json")
+
+
+@app.command()
+def report(
+    period: Annotated[str, typer.Option(help="2026-03 (month), 2026-Q1 (quarter) or 2026.")],
+    url: DatabaseOption = None,
+    agency: Annotated[str | None, typer.Option(help="Only this agency (code).")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="xlsx, md, html or json (default: from --out).")
+    ] = "",
+    out: Annotated[
+        Path | None, typer.Option(help="Write here (default: stdout, not for xlsx).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Judge as of this instant (default: the newest data)."),
+    ] = None,
+    reference: ReferenceOption = SAMPLE_PROVINCE,
+) -> None:
+    """The provincial report for a month, quarter or year, from the SQL store."""
+    from consumers.render import render
+    from consumers.report import PeriodError, build_report, parse_period
+
+    chosen = output_format or (out.suffix.lstrip(".") if out else "md")
+    if chosen not in REPORT_FORMATS:
+        raise _fail(f"--format '{chosen}': give one of {', '.join(REPORT_FORMATS)}")
+    if chosen == "xlsx" and out is None:
+        raise _fail("an Excel report needs --out FILE.xlsx")
+    instant = None if as_of is None else _instant(as_of, "--as-of")
+    reference_data = _load(reference)
+    store = _store(url, migrate=False)
+    try:
+        built = build_report(store.engine, reference_data, parse_period(period), agency, instant)
+    except PeriodError as error:
+        raise _fail(str(error)) from None
+    payload = render(built, reference_data, chosen)
+    if out is None:
+        sys.stdout.buffer.write(payload)
+    else:
+        out.write_bytes(payload)
+        err.print(f"Báo cáo / report {built['period']['label']} → {out}")
 
 
 @app.command()

@@ -1,0 +1,371 @@
+"""The report as Markdown, HTML, Excel or JSON.
+
+The report's sections are built once as tables (`sections`); each format only lays them
+out. Headings are bilingual, Vietnamese first. Shares stay numbers in Excel (formatted as
+percentages), waits are minutes.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from consumers.report import report_json
+from models.reference import Reference
+from models.targets import TARGETS
+
+# Column kinds: how a value is shown.
+TEXT, COUNT, SHARE, MINUTES, POINTS = "text", "count", "share", "minutes", "points"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    vi: str
+    en: str
+    kind: str = TEXT
+
+    @property
+    def heading(self) -> str:
+        return f"{self.vi} / {self.en}"
+
+
+@dataclass
+class Section:
+    key: str
+    vi: str
+    en: str
+    columns: list[Column]
+    rows: list[list[Any]]
+    note: str = ""
+
+    @property
+    def heading(self) -> str:
+        return f"{self.vi} / {self.en}"
+
+
+MET = {True: "Đạt / Met", False: "Không đạt / Not met", None: "Chưa đánh giá / Not judged"}
+APOLOGY = {
+    "not_required": "Không phải xin lỗi / Not required",
+    "issued_in_time": "Đã xin lỗi đúng hạn / Issued in time",
+    "issued_late": "Xin lỗi muộn / Issued late",
+    "missing": "Chưa xin lỗi / Missing",
+}
+STATUS = {
+    "open": "Đang giải quyết / Open", "processed": "Đã giải quyết / Processed",
+    "returned": "Đã trả kết quả / Returned", "refused": "Từ chối / Refused",
+    "withdrawn": "Rút hồ sơ / Withdrawn", "stopped": "Dừng / Stopped",
+}
+GROUPS = {
+    "publicity": ("Công khai, minh bạch", "Publicity"),
+    "progress": ("Tiến độ giải quyết", "Processing progress"),
+    "online_service": ("Dịch vụ công trực tuyến", "Online service"),
+    "online_payment": ("Thanh toán trực tuyến", "Online payment"),
+    "digitisation": ("Số hóa hồ sơ", "Digitisation"),
+    "satisfaction": ("Mức độ hài lòng", "Satisfaction"),
+}
+GROUP_STATUS = {"computed": "Tính đủ / Computed", "partial": "Tính một phần / Partial",
+                "not_available": "Không có số liệu / Not available"}
+COUNTS = [
+    ("received", "Hồ sơ tiếp nhận", "Cases received"),
+    ("ended", "Hồ sơ đã giải quyết", "Cases ended"),
+    ("early", "Trước hạn", "Early"),
+    ("on_time", "Đúng hạn", "On time"),
+    ("late", "Quá hạn", "Late"),
+    ("overdue_open", "Đang quá hạn cuối kỳ", "Overdue open at period end"),
+    ("apologies_required", "Phải xin lỗi", "Apologies required"),
+    ("apologies_in_time", "Xin lỗi đúng hạn", "Apologies in time"),
+    ("apologies_late", "Xin lỗi muộn", "Apologies late"),
+    ("apologies_missing", "Chưa xin lỗi", "Apologies missing"),
+    ("rescheduled_twice", "Hẹn lại lần hai", "Re-scheduled twice"),
+    ("refusals_without_reason", "Từ chối không nêu lý do", "Refusals without reasons"),
+]
+CHANNELS = [
+    ("received_counter", "Trực tiếp", "Counter"),
+    ("received_online", "Trực tuyến", "Online"),
+    ("received_postal", "Bưu chính", "Postal"),
+]
+CHANNELS_RECEIVED = [
+    (key, f"Tiếp nhận {vi.lower()}", f"Received ({en.lower()})") for key, vi, en in CHANNELS
+]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60, 1)
+
+
+def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
+    agencies, centres, province = report["agencies"], report["centres"], report["province"]
+    targets = report["targets"]
+    names = {code: agency.name for code, agency in reference.agencies.items()}
+    labels = {target.metric: (target.vi, target.en) for target in TARGETS}
+
+    summary = Section(
+        "summary", "Tổng hợp toàn tỉnh", "Province summary",
+        [Column("Chỉ tiêu", "Indicator"), Column("Số lượng", "Number", COUNT)],
+        [[f"{vi} / {en}", province[key]] for key, vi, en in COUNTS + CHANNELS_RECEIVED],
+    )
+    against = Section(
+        "targets", "So với mục tiêu của tỉnh", "Against the province's targets",
+        [Column("Chỉ tiêu", "Indicator"), Column("Giá trị", "Value", SHARE),
+         Column("Tử số", "Numerator", COUNT), Column("Mẫu số", "Denominator", COUNT),
+         Column("Mục tiêu", "Target", SHARE), Column("Kết quả", "Result")],
+        [[" / ".join(labels[item["metric"]]), item["value"], item["numerator"],
+          item["denominator"], item["target"], MET[item["met"]]]
+         for item in targets["province"] if item["metric"] != "service_index_score"],
+    )
+
+    by_agency = Section(
+        "agencies", "Theo cơ quan", "By agency",
+        [Column("Mã", "Code"), Column("Cơ quan", "Agency"),
+         *(Column(vi, en, COUNT) for _key, vi, en in COUNTS),
+         Column("Tỷ lệ đúng hạn", "Completed on time", SHARE),
+         Column("Đạt mục tiêu", "Target met"),
+         Column("Đúng hạn (Chỉ số phục vụ)", "On time (service index)", SHARE),
+         Column("Luân chuyển điện tử", "Electronic transfers", SHARE),
+         *(Column(vi, en, SHARE) for _key, vi, en in CHANNELS),
+         Column("Thanh toán trực tuyến", "Paid online", SHARE)],
+        [],
+    )
+    for code, figures in agencies.items():
+        judged = {item["metric"]: item for item in targets["agencies"][code]}
+        by_agency.rows.append([
+            code, names.get(code, code), *(figures[key] for key, _vi, _en in COUNTS),
+            figures["completed_on_time_rate"]["ratio"],
+            MET[judged["completed_on_time_rate"]["met"]],
+            figures["service_index_on_time_rate"]["ratio"],
+            figures["e_transfer_share"]["ratio"],
+            *(_share(figures[key], figures["received"]) for key, _vi, _en in CHANNELS),
+            figures["online_payment_share"]["ratio"],
+        ])
+
+    ranking = Section(
+        "ranking", "Xếp hạng cơ quan", "Agencies ranked",
+        [Column("Hạng", "Rank", COUNT), Column("Mã", "Code"), Column("Cơ quan", "Agency"),
+         Column("Đã giải quyết", "Ended", COUNT),
+         Column("Tỷ lệ đúng hạn", "Completed on time", SHARE),
+         Column("Đúng hạn (Chỉ số phục vụ)", "On time (service index)", SHARE)],
+        [[entry["rank"], entry["agency"], names.get(entry["agency"], entry["agency"]),
+          entry["ended"], entry["completed_on_time_rate"], entry["service_index_on_time_rate"]]
+         for entry in report["ranking"]],
+        "Cơ quan chưa giải quyết hồ sơ nào trong kỳ không xếp hạng / "
+        "agencies that ended no case in the period are not ranked",
+    )
+
+    wait_goal = reference.targets.get("wait_within_target_share")
+    waits = Section(
+        "waits", "Thời gian chờ tại Bộ phận Một cửa", "Waits at the one-stop centres",
+        [Column("Mã", "Code"), Column("Bộ phận Một cửa", "Centre"),
+         Column("Lượt chờ", "Visits", COUNT),
+         Column("Chờ ≤ 15 phút", "Within 15 minutes", SHARE),
+         Column("Mục tiêu", "Target", SHARE), Column("Kết quả", "Result"),
+         Column("Trung vị (phút)", "Median (minutes)", MINUTES),
+         Column("Phân vị 90 (phút)", "90th percentile (minutes)", MINUTES),
+         Column("Không đến", "No-shows", COUNT)],
+        [],
+    )
+    for code, figures in sorted(centres.items()):
+        judged = {item["metric"]: item for item in targets["centres"][code]}
+        waits.rows.append([
+            code, names.get(code, code), figures["visits_waited"],
+            figures["wait_within_target"]["ratio"], wait_goal,
+            MET[judged["wait_within_target_share"]["met"]],
+            _minutes(figures["wait_p50_seconds"]), _minutes(figures["wait_p90_seconds"]),
+            figures["no_shows"],
+        ])
+
+    index = Section(
+        "service_index", "Chỉ số phục vụ (Quyết định 766)", "Service index (Decision 766)",
+        [Column("Nhóm", "Group"), Column("Điểm tối đa", "Maximum", POINTS),
+         Column("Tình trạng", "Status"), Column("Điểm", "Score", POINTS),
+         Column("Điểm tính được", "Points computable", POINTS)],
+        [[" / ".join(GROUPS[name]), group["max"], GROUP_STATUS[group["status"]],
+          group["score"], group["computed_max"]]
+         for name, group in province["service_index"].items()],
+        "Nhóm không có số liệu không được tự điền; tổng điểm chỉ so với mục tiêu khi mọi nhóm "
+        "đều tính được / groups without data are never filled in; the total is judged against "
+        "the target only when every group is computed",
+    )
+    score = next(item for item in targets["province"] if item["metric"] == "service_index_score")
+    index.columns += [Column("Mục tiêu", "Target", POINTS), Column("Kết quả", "Result")]
+    index.rows = [[*row, None, None] for row in index.rows]
+    index.rows.append(["Tổng / Total", 100, None, score["value"],
+                       sum(group["computed_max"] for group in province["service_index"].values()),
+                       score["target"], MET[score["met"]]])
+
+    late = Section(
+        "late_cases", "Hồ sơ quá hạn", "Late cases",
+        [Column("Mã hồ sơ", "Case"), Column("Thủ tục", "Procedure"),
+         Column("Cơ quan giải quyết", "Handling agency"), Column("Tình trạng", "Status"),
+         Column("Hạn giải quyết", "Due"), Column("Đơn vị chịu trách nhiệm", "Responsible"),
+         Column("Xin lỗi", "Apology")],
+        [[case["case_id"], case["procedure"], case["handling_agency"], STATUS[case["status"]],
+          case["due_at"], ", ".join(case["responsible"]), APOLOGY[case["apology"]]]
+         for case in report["late_cases"]],
+    )
+    return [summary, against, by_agency, ranking, waits, index, late]
+
+
+def _text(value: Any, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == POINTS and isinstance(value, float):
+        return f"{value:.1f}"
+    if kind == SHARE and isinstance(value, float):
+        return f"{100 * value:.1f}%"
+    if kind == MINUTES:
+        return f"{value:.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _title(report: dict[str, Any]) -> tuple[str, str]:
+    period = report["period"]
+    scope = f" — {report['agency']}" if report["agency"] else ""
+    return (
+        f"Báo cáo kết quả giải quyết thủ tục hành chính kỳ {period['label']}{scope} / "
+        f"Administrative procedures report, {period['label']}{scope}",
+        f"Từ / from {period['from']} đến / to {period['to']}; "
+        f"số liệu tại / judged as of {period['judged_as_of']}",
+    )
+
+
+def markdown(report: dict[str, Any], reference: Reference) -> bytes:
+    title, subtitle = _title(report)
+    lines = [f"# {title}", "", subtitle, ""]
+    for section in sections(report, reference):
+        lines += [f"## {section.heading}", ""]
+        if section.note:
+            lines += [f"_{section.note}_", ""]
+        if not section.rows:
+            lines += ["Không có / none", ""]
+            continue
+        lines.append("| " + " | ".join(column.heading for column in section.columns) + " |")
+        lines.append("|" + "|".join("---:" if column.kind != TEXT else "---"
+                                    for column in section.columns) + "|")
+        for row in section.rows:
+            cells = (_text(value, column.kind).replace("|", "\\|")
+                     for value, column in zip(row, section.columns, strict=True))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines).encode()
+
+
+_CSS = """
+body { font-family: "Noto Sans", "DejaVu Sans", Arial, sans-serif; font-size: 10pt;
+       margin: 1.5em; color: #1a1a1a; }
+h1 { font-size: 15pt; margin-bottom: 0.2em; } h2 { font-size: 12pt; margin-top: 1.6em; }
+p.sub, p.note { color: #555; margin-top: 0; }
+table { border-collapse: collapse; width: 100%; page-break-inside: auto; }
+th, td { border: 1px solid #bbb; padding: 3px 6px; vertical-align: top; }
+th { background: #e8eef6; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr { page-break-inside: avoid; } thead { display: table-header-group; }
+td.met { color: #11632c; } td.notmet { color: #a3160b; font-weight: bold; }
+@page { size: A4 landscape; margin: 12mm; }
+"""
+
+
+def html_page(report: dict[str, Any], reference: Reference) -> bytes:
+    title, subtitle = _title(report)
+    escape = html.escape
+    parts = [
+        "<!DOCTYPE html>", '<html lang="vi"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>", f'<p class="sub">{escape(subtitle)}</p>',
+    ]
+    for section in sections(report, reference):
+        parts.append(f'<h2 id="{section.key}">{escape(section.heading)}</h2>')
+        if section.note:
+            parts.append(f'<p class="note">{escape(section.note)}</p>')
+        if not section.rows:
+            parts.append("<p>Không có / none</p>")
+            continue
+        parts.append("<table><thead><tr>" + "".join(
+            f"<th>{escape(column.vi)}<br><small>{escape(column.en)}</small></th>"
+            for column in section.columns) + "</tr></thead><tbody>")
+        for row in section.rows:
+            cells = []
+            for value, column in zip(row, section.columns, strict=True):
+                css = "num" if column.kind != TEXT else ""
+                if value == MET[True]:
+                    css = "met"
+                elif value == MET[False]:
+                    css = "notmet"
+                cells.append(f'<td class="{css}">{escape(_text(value, column.kind))}</td>')
+            parts.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append("</tbody></table>")
+    parts.append("</body></html>")
+    return "\n".join(parts).encode()
+
+
+_EXCEL_FORMATS = {SHARE: "0.0%", COUNT: "#,##0", MINUTES: "0.0", POINTS: "0.0"}
+
+
+def excel(report: dict[str, Any], reference: Reference) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+    from openpyxl.utils import get_column_letter
+
+    title, subtitle = _title(report)
+    book = Workbook()
+    book.remove(book.active)
+    thin = Side(style="thin", color="BBBBBB")
+    border = Border(left=thin, right=thin, top=thin, bottom=thin)
+    heading_fill = PatternFill("solid", fgColor="E8EEF6")
+    for section in sections(report, reference):
+        # Sheet names: at most 31 characters, Vietnamese first.
+        sheet = book.create_sheet(f"{section.vi} - {section.en}"[:31])
+        sheet["A1"] = title
+        sheet["A1"].font = Font(bold=True, size=13)
+        sheet["A2"] = subtitle
+        sheet["A3"] = section.heading
+        sheet["A3"].font = Font(bold=True, size=12)
+        if section.note:
+            sheet["A4"] = section.note
+            sheet["A4"].font = Font(italic=True, color="555555")
+        header_row = 5
+        for number, column in enumerate(section.columns, 1):
+            cell = sheet.cell(header_row, number, f"{column.vi}\n{column.en}")
+            cell.font = Font(bold=True)
+            cell.fill = heading_fill
+            cell.border = border
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        for offset, row in enumerate(section.rows, 1):
+            for number, (value, column) in enumerate(zip(row, section.columns, strict=True), 1):
+                cell = sheet.cell(header_row + offset, number, value)
+                cell.border = border
+                if column.kind in _EXCEL_FORMATS and isinstance(value, int | float):
+                    cell.number_format = _EXCEL_FORMATS[column.kind]
+        for number, column in enumerate(section.columns, 1):
+            longest = max([len(column.vi), len(column.en),
+                           *(len(_text(row[number - 1], column.kind)) for row in section.rows)])
+            sheet.column_dimensions[get_column_letter(number)].width = min(60, max(8, longest + 2))
+        sheet.row_dimensions[header_row].height = 32
+        sheet.freeze_panes = sheet.cell(header_row + 1, 1)
+        sheet.print_title_rows = f"{header_row}:{header_row}"
+        sheet.page_setup.orientation = "landscape"
+        sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
+        sheet.print_options.gridLines = False
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def render(report: dict[str, Any], reference: Reference, output_format: str) -> bytes:
+    if output_format == "json":
+        return report_json(report)
+    if output_format == "md":
+        return markdown(report, reference)
+    if output_format == "html":
+        return html_page(report, reference)
+    return excel(report, reference)

@@ -1,0 +1,193 @@
+"""`onestop report`: the monthly, quarterly or yearly report from the SQL store.
+
+Figures judged as of a period's end cannot be added up from daily aggregates: an apology
+issued after the day a case ended, a rating given after the result was returned, or the
+median wait of a month all change what the period's figures are. So the report loads the
+case and ticket states the period can touch and judges them with the same rules and the
+same code as `onestop replay --from --to`; its figures are the replay's.
+"""
+
+from __future__ import annotations
+
+import calendar as month_calendar
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, func, or_, select
+
+from consumers.schema import agency_day_figures, case_states, ticket_states
+from models.aggregates import AgencyFigures
+from models.case import CaseRules
+from models.reference import Reference
+from models.targets import judge
+from streams.codec import decode_entry
+from streams.replay import Replay
+
+
+class PeriodError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPeriod:
+    label: str
+    first: dt.date
+    last: dt.date
+
+
+def parse_period(text: str) -> ReportPeriod:
+    """`2026-03` (a month), `2026-Q1` (a quarter) or `2026` (a year)."""
+    text = text.strip()
+    if match := re.fullmatch(r"(\d{4})-(\d{2})", text):
+        year, month = int(match[1]), int(match[2])
+        if not 1 <= month <= 12:
+            raise PeriodError(f"'{text}': month {month} is not 01–12")
+        days = month_calendar.monthrange(year, month)[1]
+        return ReportPeriod(text, dt.date(year, month, 1), dt.date(year, month, days))
+    if match := re.fullmatch(r"(\d{4})-[Qq]([1-4])", text):
+        year, quarter = int(match[1]), int(match[2])
+        first = dt.date(year, 3 * quarter - 2, 1)
+        last_month = 3 * quarter
+        last = dt.date(year, last_month, month_calendar.monthrange(year, last_month)[1])
+        return ReportPeriod(f"{year}-Q{quarter}", first, last)
+    if re.fullmatch(r"\d{4}", text):
+        year = int(text)
+        return ReportPeriod(text, dt.date(year, 1, 1), dt.date(year, 12, 31))
+    raise PeriodError(f"'{text}' is not a period: give 2026-03, 2026-Q1 or 2026")
+
+
+def store_as_of(engine: Engine) -> float | None:
+    """How far the store has seen: the pipeline's newest aggregate, else the newest fact."""
+    with engine.connect() as connection:
+        as_of = connection.execute(select(func.max(agency_day_figures.c.as_of))).scalar()
+        if as_of is not None:
+            return dt.datetime.fromisoformat(as_of).timestamp()
+        return connection.execute(select(func.max(case_states.c.last_at))).scalar()
+
+
+def load_period(engine: Engine, rules: CaseRules, start: float, end: float) -> Replay:
+    """The states whose figures the period (start, end] can touch: cases with a fact by its
+    end that are still open or have a fact after its start, and tickets likewise."""
+    replay = Replay.for_rules(rules)
+    with engine.connect() as connection:
+        cases = connection.execute(
+            select(case_states.c.state).where(
+                case_states.c.first_at <= end,
+                or_(case_states.c.last_at > start, case_states.c.ended.is_(False)),
+            )
+        )
+        for (text,) in cases:
+            state = decode_entry(text.encode()).state
+            replay.cases[state[0]] = state  # type: ignore[assignment]
+        tickets = connection.execute(
+            select(ticket_states.c.state).where(
+                ticket_states.c.first_at <= end, ticket_states.c.last_at > start
+            )
+        )
+        for (text,) in tickets:
+            state = decode_entry(text.encode()).state
+            replay.tickets[state[0]] = state  # type: ignore[assignment]
+    return replay
+
+
+def build_report(
+    engine: Engine,
+    reference: Reference,
+    period: ReportPeriod,
+    agency: str | None = None,
+    as_of: float | None = None,
+) -> dict[str, Any]:
+    """The report as JSON: the replay's figures (contract §6 keys) under `agencies`,
+    `centres` and `province`, each agency listed, plus targets, ranking and late cases."""
+    rules = CaseRules(reference)
+    calendar = rules.calendar
+    if as_of is None:
+        as_of = store_as_of(engine)
+        if as_of is None:
+            raise PeriodError("the database holds no case yet: run the sink or replay --db")
+    start = calendar.start_of_day(period.first)
+    end = min(as_of, calendar.end_of_day(period.last))
+    if end <= start:
+        raise PeriodError(
+            f"{period.label} starts after the newest data ({calendar.isoformat(as_of)})"
+        )
+    replay = load_period(engine, rules, start, end)
+    figures = replay.report(as_of, period.first, period.last)
+    zeros = AgencyFigures().to_json()
+    agencies = {code: figures["agencies"].get(code, zeros) for code in reference.agencies}
+    agencies.update(figures["agencies"])
+    centres = figures["centres"]
+    goals = reference.targets
+    ranking = rank(agencies)
+    late_cases = [
+        {"case_id": case_id, **case}
+        for case_id, case in sorted(figures["cases"].items())
+        if case["verdict"] == "late" or case["overdue"]
+    ]
+    if agency is not None:
+        if agency not in agencies:
+            raise PeriodError(f"--agency {agency}: no such agency in the reference data")
+        agencies = {agency: agencies[agency]}
+        centre = reference.agencies[agency].centre
+        centres = {code: value for code, value in centres.items() if code == centre}
+        late_cases = [case for case in late_cases
+                      if case["handling_agency"] == agency or agency in case["responsible"]]
+    return {
+        "as_of": figures["as_of"],
+        "period": {"label": period.label, **figures["period"]},
+        "agency": agency,
+        "agencies": dict(sorted(agencies.items())),
+        "centres": centres,
+        "province": figures["province"],
+        "targets": {
+            "province": _judged(figures["province"], goals, "agency"),
+            "agencies": {code: _judged(value, goals, "agency")
+                         for code, value in sorted(agencies.items())},
+            "centres": {code: _judged(value, goals, "centre")
+                        for code, value in sorted(centres.items())},
+        },
+        "ranking": [entry for entry in ranking if agency is None or entry["agency"] == agency],
+        "late_cases": late_cases,
+    }
+
+
+def _judged(figures: dict[str, Any], goals: dict[str, float], scope: str) -> list[dict[str, Any]]:
+    return [
+        {"metric": item.target.metric, "value": item.value, "numerator": item.numerator,
+         "denominator": item.denominator, "target": item.goal, "met": item.met}
+        for item in judge(figures, goals, scope)
+    ]
+
+
+def rank(agencies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Agencies by completed-on-time rate, then service-index rate, then cases ended;
+    agencies that ended no case in the period come last, unranked."""
+    def rate(figures: dict[str, Any], name: str) -> float:
+        ratio = figures[name]
+        return ratio["numerator"] / ratio["denominator"] if ratio["denominator"] else -1.0
+
+    ordered = sorted(
+        agencies.items(),
+        key=lambda item: (-rate(item[1], "completed_on_time_rate"),
+                          -rate(item[1], "service_index_on_time_rate"),
+                          -item[1]["ended"], item[0]),
+    )
+    ranking = []
+    for position, (code, figures) in enumerate(ordered, 1):
+        ranked = figures["completed_on_time_rate"]["denominator"] > 0
+        ranking.append({
+            "rank": position if ranked else None,
+            "agency": code,
+            "ended": figures["ended"],
+            "completed_on_time_rate": figures["completed_on_time_rate"]["ratio"],
+            "service_index_on_time_rate": figures["service_index_on_time_rate"]["ratio"],
+        })
+    return ranking
+
+
+def report_json(report: dict[str, Any]) -> bytes:
+    return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+

@@ -1,0 +1,158 @@
+"""What each Kafka record (or replayed state) becomes in the SQL tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+
+from consumers.schema import (
+    RATIO_COLUMNS,
+    agency_day_figures,
+    case_states,
+    centre_day_figures,
+    derived_events,
+    ticket_states,
+)
+from consumers.store import Rows
+from models.case import END_KINDS, CaseState, without_applicant
+from models.queue import TicketState
+from streams.codec import Entry, decode_entry, encode_entry
+
+# The partition of rows written from a file by `onestop replay --db` rather than read
+# from Kafka: such a row always replaces a row read from a topic, and the other way round.
+FROM_FILE = -1
+
+_COUNTS = tuple(
+    column.name for column in agency_day_figures.columns
+    if column.name not in {"agency", "day", "partition", "as_of", "figures",
+                           "source_partition", "source_offset"}
+    and not column.name.endswith(("_numerator", "_denominator"))
+)
+class BadRecord(ValueError):
+    """A record the sink cannot store; the reason goes to the dead-letter topic."""
+
+
+def case_row(state: CaseState, source: tuple[int, int]) -> dict[str, Any]:
+    state = without_applicant(state)
+    facts = state.facts
+    agency = next((fact.data[1] for fact in facts if fact.kind == "received" and fact.data), None)
+    return {
+        "case_id": state.case_id,
+        "handling_agency": agency,
+        "first_at": facts[0].at,
+        "last_at": facts[-1].at,
+        "ended": any(fact.kind in END_KINDS for fact in facts),
+        "state": encode_entry(Entry(source[0], state)).decode(),
+        "source_partition": source[0],
+        "source_offset": source[1],
+    }
+
+
+def ticket_row(state: TicketState, source: tuple[int, int]) -> dict[str, Any]:
+    facts = state.facts
+    return {
+        "ticket_id": state.ticket_id,
+        "centre": facts[0].data[0] if facts[0].data else "",
+        "first_at": facts[0].at,
+        "last_at": facts[-1].at,
+        "state": encode_entry(Entry(source[0], state)).decode(),
+        "source_partition": source[0],
+        "source_offset": source[1],
+    }
+
+
+def day_figures_row(record: dict[str, Any], source: tuple[int, int]) -> dict[str, Any]:
+    """An aggregates-topic value ({scope, code, day, partition, as_of, figures})."""
+    figures = record["figures"]
+    row: dict[str, Any] = {
+        "day": dt.date.fromisoformat(record["day"]),
+        "partition": int(record["partition"]),
+        "as_of": record["as_of"],
+        "figures": orjson.dumps(figures).decode(),
+        "source_partition": source[0],
+        "source_offset": source[1],
+    }
+    if record["scope"] == "agency":
+        row["agency"] = record["code"]
+        row.update((name, figures[name]) for name in _COUNTS)
+        for column, name in RATIO_COLUMNS.items():
+            row[f"{column}_numerator"] = figures[name]["numerator"]
+            row[f"{column}_denominator"] = figures[name]["denominator"]
+    else:
+        row["centre"] = record["code"]
+        for name in ("visits_waited", "no_shows", "waiting_now"):
+            row[name] = figures[name]
+        row["wait_within_target_numerator"] = figures["wait_within_target"]["numerator"]
+        row["wait_within_target_denominator"] = figures["wait_within_target"]["denominator"]
+    return row
+
+
+def derived_row(event: dict[str, Any], body: bytes, source: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "event_id": event["event_id"],
+        "type": event["type"],
+        "case_id": event.get("case_id"),
+        "agency": event.get("agency"),
+        "occurred_at": event["occurred_at"],
+        "body": body.decode(),
+        "source_partition": source[0],
+        "source_offset": source[1],
+    }
+
+
+def add_state_record(rows: Rows, value: bytes | None, key: bytes | None,
+                     source: tuple[int, int]) -> None:
+    """A record of the case or ticket table's changelog."""
+    if value is None:
+        if key is None:
+            raise BadRecord("a changelog tombstone without a key")
+        entity = orjson.loads(key)
+        # A tombstone does not say whether it was a case or a ticket: both are cleared.
+        rows.delete(case_states, (entity,), source)
+        rows.delete(ticket_states, (entity,), source)
+        return
+    try:
+        state = decode_entry(value).state
+    except (ValueError, TypeError) as error:
+        raise BadRecord(f"not a table entry: {error}") from None
+    if not state.facts:
+        raise BadRecord("a table entry without facts")
+    if isinstance(state, CaseState):
+        rows.put(case_states, case_row(state, source))
+    else:
+        rows.put(ticket_states, ticket_row(state, source))
+
+
+def add_aggregate_record(rows: Rows, value: bytes | None, key: bytes | None,
+                         source: tuple[int, int]) -> None:
+    """A record of the aggregates topic, keyed `<scope>:<code>:<day>:<partition>`."""
+    if value is None:
+        if key is None:
+            raise BadRecord("an aggregates tombstone without a key")
+        try:
+            scope, code, day, partition = key.decode().rsplit(":", 3)
+            place = (code, dt.date.fromisoformat(day), int(partition))
+        except ValueError:
+            raise BadRecord(f"aggregates key {key!r} is not scope:code:day:partition") from None
+        table = agency_day_figures if scope == "agency" else centre_day_figures
+        rows.delete(table, place, source)
+        return
+    try:
+        record = orjson.loads(value)
+        row = day_figures_row(record, source)
+    except (ValueError, KeyError, TypeError) as error:
+        raise BadRecord(f"not an aggregates record: {error!r}") from None
+    rows.put(agency_day_figures if record["scope"] == "agency" else centre_day_figures, row)
+
+
+def add_derived_record(rows: Rows, value: bytes | None, key: bytes | None,
+                       source: tuple[int, int]) -> None:
+    if value is None:
+        raise BadRecord("a derived event without a value")
+    try:
+        row = derived_row(orjson.loads(value), value, source)
+    except (ValueError, KeyError, TypeError) as error:
+        raise BadRecord(f"not a derived event: {error!r}") from None
+    rows.put(derived_events, row)

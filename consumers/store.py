@@ -1,0 +1,158 @@
+"""The SQL store: engine, migrations and idempotent writes.
+
+Every write is an upsert keyed by what the row is (a case, an agency's day in one
+partition, a derived event), and a row fed from Kafka is only replaced by a record from a
+later offset: writing a batch twice, or an older batch after a newer one, changes
+nothing. The sink commits its Kafka offsets only after `write` has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+
+from consumers.schema import (
+    agency_day_figures,
+    case_states,
+    centre_day_figures,
+    derived_events,
+    ticket_states,
+)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def connect(url: str) -> Engine:
+    """An engine for `url` (sqlite:///file.db, postgresql+psycopg://user@host/db)."""
+    try:
+        engine = create_engine(url)
+    except Exception as error:  # SQLAlchemy raises several kinds for a bad URL
+        raise StoreError(f"database URL {url!r}: {error}") from None
+    if engine.dialect.name == "sqlite":
+        # A reader (the report) and the sink may share the file: wait for the lock instead
+        # of failing at once, and let readers go on while a batch is written.
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+    elif engine.dialect.name != "postgresql":
+        raise StoreError(f"database URL {url!r}: only SQLite and PostgreSQL are supported")
+    return engine
+
+
+def _alembic(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with engine.begin() as connection:
+        command.upgrade(_alembic(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    with engine.begin() as connection:
+        command.downgrade(_alembic(connection), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a database the migrations have not brought to the current schema."""
+    if not inspect(engine).has_table("case_states"):
+        raise StoreError(
+            f"{engine.url.render_as_string(hide_password=True)} has no onestop tables; "
+            "run `onestop db upgrade` (the sink and `replay --db` do it themselves)"
+        )
+
+
+@dataclass
+class Rows:
+    """Rows to write in one transaction, the newest per key. A key's tombstone (a
+    compacted record with no value) is a None row."""
+
+    by_table: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
+
+    def put(self, table: Table, row: dict[str, Any]) -> None:
+        key = tuple(row[column.name] for column in table.primary_key)
+        self.by_table.setdefault(table.name, {})[key] = row
+
+    def delete(self, table: Table, key: tuple[Any, ...], source: tuple[int, int]) -> None:
+        rows = self.by_table.setdefault(table.name, {})
+        rows[key] = {"_delete": True, "source_partition": source[0], "source_offset": source[1],
+                     **dict(zip((c.name for c in table.primary_key), key, strict=True))}
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.by_table.values())
+
+
+TABLES = {table.name: table for table in (
+    case_states, ticket_states, agency_day_figures, centre_day_figures, derived_events,
+)}
+# Rows that never change once written: a repeat is simply skipped.
+IMMUTABLE = {derived_events.name}
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    def write(self, rows: Rows) -> None:
+        """All the rows in one transaction: either every one is stored or none."""
+        with self.transaction() as connection:
+            for name, keyed in rows.by_table.items():
+                table = TABLES[name]
+                upserts = [row for row in keyed.values() if row and not row.get("_delete")]
+                deletes = [row for row in keyed.values() if row and row.get("_delete")]
+                if upserts:
+                    connection.execute(self._upsert(table), upserts)
+                for row in deletes:
+                    connection.execute(
+                        delete(table)
+                        .where(*(column == row[column.name] for column in table.primary_key))
+                        .where(table.c.source_offset <= row["source_offset"])
+                    )
+
+    def _upsert(self, table: Table) -> Any:
+        statement = self.insert(table)
+        keys = [column.name for column in table.primary_key]
+        if table.name in IMMUTABLE:
+            return statement.on_conflict_do_nothing(index_elements=keys)
+        excluded = statement.excluded
+        return statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={column.name: excluded[column.name] for column in table.columns
+                  if column.name not in keys},
+            # Only a record from the same partition at a later (or the same) offset
+            # replaces the row; `replay --db` writes offset 0 and so always replaces.
+            where=(table.c.source_partition != excluded.source_partition)
+            | (table.c.source_offset <= excluded.source_offset),
+        )
