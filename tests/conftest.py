@@ -105,3 +105,22 @@ def view_of(rules: CaseRules, events: list[Any], as_of: str) -> CaseView:
 
 def local(rules: CaseRules, instant: float) -> str:
     return rules.calendar.to_datetime(instant).strftime("%Y-%m-%d %H:%M")
+
+
+# ---- SQL stores: SQLite files and a throw-away PostgreSQL server ---------------------
+
+@pytest.fixture(scope="session")
+def postgres() -> Any:
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """An empty database of each kind the store supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'onestop.db'}"
+    return request.getfixturevalue("postgres").new_database()

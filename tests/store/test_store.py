@@ -1,0 +1,252 @@
+"""The SQL store on SQLite and on a real PostgreSQL server: migrations, idempotent
+upserts, and reports whose figures are the replay's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from openpyxl import load_workbook
+from sqlalchemy import Engine, inspect, select
+
+from consumers.backfill import backfill
+from consumers.render import excel
+from consumers.report import build_report, parse_period
+from consumers.rows import add_aggregate_record, add_derived_record, add_state_record
+from consumers.schema import metadata
+from consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
+from models.case import CaseRules
+from models.reference import SAMPLE_PROVINCE, load_reference
+from streams.codec import Entry, encode_entry
+from streams.replay import Replay
+from streams.simulate import SimulationSettings, simulate
+
+REFERENCE = load_reference(SAMPLE_PROVINCE)
+TABLES = {"case_states", "ticket_states", "agency_day_figures", "centre_day_figures",
+          "derived_events"}
+VIEWS = {"agency_daily", "centre_daily", "alert_events"}
+# The simulation runs 2 March – 14 April: March is whole, April is cut by the data's end.
+AS_OF = dt.datetime(2026, 4, 20, 17, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
+
+
+@pytest.fixture(scope="module")
+def province_lines() -> list[bytes]:
+    settings = SimulationSettings(cases=700, seed=3, days=44)
+    return [orjson.dumps(event) for event in simulate(REFERENCE, settings)]
+
+
+def replayed(lines: list[bytes], collect_derived: bool = True) -> Replay:
+    replay = Replay.for_rules(CaseRules(REFERENCE), collect_derived)
+    list(replay.feed_lines(lines))
+    return replay
+
+
+@pytest.fixture
+def migrated() -> Iterator[Callable[[str], tuple[Engine, Store]]]:
+    """Opens a store with its schema up to date; closes its connections afterwards."""
+    engines: list[Engine] = []
+
+    def open_store(url: str) -> tuple[Engine, Store]:
+        engine = connect(url)
+        engines.append(engine)
+        upgrade(engine)
+        return engine, Store(engine)
+
+    yield open_store
+    for engine in engines:
+        engine.dispose()
+
+
+def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as connection:
+        return {
+            name: sorted(tuple(row) for row in connection.execute(select(table)))
+            for name, table in metadata.tables.items()
+        }
+
+
+def test_migrations_build_the_schema_on_an_empty_database_and_take_it_down_again(
+    database_url: str, migrated: Any,
+) -> None:
+    engine, _ = migrated(database_url)
+    assert current_revision(engine) == "0001"
+    assert TABLES <= set(inspect(engine).get_table_names())
+    assert set(inspect(engine).get_view_names()) == VIEWS
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+
+    downgrade(engine)
+    inspector = inspect(engine)
+    assert current_revision(engine) is None
+    assert not TABLES & set(inspector.get_table_names())
+    assert inspector.get_view_names() == []
+    upgrade(engine)  # and up again from nothing
+    assert TABLES <= set(inspect(engine).get_table_names())
+
+
+def test_writing_the_same_records_twice_or_an_older_one_after_changes_nothing(
+    database_url: str, province_lines: list[bytes], migrated: Any,
+) -> None:
+    engine, store = migrated(database_url)
+    replay = replayed(province_lines[:3000])
+    case_id, state = next(iter(replay.cases.items()))
+    older = state._replace(facts=state.facts[:1])
+    aggregate = {"scope": "agency", "code": "SX-STP", "day": "2026-03-03", "partition": 1,
+                 "as_of": "2026-03-03T10:00:00+07:00", "figures": _agency_figures(replay)}
+    derived = orjson.dumps({"event_id": "d1", "type": "overdue_detected", "case_id": case_id,
+                            "agency": "SX-STP", "occurred_at": "2026-03-04T08:00:00+07:00"})
+
+    def batch() -> Rows:
+        rows = Rows()
+        add_state_record(rows, encode_entry(Entry(2, older)), b'"x"', (2, 10))
+        add_state_record(rows, encode_entry(Entry(2, state)), b'"x"', (2, 11))
+        for offset, ticket in enumerate(list(replay.tickets.values())[:50]):
+            add_state_record(rows, encode_entry(Entry(0, ticket)), b'"t"', (0, offset))
+        add_aggregate_record(rows, orjson.dumps(aggregate), b"agency:SX-STP:2026-03-03:1", (3, 5))
+        add_derived_record(rows, derived, case_id.encode(), (1, 7))
+        return rows
+
+    store.write(batch())
+    first = dump(engine)
+    assert len(first["ticket_states"]) == 50
+    assert len(first["agency_day_figures"]) == 1 and len(first["derived_events"]) == 1
+    store.write(batch())
+    assert dump(engine) == first
+
+    # A consumer restarted before its commit reads the older state again, alone.
+    rows = Rows()
+    add_state_record(rows, encode_entry(Entry(2, older)), b'"x"', (2, 10))
+    store.write(rows)
+    assert dump(engine) == first
+    # A newer one does replace it; a tombstone at a later offset removes the aggregate.
+    rows = Rows()
+    add_state_record(rows, encode_entry(Entry(2, older)), b'"x"', (2, 12))
+    add_aggregate_record(rows, None, b"agency:SX-STP:2026-03-03:1", (3, 6))
+    store.write(rows)
+    after = dump(engine)
+    (stored,) = [row for row in after["case_states"] if row[0] == case_id]
+    assert stored[-1] == 12
+    assert after["agency_day_figures"] == []
+
+
+def _agency_figures(replay: Replay) -> dict[str, Any]:
+    return replay.report(AS_OF)["province"]
+
+
+@pytest.mark.parametrize("period", ["2026-03", "2026-Q1", "2026-04", "2026"])
+def test_report_figures_equal_the_replay_for_the_same_period(
+    database_url: str, province_lines: list[bytes], period: str, migrated: Any,
+) -> None:
+    engine, store = migrated(database_url)
+    backfill(store, replayed(province_lines), AS_OF, partitions=4)
+    chosen = parse_period(period)
+
+    report = build_report(engine, REFERENCE, chosen, as_of=AS_OF)
+    expected = replayed(province_lines, collect_derived=False).report(
+        AS_OF, chosen.first, chosen.last
+    )
+
+    assert report["province"] == expected["province"]
+    assert report["centres"] == expected["centres"]
+    zeros = {code: figures for code, figures in report["agencies"].items()
+             if code not in expected["agencies"]}
+    assert report["agencies"] == {**expected["agencies"], **zeros}
+    assert all(figures["received"] == figures["ended"] == 0 for figures in zeros.values())
+    late = {case_id for case_id, case in expected["cases"].items()
+            if case["verdict"] == "late" or case["overdue"]}
+    assert {case["case_id"] for case in report["late_cases"]} == late
+    assert report["province"]["received"] > 0 and late
+
+
+def test_a_report_for_one_agency_keeps_its_figures_and_late_cases(
+    tmp_path: Path, province_lines: list[bytes], migrated: Any,
+) -> None:
+    engine, store = migrated(f"sqlite:///{tmp_path / 'one.db'}")
+    backfill(store, replayed(province_lines), AS_OF, partitions=4)
+    whole = build_report(engine, REFERENCE, parse_period("2026-03"), as_of=AS_OF)
+    one = build_report(engine, REFERENCE, parse_period("2026-03"), "SX-SYT", as_of=AS_OF)
+    assert list(one["agencies"]) == ["SX-SYT"]
+    assert one["agencies"]["SX-SYT"] == whole["agencies"]["SX-SYT"]
+    assert one["late_cases"] and all(
+        case["handling_agency"] == "SX-SYT" or "SX-SYT" in case["responsible"]
+        for case in one["late_cases"]
+    )
+    assert [entry["agency"] for entry in one["ranking"]] == ["SX-SYT"]
+
+
+def test_the_excel_report_holds_the_figures_as_numbers_cell_by_cell(
+    tmp_path: Path, province_lines: list[bytes], migrated: Any,
+) -> None:
+    engine, store = migrated(f"sqlite:///{tmp_path / 'xl.db'}")
+    backfill(store, replayed(province_lines), AS_OF, partitions=4)
+    report = build_report(engine, REFERENCE, parse_period("2026-03"), as_of=AS_OF)
+    path = tmp_path / "report.xlsx"
+    path.write_bytes(excel(report, REFERENCE))
+
+    book = load_workbook(path)
+    assert book.sheetnames == [
+        "Tổng hợp toàn tỉnh - Province s", "So với mục tiêu của tỉnh - Agai",
+        "Theo cơ quan - By agency", "Xếp hạng cơ quan - Agencies ran",
+        "Thời gian chờ tại Bộ phận Một c", "Chỉ số phục vụ (Quyết định 766)",
+        "Hồ sơ quá hạn - Late cases",
+    ]
+    province = report["province"]
+    summary = book["Tổng hợp toàn tỉnh - Province s"]
+    assert summary["A1"].value.startswith("Báo cáo kết quả giải quyết thủ tục hành chính kỳ 2026-03")
+    assert summary["A5"].value == "Chỉ tiêu\nIndicator"
+    assert summary["A6"].value == "Hồ sơ tiếp nhận / Cases received"
+    assert summary["B6"].value == province["received"]
+    assert summary["B7"].value == province["ended"]
+    assert summary["B11"].value == province["overdue_open"]
+    assert summary.page_setup.orientation == "landscape"
+    assert summary.print_title_rows == "$5:$5"
+
+    targets = book["So với mục tiêu của tỉnh - Agai"]
+    on_time = province["completed_on_time_rate"]
+    assert targets["A6"].value == "Giải quyết đúng hạn / Completed on time"
+    assert targets["B6"].value == pytest.approx(on_time["numerator"] / on_time["denominator"])
+    assert targets["B6"].number_format == "0.0%"
+    assert (targets["C6"].value, targets["D6"].value) == (
+        on_time["numerator"], on_time["denominator"])
+    assert targets["E6"].value == REFERENCE.targets["completed_on_time_rate"]
+    met = on_time["numerator"] / on_time["denominator"] >= 0.95
+    assert targets["F6"].value == ("Đạt / Met" if met else "Không đạt / Not met")
+
+    agencies = book["Theo cơ quan - By agency"]
+    codes = [agencies.cell(row, 1).value for row in range(6, agencies.max_row + 1)]
+    assert codes == list(report["agencies"])
+    row = 6 + codes.index("SX-SYT")
+    syt = report["agencies"]["SX-SYT"]
+    assert agencies.cell(row, 2).value == REFERENCE.agencies["SX-SYT"].name
+    assert [agencies.cell(row, column).value for column in range(3, 8)] == [
+        syt["received"], syt["ended"], syt["early"], syt["on_time"], syt["late"]]
+    assert agencies.cell(row, 15).value == syt["completed_on_time_rate"]["ratio"]
+
+    waits = book["Thời gian chờ tại Bộ phận Một c"]
+    centre, figures = next(iter(sorted(report["centres"].items())))
+    assert waits["A6"].value == centre
+    assert waits["C6"].value == figures["visits_waited"]
+    assert waits["G6"].value == pytest.approx(figures["wait_p50_seconds"] / 60, abs=0.05)
+
+    late = book["Hồ sơ quá hạn - Late cases"]
+    assert late.max_row - 5 == len(report["late_cases"])
+    assert late["A6"].value == report["late_cases"][0]["case_id"]
+
+
+def test_periods_are_months_quarters_and_years() -> None:
+    assert parse_period("2026-02") == parse_period(" 2026-02 ")
+    assert (parse_period("2026-02").first, parse_period("2026-02").last) == (
+        dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    assert (parse_period("2026-q4").first, parse_period("2026-q4").last) == (
+        dt.date(2026, 10, 1), dt.date(2026, 12, 31))
+    assert parse_period("2026").last == dt.date(2026, 12, 31)
+    for wrong in ("2026-13", "2026-Q5", "March", "26-03"):
+        with pytest.raises(ValueError, match="2026"):
+            parse_period(wrong)
