@@ -62,6 +62,7 @@ class Sink:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
         )
         self._producer: KafkaProducer | None = None
         self.stored: Counter[str] = Counter()
