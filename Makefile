@@ -22,3 +22,4 @@ test: $(BIN)/onestop
 bench: $(BIN)/onestop
 	$(BIN)/python tests/bench/bench_replay.py
 	$(BIN)/python tests/bench/bench_pipeline.py
+	$(BIN)/python tests/bench/bench_sink.py

@@ -63,6 +63,9 @@ class Sink:
             auto_offset_reset="earliest",
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
+            # Case states are about a kilobyte each: the default 1 MB per partition would
+            # cap a poll, and so a transaction, at a thousand of them.
+            max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         self._producer: KafkaProducer | None = None
         self.stored: Counter[str] = Counter()

@@ -33,13 +33,22 @@ from streams.topics import create_topics, topics_for
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    return _start(settings, log, "worker", "--loglevel", "warn")
+
+
+def start_sink(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    return _start(settings, log, "sink", "--loglevel", "warning")
+
+
+def _start(settings: Settings, log: Path, *command: str) -> subprocess.Popen[bytes]:
+    """This program's `command` as a child process, its output in `log`."""
     with log.open("ab") as handle:
         return subprocess.Popen(  # noqa: S603 - this very program
-            [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
+            [sys.executable, "-m", "streams", *command],
             env=settings.environment(), stdout=handle, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             # Out of the terminal's process group: Ctrl-C reaches the demo alone, which
-            # then stops the worker in order.
+            # then stops its children in order.
             start_new_session=True,
         )
 
@@ -99,9 +108,12 @@ def run_demo(
         settings = Settings(
             broker_url=broker.url, reference=reference_dir, broker_flavour="tansu",
             clock=f"accelerated:{start.isoformat()}:{speed}@{anchor}", data_dir=folder / "faust",
+            # A database of its own: the demo's broker starts from offset 0 each time.
+            database_url=f"sqlite:///{folder / 'onestop.db'}",
         )
         create_topics(settings)
         worker = start_worker(settings, folder / "worker.log")
+        sink = start_sink(settings, folder / "sink.log")
         feeder = Feeder(settings, events, clock)
         feeder.start()
         topics = topics_for(settings)
@@ -128,6 +140,8 @@ def run_demo(
                                 derived[orjson.loads(record.value)["type"]] += 1
                     if worker.poll() is not None:
                         raise RuntimeError(f"the worker stopped; see {folder / 'worker.log'}")
+                    if sink.poll() is not None:
+                        raise RuntimeError(f"the SQL sink stopped; see {folder / 'sink.log'}")
                     report = figures.report()
                     now = clock.now()
                     shown = dt.datetime.fromtimestamp(now, zone)
@@ -148,7 +162,12 @@ def run_demo(
             signal.signal(signal.SIGINT, previous)
             feeder.stopping.set()
             reader.close()
+            stop_process(sink)
             stop_process(worker)
             feeder.join(10)
-    console.print(f"Đã dừng / stopped. Logs: {folder}")
+    console.print(
+        f"Đã dừng / stopped. Logs: {folder}\n"
+        f"Báo cáo / report: onestop report --db {settings.database_url} --period "
+        f"{simulation.start:%Y-%m} --out report.xlsx"
+    )
     return figures
