@@ -95,7 +95,6 @@ def _received_data(event: Received) -> tuple[Any, ...]:
     )
 
 
-
 # Where the applicant sits in a `received` fact's data (contract §2: personal data).
 _APPLICANT = 7
 # Events after which a case is done; later facts (a rating, an apology) may still come.
@@ -112,6 +111,7 @@ def without_applicant(state: CaseState) -> CaseState:
         for fact in state.facts
     )
     return state._replace(facts=facts)
+
 
 # The part of each event the rules need, codes interned so that cases share them.
 # supplement_requested, supplement_received, withdrawn and stopped state no more than

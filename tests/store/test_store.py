@@ -3,6 +3,7 @@ upserts, and reports whose figures are the replay's."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -250,3 +251,24 @@ def test_periods_are_months_quarters_and_years() -> None:
     for wrong in ("2026-13", "2026-Q5", "March", "26-03"):
         with pytest.raises(ValueError, match="2026"):
             parse_period(wrong)
+
+
+def test_stored_case_states_carry_no_personal_data_and_judge_the_same(
+    province_lines: list[bytes],
+) -> None:
+    from consumers.rows import case_row
+    from streams.codec import decode_entry
+
+    replay = replayed(province_lines[:2000], collect_derived=False)
+    with_applicant = [state for state in replay.cases.values()
+                      if any(fact.kind == "received" and fact.data[7] for fact in state.facts)]
+    assert with_applicant, "the simulation sends applicants"
+    for state in with_applicant:
+        row = case_row(state, (0, 1))
+        assert "@" not in row["state"]  # no e-mail address, nor any applicant field
+        stored = decode_entry(row["state"].encode()).state
+        assert all(fact.data[7] is None for fact in stored.facts if fact.kind == "received")
+        # The view differs in the applicant alone (kept live for apology letters).
+        view = replay.rules.evaluate(state, AS_OF)
+        assert view is not None and view.applicant is not None
+        assert replay.rules.evaluate(stored, AS_OF) == dataclasses.replace(view, applicant=None)
