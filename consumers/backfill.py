@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -26,7 +27,7 @@ from consumers.schema import (
     ticket_states,
 )
 from consumers.store import Rows, Store
-from models.aggregates import AgencyFigures, CentreFigures, Period, add_case, add_visit
+from models.aggregates import Period, agency_figures, centre_figures
 from models.case import END_KINDS as CASE_END_KINDS
 from models.facts import Fact
 from models.queue import END_KINDS as TICKET_END_KINDS
@@ -59,27 +60,11 @@ def backfill(
     if progress:
         progress("states and derived events ready; judging each day")
 
-    def case_figures(states: Iterable[Any], period: Period) -> dict[str, Any]:
-        figures: dict[str, AgencyFigures] = {}
-        for state in states:
-            view = rules.evaluate(state, period.end)
-            if view is not None:
-                add_case(figures, view, period)
-        return figures
-
-    queue_rules = replay.queue_rules
-
-    def visit_figures(states: Iterable[Any], period: Period) -> dict[str, Any]:
-        figures: dict[str, CentreFigures] = {}
-        for state in states:
-            visit = queue_rules.evaluate(state, period.end)
-            if visit is not None:
-                add_visit(figures, visit, period, queue_rules.wait_target_seconds)
-        return figures
-
     for scope, table, states, end_kinds, figures_of in (
-        ("agency", agency_day_figures, replay.cases, CASE_END_KINDS, case_figures),
-        ("centre", centre_day_figures, replay.tickets, TICKET_END_KINDS, visit_figures),
+        ("agency", agency_day_figures, replay.cases, CASE_END_KINDS,
+         partial(agency_figures, rules)),
+        ("centre", centre_day_figures, replay.tickets, TICKET_END_KINDS,
+         partial(centre_figures, replay.queue_rules)),
     ):
         for record in _days(states, end_kinds, figures_of, partitions, as_of, calendar, scope):
             rows.put(table, day_figures_row(record, SOURCE))

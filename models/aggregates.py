@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from models.case import CaseView
-from models.queue import Visit
+from models.case import CaseRules, CaseState, CaseView
+from models.queue import QueueRules, TicketState, Visit
 
 
 @dataclass(slots=True)
@@ -228,6 +228,30 @@ def add_visit(
     else:
         centre.waits.append(visit.wait_seconds)
         centre.wait_within_target.count(visit.wait_seconds <= target_seconds)
+
+
+def agency_figures(
+    rules: CaseRules, states: Iterable[CaseState], period: Period
+) -> dict[str, AgencyFigures]:
+    """The figures per agency of `states`, each case judged as of the period's end."""
+    figures: dict[str, AgencyFigures] = {}
+    for state in states:
+        view = rules.evaluate(state, period.end)
+        if view is not None:
+            add_case(figures, view, period)
+    return figures
+
+
+def centre_figures(
+    rules: QueueRules, states: Iterable[TicketState], period: Period
+) -> dict[str, CentreFigures]:
+    """The figures per centre of the tickets `states`, as of the period's end."""
+    figures: dict[str, CentreFigures] = {}
+    for state in states:
+        visit = rules.evaluate(state, period.end)
+        if visit is not None:
+            add_visit(figures, visit, period, rules.wait_target_seconds)
+    return figures
 
 
 def province_total(agencies: Iterable[AgencyFigures]) -> AgencyFigures:

@@ -23,7 +23,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 
-from models.aggregates import AgencyFigures, CentreFigures, Period, add_case, add_visit
+from models.aggregates import (
+    AgencyFigures,
+    CentreFigures,
+    Period,
+    agency_figures,
+    centre_figures,
+)
 from models.case import END_KINDS as CASE_END_KINDS
 from models.case import CaseRules, CaseState, DerivedEvent
 from models.events import CASE_EVENT_TYPES, QUEUE_EVENT_TYPES, Rejection, decode_event
@@ -352,13 +358,7 @@ class CaseKeeper(Keeper):
         return state, outputs, rules.next_check(state, view, now)
 
     def figures(self, states: Iterable[CaseState], period: Period) -> dict[str, AgencyFigures]:
-        rules = self.pipeline.rules
-        figures: dict[str, AgencyFigures] = {}
-        for state in states:
-            view = rules.evaluate(state, period.end)
-            if view is not None:
-                add_case(figures, view, period)
-        return figures
+        return agency_figures(self.pipeline.rules, states, period)
 
 
 class TicketKeeper(Keeper):
@@ -381,13 +381,7 @@ class TicketKeeper(Keeper):
         return new, outputs, rules.next_check(new, visit, now)
 
     def figures(self, states: Iterable[TicketState], period: Period) -> dict[str, CentreFigures]:
-        rules = self.pipeline.queue_rules
-        figures: dict[str, CentreFigures] = {}
-        for state in states:
-            visit = rules.evaluate(state, period.end)
-            if visit is not None:
-                add_visit(figures, visit, period, rules.wait_target_seconds)
-        return figures
+        return centre_figures(self.pipeline.queue_rules, states, period)
 
 
 class Pipeline:
