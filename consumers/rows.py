@@ -34,6 +34,13 @@ class BadRecord(ValueError):
     """A record the sink cannot store; the reason goes to the dead-letter topic."""
 
 
+def _plain(error: Exception) -> str:
+    """An exception in plain words for a dead letter."""
+    if isinstance(error, KeyError):
+        return f"no field {error}"
+    return str(error) or type(error).__name__
+
+
 def case_row(state: CaseState, source: tuple[int, int]) -> dict[str, Any]:
     state = without_applicant(state)
     facts = state.facts
@@ -116,7 +123,7 @@ def add_state_record(rows: Rows, value: bytes | None, key: bytes | None,
     try:
         state = decode_entry(value).state
     except (ValueError, TypeError) as error:
-        raise BadRecord(f"not a table entry: {error}") from None
+        raise BadRecord(f"not a table entry: {_plain(error)}") from None
     if not state.facts:
         raise BadRecord("a table entry without facts")
     if isinstance(state, CaseState):
@@ -143,7 +150,7 @@ def add_aggregate_record(rows: Rows, value: bytes | None, key: bytes | None,
         record = orjson.loads(value)
         row = day_figures_row(record, source)
     except (ValueError, KeyError, TypeError) as error:
-        raise BadRecord(f"not an aggregates record: {error!r}") from None
+        raise BadRecord(f"not an aggregates record: {_plain(error)}") from None
     rows.put(agency_day_figures if record["scope"] == "agency" else centre_day_figures, row)
 
 
@@ -154,5 +161,5 @@ def add_derived_record(rows: Rows, value: bytes | None, key: bytes | None,
     try:
         row = derived_row(orjson.loads(value), value, source)
     except (ValueError, KeyError, TypeError) as error:
-        raise BadRecord(f"not a derived event: {error!r}") from None
+        raise BadRecord(f"not a derived event: {_plain(error)}") from None
     rows.put(derived_events, row)
