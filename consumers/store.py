@@ -8,8 +8,6 @@ nothing. The sink commits its Kafka offsets only after `write` has committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,14 +118,9 @@ class Store:
         self.engine = engine
         self.insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as connection:
-            yield connection
-
     def write(self, rows: Rows) -> None:
         """All the rows in one transaction: either every one is stored or none."""
-        with self.transaction() as connection:
+        with self.engine.begin() as connection:
             for name, keyed in rows.by_table.items():
                 table = TABLES[name]
                 upserts = [row for row in keyed.values() if row and not row.get("_delete")]

@@ -441,6 +441,9 @@ def sink(
         running.run(stop)
     except KeyboardInterrupt:
         pass
+    except Exception as error:  # noqa: BLE001 - the batch's offsets stay uncommitted
+        raise _fail(f"storing a batch failed: {error}; its offsets were not committed, "
+                    "so a restarted sink stores it again") from None
     finally:
         running.close()
 
