@@ -55,8 +55,8 @@ def backfill(
     for ticket in replay.tickets.values():
         rows.put(ticket_states, ticket_row(ticket, SOURCE))
     for event in replay.derived:
-        body = orjson.dumps(derived_json(event, isoformat))
-        rows.put(derived_events, derived_row(orjson.loads(body), body, SOURCE))
+        record = derived_json(event, isoformat)
+        rows.put(derived_events, derived_row(record, orjson.dumps(record), SOURCE))
     if progress:
         progress("states and derived events ready; judging each day")
 

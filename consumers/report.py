@@ -80,16 +80,14 @@ def load_period(engine: Engine, rules: CaseRules, start: float, end: float) -> R
             )
         )
         for (text,) in cases:
-            state = decode_entry(text.encode()).state
-            replay.cases[state[0]] = state  # type: ignore[assignment]
+            replay.hold(decode_entry(text.encode()).state)
         tickets = connection.execute(
             select(ticket_states.c.state).where(
                 ticket_states.c.first_at <= end, ticket_states.c.last_at > start
             )
         )
         for (text,) in tickets:
-            state = decode_entry(text.encode()).state
-            replay.tickets[state[0]] = state  # type: ignore[assignment]
+            replay.hold(decode_entry(text.encode()).state)
     return replay
 
 

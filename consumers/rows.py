@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from consumers.schema import (
+    AGENCY_COUNTS,
     RATIO_COLUMNS,
     agency_day_figures,
     case_states,
@@ -24,12 +25,8 @@ from streams.codec import Entry, decode_entry, encode_entry
 # from Kafka: such a row always replaces a row read from a topic, and the other way round.
 FROM_FILE = -1
 
-_COUNTS = tuple(
-    column.name for column in agency_day_figures.columns
-    if column.name not in {"agency", "day", "partition", "as_of", "figures",
-                           "source_partition", "source_offset"}
-    and not column.name.endswith(("_numerator", "_denominator"))
-)
+
+
 class BadRecord(ValueError):
     """A record the sink cannot store; the reason goes to the dead-letter topic."""
 
@@ -83,7 +80,7 @@ def day_figures_row(record: dict[str, Any], source: tuple[int, int]) -> dict[str
     }
     if record["scope"] == "agency":
         row["agency"] = record["code"]
-        row.update((name, figures[name]) for name in _COUNTS)
+        row.update((name, figures[name]) for name in AGENCY_COUNTS)
         for column, name in RATIO_COLUMNS.items():
             row[f"{column}_numerator"] = figures[name]["numerator"]
             row[f"{column}_denominator"] = figures[name]["denominator"]

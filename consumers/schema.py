@@ -65,8 +65,13 @@ ticket_states = Table(
 )
 
 # The aggregates topic: one agency's figures for one local day and one source partition
-# (sum over partitions for the agency's day; the views below do). The main figures are
-# columns for Grafana; `figures` holds the whole JSON.
+# (sum over partitions for the agency's day; the migration's Grafana views do). The main
+# figures are columns for Grafana; `figures` holds the whole JSON.
+AGENCY_COUNTS = (
+    "received", "ended", "early", "on_time", "late", "overdue_open",
+    "apologies_required", "apologies_in_time", "apologies_late", "apologies_missing",
+    "rescheduled_twice", "refusals_without_reason",
+)
 # Column prefix -> the ratio's name in the figures.
 RATIO_COLUMNS = {
     "completed_on_time": "completed_on_time_rate",
@@ -80,11 +85,7 @@ agency_day_figures = Table(
     Column("day", Date, primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("as_of", String(40), nullable=False),
-    *(Column(name, Integer, nullable=False) for name in (
-        "received", "ended", "early", "on_time", "late", "overdue_open",
-        "apologies_required", "apologies_in_time", "apologies_late", "apologies_missing",
-        "rescheduled_twice", "refusals_without_reason",
-    )),
+    *(Column(name, Integer, nullable=False) for name in AGENCY_COUNTS),
     *(Column(f"{name}_{part}", Integer, nullable=False)
       for name in RATIO_COLUMNS for part in ("numerator", "denominator")),
     Column("figures", Text, nullable=False),

@@ -103,6 +103,13 @@ class Replay:
         finally:
             gc.unfreeze()
 
+    def hold(self, state: CaseState | TicketState) -> None:
+        """Keep a state built elsewhere (the pipeline's changelog, the SQL store)."""
+        if isinstance(state, CaseState):
+            self.cases[state.case_id] = state
+        else:
+            self.tickets[state.ticket_id] = state
+
     @property
     def latest(self) -> float:
         """The latest event time seen, the natural `as_of` of a file."""

@@ -38,9 +38,5 @@ def live_replay(settings: Settings) -> Replay:
     for record in read_to_end(settings.bootstrap_servers, names):
         if record.value is None:
             continue
-        state = decode_entry(record.value).state
-        if record.topic == topics.case_changelog.name:
-            replay.cases[state[0]] = state  # type: ignore[assignment]
-        else:
-            replay.tickets[state[0]] = state  # type: ignore[assignment]
+        replay.hold(decode_entry(record.value).state)
     return replay
