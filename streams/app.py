@@ -33,10 +33,12 @@ from models.aggregates import (
 from models.case import END_KINDS as CASE_END_KINDS
 from models.case import CaseRules, CaseState, DerivedEvent
 from models.events import CASE_EVENT_TYPES, QUEUE_EVENT_TYPES, Rejection, decode_event
+from models.measures import Measure, case_measures, visit_measures
 from models.queue import END_KINDS as TICKET_END_KINDS
 from models.queue import QueueRules, TicketState
 from models.reference import load_reference
 from streams.clock import Clock, parse_clock
+from streams.metrics import Tally, WorkerMetrics, serve
 from streams.codec import (
     ENTRY_CODEC,
     TICK_KEY,
@@ -137,6 +139,7 @@ class Keeper:
     events, judges on ticks, publishes derived events and per-day aggregates."""
 
     scope = ""
+    stream = ""  # the `stream` label of its pipeline metrics
     types: frozenset[str] = frozenset()
     end_kinds: frozenset[str] = frozenset()  # events after which the entity is done
 
@@ -147,6 +150,9 @@ class Keeper:
         self.outbox = Outbox(pipeline.partition_counts, pipeline.producer)
         self.indexes: dict[int, PartitionIndex] = {}
         self.unflushed: dict[str, int] = {}
+        self.metrics = pipeline.metrics
+        self.tally: Tally = pipeline.metrics.cases if self.scope == "agency" else (
+            pipeline.metrics.tickets)
         calendar = pipeline.rules.calendar
         self.local_date = calendar.local_date
 
@@ -157,8 +163,11 @@ class Keeper:
     def apply(self, state: Any, event: Any) -> Any:
         raise NotImplementedError
 
-    def judge(self, state: Any, now: float) -> tuple[Any, list[DerivedEvent], float]:
-        """The state after a tick at `now`, its outputs and its next check."""
+    def judge(
+        self, state: Any, now: float
+    ) -> tuple[Any, list[DerivedEvent], float, tuple[Measure, ...]]:
+        """The state after a tick at `now`, its outputs, its next check and what it adds
+        to the metrics as of `now`."""
         raise NotImplementedError
 
     def figures(self, states: Iterable[Any], period: Period) -> dict[str, Any]:
@@ -234,7 +243,8 @@ class Keeper:
             index.dirty_days.add(self.local_date(now))
         for key in index.changed.union(woken):
             state = self.state(key)
-            new, outputs, next_check = self.judge(state, now)
+            new, outputs, next_check, measures = self.judge(state, now)
+            self.tally.set(key, measures)
             if new != state:
                 self.write(partition, key, new)
             if next_check == math.inf:
@@ -245,6 +255,7 @@ class Keeper:
                 self.send_derived(output)
         index.changed.clear()
         self._publish(partition, index, now)
+        self.metrics.tick_handled(self.stream, now, self.pipeline.clock.now())
 
     def _publish(self, partition: int, index: PartitionIndex, now: float) -> None:
         calendar = self.pipeline.rules.calendar
@@ -284,11 +295,14 @@ class Keeper:
         key = (event.case_id or event.details.get("ticket_id") or "").encode()
         value = orjson.dumps(derived_json(event, self.pipeline.isoformat))
         topics = self.pipeline.topics
+        self.metrics.count("derived_events", (event.agency, event.type))
         self.outbox.add(topics.derived_events.name, key, value)
         if event.type in ALERT_KINDS:
             self.outbox.add(topics.alerts.name, event.agency.encode(), value)
 
-    def dead_letter(self, event: EventT, reason: str) -> None:
+    def dead_letter(self, event: EventT, reason: str, category: str) -> None:
+        """`category` is one of `streams.metrics.DEAD_LETTER_REASONS`."""
+        self.metrics.count("dead_letters", (self.stream, category))
         message = event.message
         record = dead_letter_json(
             message.value, message.topic, message.partition, message.offset, reason,
@@ -301,6 +315,7 @@ class Keeper:
         judges its partition, changed states go to the changelog once, and the batch is
         done when the broker has every record it caused."""
         rules, types = self.pipeline.rules, self.types
+        processed = 0
         for event in events:
             message = event.message
             partition = message.partition
@@ -308,38 +323,48 @@ class Keeper:
                 try:
                     now = decode_tick(message.value)
                 except (ValueError, KeyError, TypeError):
-                    self.dead_letter(event, "a tick message (empty key) without a tick instant")
+                    self.dead_letter(
+                        event, "a tick message (empty key) without a tick instant", "bad_tick")
                     continue
                 self.on_tick(partition, now)
                 continue
+            processed += 1
             decoded = decode_event(message.value)
             if type(decoded) is Rejection:
-                self.dead_letter(event, decoded.reason)
+                self.dead_letter(event, decoded.reason, "undecodable")
                 continue
             reason = None
             if decoded.type not in types:  # type: ignore[union-attr]
                 reason = f"a {decoded.type} event does not belong on topic {message.topic}"  # type: ignore[union-attr]
+                category = "wrong_topic"
             else:
                 reason = rules.check(decoded)  # type: ignore[arg-type]
+                category = "rule_check"
             if reason is None and message.key is not None:
                 key = self.key_of(decoded)
                 if message.key != key.encode():
                     reason = (f"the record key '{message.key.decode(errors='replace')}' is not "
                               f"the event's id '{key}'")
+                    category = "key_mismatch"
             if reason is not None:
-                self.dead_letter(event, reason)
+                self.dead_letter(event, reason, category)
                 continue
             self.on_event(partition, decoded)
         self.flush()
         await self.outbox.flush()
+        self.metrics.count("events_processed", (self.stream,), processed)
+        self.metrics.publish()
 
     def forget(self) -> None:
-        """Partitions were revoked: indexes are rebuilt from the table when next needed."""
+        """Partitions were revoked: indexes are rebuilt from the table when next needed,
+        and with them the metrics' contributions."""
         self.indexes.clear()
+        self.tally.clear()
 
 
 class CaseKeeper(Keeper):
     scope = "agency"
+    stream = "cases"
     types = CASE_EVENT_TYPES
     end_kinds = CASE_END_KINDS
 
@@ -349,13 +374,18 @@ class CaseKeeper(Keeper):
     def apply(self, state: CaseState | None, event: Any) -> CaseState:
         return self.pipeline.rules.apply(state, event)[0]
 
-    def judge(self, state: CaseState, now: float) -> tuple[CaseState, list[DerivedEvent], float]:
+    def judge(
+        self, state: CaseState, now: float
+    ) -> tuple[CaseState, list[DerivedEvent], float, tuple[Measure, ...]]:
         rules = self.pipeline.rules
         view = rules.evaluate(state, now)
         outputs: list[DerivedEvent] = []
+        measures: tuple[Measure, ...] = ()
         if view is not None:
             state, outputs = rules.derive(state, view, now)
-        return state, outputs, rules.next_check(state, view, now)
+            field = rules.reference.procedures[view.procedure].field
+            measures = case_measures(view, field, now)
+        return state, outputs, rules.next_check(state, view, now), measures
 
     def figures(self, states: Iterable[CaseState], period: Period) -> dict[str, AgencyFigures]:
         return agency_figures(self.pipeline.rules, states, period)
@@ -363,6 +393,7 @@ class CaseKeeper(Keeper):
 
 class TicketKeeper(Keeper):
     scope = "centre"
+    stream = "tickets"
     types = QUEUE_EVENT_TYPES
     end_kinds = TICKET_END_KINDS
 
@@ -374,11 +405,12 @@ class TicketKeeper(Keeper):
 
     def judge(
         self, state: TicketState, now: float
-    ) -> tuple[TicketState, list[DerivedEvent], float]:
+    ) -> tuple[TicketState, list[DerivedEvent], float, tuple[Measure, ...]]:
         rules = self.pipeline.queue_rules
         visit = rules.evaluate(state, now)
         new, outputs = rules.derive(state, visit, now)
-        return new, outputs, rules.next_check(new, visit, now)
+        measures = () if visit is None else visit_measures(visit)
+        return new, outputs, rules.next_check(new, visit, now), measures
 
     def figures(self, states: Iterable[TicketState], period: Period) -> dict[str, CentreFigures]:
         return centre_figures(self.pipeline.queue_rules, states, period)
@@ -395,6 +427,7 @@ class Pipeline:
         self.topics = topics_for(settings)
         self.partition_counts = {spec.name: spec.partitions for spec in self.topics.all()}
         self.isoformat = self.rules.calendar.isoformat
+        self.metrics = WorkerMetrics()
         self._producer: AIOKafkaProducer | None = None
         self._producer_started: asyncio.Lock | None = None
 
@@ -499,6 +532,25 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         for topic in (case_topic, queue_topic):
             for partition in range(partitions):
                 await topic.send(key=TICK_KEY, value=value, partition=partition)
+
+    @app.task
+    async def serve_metrics() -> None:
+        if not settings.metrics_port:
+            return
+        try:
+            server = serve(pipeline.metrics, settings.metrics_host, settings.metrics_port)
+        except OSError as error:
+            # Cases matter more than their metrics: the worker goes on without them.
+            log.error("onestop: cannot serve metrics on %s:%s (%s); set ONESTOP_METRICS_PORT",
+                      settings.metrics_host, settings.metrics_port, error)
+            return
+        log.info("onestop: metrics on http://%s:%s/metrics",
+                 settings.metrics_host, settings.metrics_port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            server.shutdown()
+            server.server_close()
 
     @app.task
     async def stop_outbox() -> None:

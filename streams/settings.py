@@ -58,6 +58,14 @@ class Settings(BaseSettings):
         description="`kafka`, `tansu` (apply the end-offset fix) or `auto` (ask the broker).",
     )
     data_dir: Path = Field(default=Path(".onestop"), description="Faust's data directory.")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the worker serves `/metrics` on (`0.0.0.0` in a container).",
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535,
+        description="Port of the worker's Prometheus endpoint; 0 serves none.",
+    )
 
     @field_validator("broker_url")
     @classmethod

@@ -51,7 +51,7 @@ ZONE = dt.timezone(dt.timedelta(hours=7))
 def settings_for(bootstrap: str, folder: Path, **extra: object) -> Settings:
     name = "b" + uuid.uuid4().hex[:8]
     return Settings(broker_url=bootstrap, app_id=name, topic_prefix=name,
-                    data_dir=folder / name, commit_seconds=0.5, **extra)
+                    data_dir=folder / name, commit_seconds=0.5, **{"metrics_port": 0, **extra})
 
 
 def committed_total(settings: Settings, places: set[tuple[str, int]]) -> int:

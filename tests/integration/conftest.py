@@ -44,7 +44,7 @@ def settings(bootstrap: str, tmp_path: Path) -> Settings:
     name = "t" + uuid.uuid4().hex[:10]
     made = Settings(
         broker_url=bootstrap, app_id=name, topic_prefix=name, data_dir=tmp_path / "faust",
-        session_timeout_seconds=6, tick_seconds=0.5,
+        session_timeout_seconds=6, tick_seconds=0.5, metrics_port=0,
     )
     create_topics(made)
     return made
