@@ -53,7 +53,7 @@ def settings(bootstrap: str, tmp_path: Path) -> Settings:
 class Worker:
     """`onestop worker` as a child process; its log is kept for the test to read."""
 
-    def __init__(self, settings: Settings, log: Path, **extra: str) -> None:
+    def __init__(self, settings: Settings, log: Path, **extra: object) -> None:
         self.log = log
         handle = log.open("ab")
         self.process = subprocess.Popen(  # noqa: S603
@@ -82,7 +82,7 @@ class Worker:
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
-    def start(settings: Settings, **extra: str) -> Worker:
+    def start(settings: Settings, **extra: object) -> Worker:
         worker = Worker(settings, tmp_path / f"worker-{len(workers)}.log", **extra)
         workers.append(worker)
         return worker
