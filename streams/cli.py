@@ -492,6 +492,18 @@ def report(
         err.print(f"Báo cáo / report {built['period']['label']} → {out}")
 
 
+@app.command("deploy-files")
+def deploy_files(
+    out: Annotated[Path, typer.Option(help="The deploy folder to write into.")] = Path("deploy"),
+    reference: ReferenceOption = SAMPLE_PROVINCE,
+) -> None:
+    """Generate the province's target rules for Prometheus and the Grafana dashboards."""
+    from consumers.deploy_files import write_deploy_files
+
+    for path in write_deploy_files(_load(reference), out):
+        err.print(f"→ {path}")
+
+
 @app.command()
 def demo(
     cases: Annotated[int, typer.Option(min=1, help="Number of cases to simulate.")] = 4000,
