@@ -121,3 +121,18 @@ derived_events = Table(
     Column("body", Text, nullable=False),
     *_source(),
 )
+
+# What the notifier has sent, one row per notice and recipient: a notice whose key is
+# here is not sent again, across restarts and repeated alerts. `key` is the derived
+# event id, the alert's fingerprint and start, or the digest's agency and day.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("recipient", String(200), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("agency", String(64)),
+    Column("case_id", String(64)),
+    Column("sent_at", String(40), nullable=False),
+    Column("subject", Text, nullable=False),
+)

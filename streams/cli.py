@@ -448,6 +448,47 @@ def sink(
         running.close()
 
 
+@app.command()
+def notify(
+    broker_url: BrokerOption = None,
+    url: DatabaseOption = None,
+    loglevel: Annotated[str, typer.Option(help="warning, info or debug.")] = "info",
+) -> None:
+    """Tell heads of agencies about their cases at risk and late, by e-mail, until Ctrl-C;
+    answer Alertmanager's webhook and serve the apology drafts."""
+    import logging
+    import signal
+    import threading
+
+    from alerts.notifier import Notifier, serve
+    from models.case import CaseRules
+
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(broker_url=broker_url)
+    store = _store(url)
+    try:
+        running = Notifier(settings, store.engine, CaseRules(_load(settings.reference)))
+    except Exception as error:  # noqa: BLE001 - any failure to reach the broker
+        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+    try:
+        server = serve(running, settings.notifier_host, settings.notifier_port)
+    except OSError as error:
+        raise _fail(f"cannot listen on {settings.notifier_host}:{settings.notifier_port}: "
+                    f"{error}; set ONESTOP_NOTIFIER_PORT") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    err.print(f"Notifier: {settings.broker_url} → SMTP {settings.smtp_host}:{settings.smtp_port}; "
+              f"Alertmanager webhook http://{settings.notifier_host}:{settings.notifier_port}"
+              "/alertmanager (Ctrl-C dừng / stops)")
+    try:
+        running.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        running.close()
+
+
 REPORT_FORMATS = ("xlsx", "md", "html", "json")
 
 

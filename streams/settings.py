@@ -67,6 +67,52 @@ class Settings(BaseSettings):
         description="Port of the worker's Prometheus endpoint; 0 serves none.",
     )
 
+    # -- the notifier (`onestop notify`) ----------------------------------------------
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server of the notifier.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
+    smtp_user: str = Field(default="", description="SMTP login; empty for none.")
+    smtp_password: str = Field(default="", description="SMTP password (environment only).")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP link with STARTTLS.")
+    mail_from: str = Field(
+        default="Một cửa <onestop@localhost>", description="Sender of the notifier's e-mails."
+    )
+    operations_email: str = Field(
+        default="", description="Who hears about the pipeline's own alerts; empty for nobody."
+    )
+    province_office_email: str = Field(
+        default="",
+        description="The province office, told when a head leaves a missing apology; empty "
+        "for nobody.",
+    )
+    escalate_after_days: int = Field(
+        default=2, ge=0,
+        description="Working days an apology may stay missing before the province office hears.",
+    )
+    digest_hour: int = Field(
+        default=8, ge=0, le=23, description="Local hour of each head's daily digest."
+    )
+    apology_extension_days: int = Field(
+        default=5, ge=1, description="Working days the apology draft proposes to extend by."
+    )
+    notify_webhook_url: str = Field(
+        default="", description="Also post each notice to this URL (a chat system); optional."
+    )
+    notifier_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the notifier's Alertmanager webhook and drafts (`0.0.0.0` in "
+        "a container).",
+    )
+    notifier_port: int = Field(
+        default=9095, ge=0, le=65535, description="Port of the notifier's webhook and drafts."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:9095",
+        description="How people reach the notifier, for the drafts' links in e-mails.",
+    )
+    drafts_dir: Path = Field(
+        default=Path("apology-drafts"), description="Where the apology drafts are written."
+    )
+
     @field_validator("broker_url")
     @classmethod
     def _kafka_scheme(cls, value: str) -> str:

@@ -30,7 +30,7 @@ from streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 TABLES = {"case_states", "ticket_states", "agency_day_figures", "centre_day_figures",
-          "derived_events"}
+          "derived_events", "notifications"}
 VIEWS = {"agency_daily", "centre_daily", "alert_events"}
 # The simulation runs 2 March – 14 April: March is whole, April is cut by the data's end.
 AS_OF = dt.datetime(2026, 4, 20, 17, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
@@ -76,7 +76,7 @@ def test_migrations_build_the_schema_on_an_empty_database_and_take_it_down_again
     database_url: str, migrated: Any,
 ) -> None:
     engine, _ = migrated(database_url)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     assert TABLES <= set(inspect(engine).get_table_names())
     assert set(inspect(engine).get_view_names()) == VIEWS
     with engine.connect() as connection:

@@ -1,0 +1,164 @@
+"""What the notifier says, to whom: bilingual notices (Vietnamese first), as plain text
+and HTML. Pure: the notifier decides when, these decide the words and the recipient.
+
+Each notice goes to the head of one agency about that agency's cases only; the
+applicant is named in the apology draft, never in an e-mail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.calendar import WorkingCalendar
+from models.case import CaseView
+from models.reference import Agency, Reference
+
+SUBJECT_PREFIX = "[Một cửa / One-stop]"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    kind: str  # at_risk, late, escalation, digest, alert
+    key: str  # de-duplication key (with each recipient)
+    recipients: tuple[str, ...]
+    subject: str
+    lines: tuple[str, ...]  # paragraphs, each "Vietnamese / English"
+    agency: str | None = None
+    case_id: str | None = None
+    link: str | None = None  # the apology draft
+    rows: tuple[tuple[str, ...], ...] = field(default_factory=tuple)  # a table (digest)
+
+    @property
+    def text(self) -> str:
+        parts = list(self.lines)
+        if self.rows:
+            parts += [" | ".join(row) for row in self.rows]
+        if self.link:
+            parts.append(f"Dự thảo văn bản xin lỗi / apology draft: {self.link}")
+        return "\n\n".join(parts) + "\n"
+
+    @property
+    def html(self) -> str:
+        parts = [f"<p>{html.escape(line)}</p>" for line in self.lines]
+        if self.rows:
+            header, *body = self.rows
+            parts.append("<table border='1' cellpadding='4' style='border-collapse:collapse'>"
+                         + "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+                                   + "</tr>" for row in body)
+                         + "</table>")
+        if self.link:
+            link = html.escape(self.link, quote=True)
+            parts.append(f"<p><a href='{link}'>Dự thảo văn bản xin lỗi (mẫu 04) / apology "
+                         "draft (form 04)</a></p>")
+        return "<html><body>" + "".join(parts) + "</body></html>"
+
+
+def _day(calendar: WorkingCalendar, instant: float) -> str:
+    return calendar.to_datetime(instant).strftime("%H:%M %d/%m/%Y")
+
+
+def _greeting(agency: Agency) -> str:
+    return f"Kính gửi {agency.head_name}, {agency.name} / Dear {agency.head_name},"
+
+
+def _case_line(view: CaseView, reference: Reference, calendar: WorkingCalendar) -> str:
+    procedure = reference.procedures.get(view.procedure)
+    name = procedure.name if procedure else view.procedure
+    return (f"Hồ sơ {view.case_id} ({name}), tiếp nhận {_day(calendar, view.received_at)}, "
+            f"hẹn trả {_day(calendar, view.due_at)} / case {view.case_id}, received "
+            f"{_day(calendar, view.received_at)}, due {_day(calendar, view.due_at)}.")
+
+
+def at_risk(event_id: str, agency: Agency, view: CaseView, reference: Reference,
+            calendar: WorkingCalendar) -> Notice:
+    return Notice(
+        "at_risk", event_id, (agency.head_email,),
+        f"{SUBJECT_PREFIX} Hồ sơ sắp quá hạn / case at risk: {view.case_id}",
+        (
+            _greeting(agency),
+            _case_line(view, reference, calendar),
+            "Hồ sơ còn dưới một ngày làm việc là đến hạn. Đề nghị giải quyết ngay, hoặc gửi "
+            "văn bản xin lỗi và đề nghị gia hạn (mẫu 04) trước hạn / The case is due within "
+            "one working day. Please finish it now, or send the applicant an apology letter "
+            "with a new date (form 04) before it is due.",
+        ),
+        agency.code, view.case_id,
+    )
+
+
+def late(event_id: str, agency: Agency, view: CaseView, reference: Reference,
+         calendar: WorkingCalendar, link: str) -> Notice:
+    return Notice(
+        "late", event_id, (agency.head_email,),
+        f"{SUBJECT_PREFIX} Hồ sơ quá hạn chưa có văn bản xin lỗi / late case without an "
+        f"apology: {view.case_id}",
+        (
+            _greeting(agency),
+            _case_line(view, reference, calendar),
+            "Hồ sơ đã quá hạn mà chưa có văn bản xin lỗi. Dự thảo văn bản xin lỗi (mẫu 04 "
+            "Thông tư 03/2025) đã được điền sẵn: đề nghị ghi lý do, ký và gửi người nộp hồ sơ "
+            "/ The case is late and no apology has been issued. A draft of the apology letter "
+            "(form 04, Circular 03/2025) is filled in: please state the reason, sign it and "
+            "send it to the applicant.",
+        ),
+        agency.code, view.case_id, link,
+    )
+
+
+def escalation(key: str, office: str, agency: Agency, view: CaseView, reference: Reference,
+               calendar: WorkingCalendar, days: int) -> Notice:
+    return Notice(
+        "escalation", key, (office,),
+        f"{SUBJECT_PREFIX} Chưa xin lỗi sau {days} ngày làm việc / apology still missing "
+        f"after {days} working days: {view.case_id} ({agency.code})",
+        (
+            "Kính gửi Văn phòng UBND tỉnh / To the province office,",
+            _case_line(view, reference, calendar),
+            f"{agency.name} ({agency.head_name}) đã được thông báo nhưng sau {days} ngày làm "
+            f"việc vẫn chưa có văn bản xin lỗi / {agency.name} ({agency.head_name}) was told, "
+            f"but {days} working days later no apology has been issued.",
+        ),
+        agency.code, view.case_id,
+    )
+
+
+def digest(key: str, agency: Agency, day: dt.date, views: Iterable[CaseView], now: float,
+           reference: Reference, calendar: WorkingCalendar) -> Notice:
+    rows: list[tuple[str, ...]] = [("Hồ sơ / case", "Thủ tục / procedure",
+                                    "Hẹn trả / due", "Tình trạng / status")]
+    for view in sorted(views, key=lambda view: view.due_at):
+        procedure = reference.procedures.get(view.procedure)
+        if view.overdue:
+            status = "Quá hạn / overdue" + (
+                ", chưa xin lỗi / no apology" if view.apology == "missing" else "")
+        else:
+            status = "Sắp quá hạn / at risk"
+        rows.append((view.case_id, procedure.name if procedure else view.procedure,
+                     _day(calendar, view.due_at), status))
+    return Notice(
+        "digest", key, (agency.head_email,),
+        f"{SUBJECT_PREFIX} Tổng hợp ngày {day:%d/%m/%Y} / daily digest: "
+        f"{len(rows) - 1} hồ sơ cần xử lý / cases need action",
+        (_greeting(agency),
+         f"Các hồ sơ của {agency.name} sắp quá hạn hoặc đã quá hạn, tính đến "
+         f"{_day(calendar, now)} / Cases of {agency.name} at risk or overdue, as of "
+         f"{_day(calendar, now)}:"),
+        agency.code, rows=tuple(rows),
+    )
+
+
+def alert(key: str, recipient: str, payload: dict[str, Any]) -> Notice:
+    labels, annotations = payload.get("labels", {}), payload.get("annotations", {})
+    name = labels.get("alertname", "alert")
+    where = labels.get("agency") or labels.get("centre") or ""
+    summary = annotations.get("summary", name)
+    return Notice(
+        "alert", key, (recipient,),
+        f"{SUBJECT_PREFIX} Cảnh báo / alert {name}{' ' + where if where else ''}",
+        (summary, f"Bắt đầu / since {payload.get('startsAt', '')}"),
+        labels.get("agency"),
+    )
