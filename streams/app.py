@@ -38,7 +38,6 @@ from models.queue import END_KINDS as TICKET_END_KINDS
 from models.queue import QueueRules, TicketState
 from models.reference import load_reference
 from streams.clock import Clock, parse_clock
-from streams.metrics import Tally, WorkerMetrics, serve
 from streams.codec import (
     ENTRY_CODEC,
     TICK_KEY,
@@ -48,6 +47,7 @@ from streams.codec import (
     encode_entry,
     encode_tick,
 )
+from streams.metrics import Tally, WorkerMetrics, serve
 from streams.replay import derived_json
 from streams.settings import Settings
 from streams.tansu_compat import TansuTransport, is_tansu

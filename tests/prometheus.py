@@ -49,10 +49,11 @@ class Server:
             try:
                 urllib.request.urlopen(self.url + ready_path, timeout=2).close()  # noqa: S310
                 return
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError) as error:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise AssertionError(f"{command[0]} did not start:\n{log.read_text()}")
+                    raise AssertionError(
+                        f"{command[0]} did not start:\n{log.read_text()}") from error
                 time.sleep(0.2)
 
     def stop(self) -> None:
