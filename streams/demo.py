@@ -114,6 +114,8 @@ def run_demo(
         create_topics(settings)
         worker = start_worker(settings, folder / "worker.log")
         sink = start_sink(settings, folder / "sink.log")
+        console.print(f"Chỉ số / metrics: http://{settings.metrics_host}:{settings.metrics_port}"
+                      "/metrics")
         feeder = Feeder(settings, events, clock)
         feeder.start()
         topics = topics_for(settings)

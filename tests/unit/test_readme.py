@@ -16,7 +16,7 @@ def commands():
 
 
 def test_every_command_and_option_is_documented():
-    table = re.findall(r"^\| `onestop (\w+)(.*?)` \|", README, re.M)
+    table = re.findall(r"^\| `onestop ([\w-]+)(.*?)` \|", README, re.M)
     documented = {name: usage for name, usage in table}
     assert set(documented) == set(commands())
     for name, command in commands().items():
@@ -56,5 +56,14 @@ def test_every_topic_is_documented():
     from streams.settings import Settings
     from streams.topics import topics_for
 
-    documented = set(re.findall(r"^\| `(onestop[\w.-]+)` \|", README, re.M))
+    documented = set(re.findall(r"^\| `(onestop[.-][\w.-]+)` \|", README, re.M))
     assert documented == {spec.name for spec in topics_for(Settings()).all()}
+
+
+def test_every_metric_is_documented():
+    from streams.metrics import ALL_SERIES, PREFIX
+
+    documented = set(re.findall(r"`(onestop_\w+)`", README))
+    for series in ALL_SERIES:
+        name = PREFIX + series.name + ("_total" if series.kind == "counter" else "")
+        assert name in documented, name
