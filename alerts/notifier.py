@@ -15,6 +15,7 @@ when it still holds: a case already finished is not warned about.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import smtplib
@@ -39,6 +40,7 @@ from streams.settings import Settings
 from streams.topics import topics_for
 
 log = logging.getLogger("onestop.notify")
+POLL_RECORDS = 2000
 
 
 class Mailer:
@@ -86,6 +88,7 @@ class Notifier:
         self.states: dict[str, bytes] = {}  # case id → changelog value, decoded on use
         self.waiting: list[dict[str, Any]] = []  # derived events whose case is not known yet
         self.missing_since: dict[str, float] = {}  # case id → when its apology went missing
+        self.digests_done: dt.date | None = None  # the day whose digests have all gone out
         topics = topics_for(settings)
         self.changelog = topics.case_changelog.name
         self.event_topics = (topics.derived_events.name, topics.alerts.name)
@@ -187,8 +190,8 @@ class Notifier:
     def digests(self, now: float) -> None:
         """Once a day from `digest_hour`: each head's open cases at risk or overdue."""
         local = self.calendar.to_datetime(now)
-        if local.hour < self.settings.digest_hour or not self.calendar.is_working_day(
-                local.date()):
+        if (local.date() == self.digests_done or local.hour < self.settings.digest_hour
+                or not self.calendar.is_working_day(local.date())):
             return
         by_agency: dict[str, list[CaseView]] = {}
         for case_id in self.states:
@@ -204,6 +207,8 @@ class Notifier:
                 key = f"digest:{code}:{local.date().isoformat()}"
                 self.deliver(messages.digest(key, agency, local.date(), views, now,
                                              self.reference, self.calendar))
+        # Not before every digest went out: a failed one is tried again at the next poll.
+        self.digests_done = local.date()
 
     # -- Alertmanager ----------------------------------------------------------------
     def on_alertmanager(self, payload: dict[str, Any]) -> int:
@@ -222,7 +227,7 @@ class Notifier:
 
     # -- the loop ----------------------------------------------------------------------
     def poll_once(self, timeout_ms: int = 500) -> None:
-        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=2000)
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=POLL_RECORDS)
         events: list[dict[str, Any]] = []
         for records in polled.values():
             for record in records:
@@ -250,6 +255,10 @@ class Notifier:
                     done = False
                 if not done:
                     self.waiting.append(event)
+            if sum(len(records) for records in polled.values()) == POLL_RECORDS:
+                # Still catching up (at start): digests and escalations wait until every
+                # case's state is known.
+                return
             try:
                 self.escalate(now)
                 self.digests(now)
