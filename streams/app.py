@@ -301,7 +301,7 @@ class Keeper:
             self.outbox.add(topics.alerts.name, event.agency.encode(), value)
 
     def dead_letter(self, event: EventT, reason: str, category: str) -> None:
-        """`category` is one of `streams.metrics.DEAD_LETTER_REASONS`."""
+        """`category` is the reason's label in the metrics, one of a closed set."""
         self.metrics.count("dead_letters", (self.stream, category))
         message = event.message
         record = dead_letter_json(

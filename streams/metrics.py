@@ -30,13 +30,11 @@ from models.measures import CASE_SERIES, QUEUE_SERIES, WAIT_BUCKETS, Measure, Se
 
 PREFIX = "onestop_"
 
-# Why an input record went to the dead-letter topic, as a closed set of words: the
-# reasons themselves name records and ids, which must not become labels.
-DEAD_LETTER_REASONS = ("undecodable", "wrong_topic", "rule_check", "key_mismatch", "bad_tick")
-
 PIPELINE_SERIES = (
     Series("events_processed", "counter", ("stream",),
            "Sự kiện đã xử lý / input records handled (stream: cases, tickets)"),
+    # `reason` is a closed set of words (undecodable, wrong_topic, rule_check,
+    # key_mismatch, bad_tick): the reasons themselves name records and ids.
     Series("dead_letters", "counter", ("stream", "reason"),
            "Bản ghi lỗi chuyển sang dead-letter / records sent to the dead-letter topic"),
     Series("derived_events", "counter", ("agency", "kind"),
