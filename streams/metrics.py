@@ -111,8 +111,9 @@ class WorkerMetrics:
 
     def publish(self) -> None:
         """Called on the event loop after a batch: the copy that scrapes read."""
-        counts = {key: value for key, value in (self.cases.counts + self.tickets.counts).items()}
-        counts.update(self.pipeline)
+        # Merged as dicts: `Counter + Counter` would drop the series that fell to 0 (an
+        # agency's last overdue case processed), and a 0 must show as 0, not vanish.
+        counts = {**self.cases.counts, **self.tickets.counts, **self.pipeline}
         waits = {labels: list(buckets) for labels, buckets in self.tickets.waits.items()}
         self._published = (counts, waits)
 

@@ -99,3 +99,13 @@ def test_the_wait_histogram_has_a_bucket_at_exactly_900_seconds(replay: Replay) 
     bounds = {labels["le"] for name, labels, _ in scraped(metrics)
               if name == "onestop_wait_seconds_bucket"}
     assert "900.0" in bounds
+
+
+def test_a_series_that_falls_to_zero_shows_zero_rather_than_vanishing() -> None:
+    metrics = WorkerMetrics()
+    metrics.cases.set("C-1", (("cases_overdue", ("SX-A",), 1),))
+    metrics.cases.set("C-1", ())  # processed: no longer overdue
+    metrics.publish()
+    overdue = [(labels, value) for name, labels, value in scraped(metrics)
+               if name == "onestop_cases_overdue"]
+    assert overdue == [({"agency": "SX-A"}, 0.0)]
