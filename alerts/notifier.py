@@ -166,7 +166,9 @@ class Notifier:
         elif view.apology == "missing":
             if kind == "apology_missing":
                 self.missing_since.setdefault(case_id, view.due_at)
-            else:
+            elif not self._already_sent(event["event_id"], agency.head_email):
+                # Checked before drafting: a restart re-reads every event, and the drafts
+                # of notices already sent need not be written again.
                 self.deliver(messages.late(event["event_id"], agency, view, self.reference,
                                            self.calendar, self.draft_link(view, now)))
         return True
