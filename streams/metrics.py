@@ -13,6 +13,7 @@ worker moves its counts with it.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -75,9 +76,7 @@ class Tally:
                 buckets = self.waits.get(labels)
                 if buckets is None:
                     buckets = self.waits[labels] = [0.0] * (len(WAIT_BUCKETS) + 2)
-                index = next((i for i, bound in enumerate(WAIT_BUCKETS) if value <= bound),
-                             len(WAIT_BUCKETS))
-                buckets[index] += sign
+                buckets[bisect_left(WAIT_BUCKETS, value)] += sign  # the first bound ≥ value
                 buckets[-1] += sign * value
             else:
                 self.counts[(name, labels)] += sign * value
