@@ -48,6 +48,7 @@ from streams.codec import (
     encode_tick,
 )
 from streams.metrics import Tally, WorkerMetrics, serve
+from streams.portal import PortalBridge
 from streams.replay import derived_json
 from streams.settings import Settings
 from streams.tansu_compat import TansuTransport, is_tansu
@@ -499,6 +500,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     partitions = settings.partitions
     case_topic = _topic(app, spec.case_events.name, partitions)
     queue_topic = _topic(app, spec.queue_events.name, partitions)
+    portal_topic = _topic(app, spec.portal_status.name, partitions)
 
     def table(name: str, changelog_name: str) -> Any:
         # The store keeps Entry objects; the changelog carries them as compact JSON, and
@@ -523,8 +525,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
             await tickets.handle(batch)
 
+    portal = PortalBridge(pipeline, Outbox(pipeline.partition_counts, pipeline.producer))
+
+    async def portal_agent(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+            await portal.handle(batch)
+
     app.agent(case_topic, name="cases")(case_agent)
     app.agent(queue_topic, name="tickets")(queue_agent)
+    app.agent(portal_topic, name="portal")(portal_agent)
 
     @app.timer(settings.tick_seconds, on_leader=True)
     async def tick() -> None:

@@ -307,6 +307,11 @@ def worker(
 def ingest(
     events: Annotated[Path, typer.Argument(help="JSON Lines file of case and queue events.")],
     broker_url: BrokerOption = None,
+    portal: Annotated[
+        bool,
+        typer.Option("--portal", help="The file holds national-portal dossier-status records "
+                     "(TrangThaiHoSo), one JSON object per line."),
+    ] = False,
 ) -> None:
     """Produce a file's events to the input topics, keyed by case or ticket id."""
     from streams.ingest import ingest_lines
@@ -322,9 +327,11 @@ def ingest(
     size = events.stat().st_size
     with _progress() as progress, events.open("rb") as handle:
         task = progress.add_task("Gửi / Sending", total=size)
-        counts = ingest_lines(settings, handle, lambda done: progress.update(task, completed=done))
+        counts = ingest_lines(settings, handle, lambda done: progress.update(task, completed=done),
+                              portal=portal)
     err.print(
-        f"{counts.case_events:,} case events, {counts.queue_events:,} queue events sent"
+        (f"{counts.portal_records:,} portal status records sent" if portal else
+         f"{counts.case_events:,} case events, {counts.queue_events:,} queue events sent")
         + (f", [yellow]{counts.unkeyed:,} unreadable lines sent for dead-lettering[/]"
            if counts.unkeyed else "")
     )

@@ -17,6 +17,7 @@ from streams.topics import topics_for
 class IngestCounts:
     case_events: int = 0
     queue_events: int = 0
+    portal_records: int = 0
     # Lines that are not a JSON object with a usable id: produced without a key, so the
     # workers reject them to the dead-letter topic with their reason.
     unkeyed: int = 0
@@ -26,15 +27,26 @@ class IngestCounts:
 
 def route(line: bytes) -> tuple[bool, bytes | None]:
     """(is a queue event, record key) of a line; the key is None when it cannot be read."""
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return False, None
-    if not isinstance(event, dict):
-        return False, None
+    event = _object(line)
     queue = event.get("type") in QUEUE_EVENT_TYPES
-    key = event.get("ticket_id" if queue else "case_id")
-    return queue, key.encode() if isinstance(key, str) and key else None
+    return queue, _key(event.get("ticket_id" if queue else "case_id"))
+
+
+def portal_key(line: bytes) -> bytes | None:
+    """The record key of a national-portal status record: its dossier code (MaHoSo)."""
+    return _key(_object(line).get("MaHoSo"))
+
+
+def _object(line: bytes) -> dict[str, object]:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _key(value: object) -> bytes | None:
+    return value.encode() if isinstance(value, str) and value else None
 
 
 def producer(settings: Settings) -> KafkaProducer:
@@ -45,10 +57,12 @@ def producer(settings: Settings) -> KafkaProducer:
 
 
 def ingest_lines(
-    settings: Settings, lines: Iterable[bytes], progress: Callable[[int], None] | None = None
+    settings: Settings, lines: Iterable[bytes], progress: Callable[[int], None] | None = None,
+    portal: bool = False,
 ) -> IngestCounts:
-    """Send every non-blank line, keyed by its case or ticket id; `progress(bytes)` is
-    called every 10,000 lines. Returns what was sent once the broker has it all."""
+    """Send every non-blank line, keyed by its case or ticket id (or, with `portal`, as a
+    national-portal status record keyed by its dossier code); `progress(bytes)` is called
+    every 10,000 lines. Returns what was sent once the broker has it all."""
     topics = topics_for(settings)
     counts = IngestCounts()
     client = producer(settings)
@@ -66,14 +80,16 @@ def ingest_lines(
             line = line.strip()
             if not line:
                 continue
-            queue, key = route(line)
-            if key is None:
-                counts.unkeyed += 1
-            elif queue:
-                counts.queue_events += 1
+            if portal:
+                key, topic = portal_key(line), topics.portal_status.name
+                counts.portal_records += key is not None
             else:
-                counts.case_events += 1
-            topic = topics.queue_events.name if queue else topics.case_events.name
+                queue, key = route(line)
+                topic = topics.queue_events.name if queue else topics.case_events.name
+                if key is not None:
+                    counts.queue_events += queue
+                    counts.case_events += not queue
+            counts.unkeyed += key is None
             client.send(topic, key=key, value=line).add_callback(sent)
         client.flush()
     finally:

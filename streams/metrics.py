@@ -33,7 +33,7 @@ PREFIX = "onestop_"
 
 PIPELINE_SERIES = (
     Series("events_processed", "counter", ("stream",),
-           "Sự kiện đã xử lý / input records handled (stream: cases, tickets)"),
+           "Sự kiện đã xử lý / input records handled (stream: cases, tickets, portal)"),
     # `reason` is a closed set of words (undecodable, wrong_topic, rule_check,
     # key_mismatch, bad_tick): the reasons themselves name records and ids.
     Series("dead_letters", "counter", ("stream", "reason"),

@@ -27,6 +27,7 @@ class TopicSpec:
 class Topics:
     case_events: TopicSpec
     queue_events: TopicSpec
+    portal_status: TopicSpec
     derived_events: TopicSpec
     aggregates: TopicSpec
     alerts: TopicSpec
@@ -48,6 +49,7 @@ def topics_for(settings: Settings) -> Topics:
     return Topics(
         case_events=TopicSpec(f"{prefix}.case-events", partitions, "case_id"),
         queue_events=TopicSpec(f"{prefix}.queue-events", partitions, "ticket_id"),
+        portal_status=TopicSpec(f"{prefix}.portal-status", partitions, "MaHoSo"),
         derived_events=TopicSpec(f"{prefix}.derived-events", partitions, "case_id or ticket_id"),
         aggregates=TopicSpec(
             f"{prefix}.aggregates", partitions, "scope:code:day:partition", compacted=True
