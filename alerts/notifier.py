@@ -73,6 +73,16 @@ class Mailer:
                 pass
 
 
+def mail_failure(error: OSError) -> str:
+    """A failure to send, for the log: its kind and SMTP code. Never the server's words,
+    which repeat the recipients' addresses (a head's e-mail is not for the log)."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{type(error).__name__} {error.smtp_code}"
+    if isinstance(error, smtplib.SMTPException):
+        return type(error).__name__
+    return f"{type(error).__name__}: {error}"
+
+
 def safe_name(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", case_id) + ".docx"
 
@@ -253,7 +263,9 @@ class Notifier:
                     done = self.on_derived(event, now)
                 except (OSError, smtplib.SMTPException) as error:
                     # Kept for the next poll: the ledger sends it once when mail is back.
-                    log.warning("onestop: cannot send e-mail now (%s); will retry", error)
+                    log.warning("onestop: cannot send e-mail now (%s); will retry",
+                                mail_failure(error))
+                    log.debug("onestop: the e-mail failure in full: %r", error)
                     done = False
                 if not done:
                     self.waiting.append(event)
@@ -265,7 +277,9 @@ class Notifier:
                 self.escalate(now)
                 self.digests(now)
             except (OSError, smtplib.SMTPException) as error:
-                log.warning("onestop: cannot send e-mail now (%s); will retry", error)
+                log.warning("onestop: cannot send e-mail now (%s); will retry",
+                            mail_failure(error))
+                log.debug("onestop: the e-mail failure in full: %r", error)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -293,7 +307,7 @@ def serve(notifier: Notifier, host: str, port: int) -> ThreadingHTTPServer:
                 return
             except (OSError, smtplib.SMTPException) as error:
                 # Alertmanager retries a failed delivery; the ledger keeps it to one e-mail.
-                self.send_error(503, f"cannot send e-mail now: {error}")
+                self.send_error(503, f"cannot send e-mail now: {mail_failure(error)}")
                 return
             self.send_response(200)
             self.end_headers()

@@ -29,6 +29,10 @@ DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 _FIRST_TABLE_YEAR = 2026
 # Years the calendar counts in; an instant outside them is a data error, not a date.
 SUPPORTED_YEARS = (1950, 2200)
+# Years its table may reach: deadlines reckoned from supported instants (a procedure's
+# limit, a receipt's due date moved by pauses) may run past the supported years, and
+# judging such a case must not fail.
+_TABLE_YEARS = (SUPPORTED_YEARS[0] - 50, SUPPORTED_YEARS[1] + 200)
 
 
 def _within(periods: Periods, offset: float) -> float:
@@ -74,6 +78,10 @@ class WorkingCalendar:
         self._supported = (
             dt.datetime(SUPPORTED_YEARS[0], 1, 1, tzinfo=self.zone).timestamp(),
             dt.datetime(SUPPORTED_YEARS[1], 1, 1, tzinfo=self.zone).timestamp(),
+        )
+        self._countable = (
+            dt.datetime(_TABLE_YEARS[0], 1, 1, tzinfo=self.zone).timestamp(),
+            dt.datetime(_TABLE_YEARS[1], 1, 1, tzinfo=self.zone).timestamp(),
         )
         self._cover_year(_FIRST_TABLE_YEAR)
 
@@ -215,7 +223,8 @@ class WorkingCalendar:
     # ---- the table --------------------------------------------------------------------
 
     def supports(self, instant: float) -> bool:
-        """Whether `instant` falls in the years the calendar can count (SUPPORTED_YEARS)."""
+        """Whether `instant` falls in the years events may state (SUPPORTED_YEARS); the
+        deadlines reckoned from them may run on into the table's margin."""
         return self._supported[0] <= instant < self._supported[1]
 
     # Every lookup keeps at least a whole year of table on either side of what it looks
@@ -224,20 +233,20 @@ class WorkingCalendar:
 
     def _instant_index(self, instant: float) -> int:
         if not self._inner[0] <= instant < self._inner[1]:
-            if not self.supports(instant):
+            if not self._countable[0] <= instant < self._countable[1]:
                 raise ValueError(
                     f"instant {instant:.0f} is outside the years the working calendar "
-                    f"supports ({SUPPORTED_YEARS[0]}–{SUPPORTED_YEARS[1] - 1})"
+                    f"supports ({_TABLE_YEARS[0]}–{_TABLE_YEARS[1] - 1})"
                 )
             self._cover_year(dt.datetime.fromtimestamp(instant, self.zone).year)
         return bisect_right(self._starts, instant) - 1
 
     def _day_index(self, day: dt.date) -> int:
         if not self._first_year < day.year < self._last_year:
-            if not SUPPORTED_YEARS[0] <= day.year < SUPPORTED_YEARS[1]:
+            if not _TABLE_YEARS[0] <= day.year < _TABLE_YEARS[1]:
                 raise ValueError(
                     f"{day} is outside the years the working calendar supports "
-                    f"({SUPPORTED_YEARS[0]}–{SUPPORTED_YEARS[1] - 1})"
+                    f"({_TABLE_YEARS[0]}–{_TABLE_YEARS[1] - 1})"
                 )
             self._cover_year(day.year)
         return day.toordinal() - self._first_ordinal

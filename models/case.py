@@ -129,6 +129,18 @@ _FACT_DATA: dict[str, Callable[[Any], tuple[Any, ...]]] = {
 }
 
 
+# The fields of each event type that name an agency of the reference data.
+_AGENCY_FIELDS: dict[str, tuple[str, ...]] = {
+    "received": ("handling_agency", "centre"),
+    "transferred": ("from_unit", "to_unit"),
+    "apology_issued": ("agency",),
+    "ticket_issued": ("centre",),
+    "ticket_called": ("centre",),
+    "service_completed": ("centre",),
+    "ticket_abandoned": ("centre",),
+}
+
+
 # ---- derived events -------------------------------------------------------------------
 
 
@@ -236,21 +248,23 @@ class CaseRules:
 
     def check(self, event: Event) -> str | None:
         """Why an otherwise well-formed event cannot be used, or None."""
+        declared = type(event).model_fields  # not an unknown extra field of that name
         for name in ("occurred_at", "due_at", "new_due_at"):
-            value = getattr(event, name, None)
+            value = getattr(event, name) if name in declared else None
             if value is not None and not self.calendar.supports(value.timestamp()):
                 first, end = SUPPORTED_YEARS
                 return (
                     f"field '{name}': {value.isoformat()} is outside the years the working "
                     f"calendar supports ({first}–{end - 1})"
                 )
-        if isinstance(event, Received):
-            if event.procedure not in self.reference.procedures:
-                return f"unknown procedure code '{event.procedure}'"
-            for name in ("handling_agency", "centre"):
-                code = getattr(event, name)
-                if code not in self.reference.agencies:
-                    return f"field '{name}': unknown agency code '{code}'"
+        if isinstance(event, Received) and event.procedure not in self.reference.procedures:
+            return f"unknown procedure code '{event.procedure}'"
+        # Codes become metric labels and topic keys: only the province's own (never a
+        # case id or an address sent in the wrong field).
+        for name in _AGENCY_FIELDS.get(event.type, ()):
+            code = getattr(event, name)
+            if code not in self.reference.agencies:
+                return f"field '{name}': unknown agency code '{code}'"
         return None
 
     # ---- transitions ----------------------------------------------------------------

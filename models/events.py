@@ -6,6 +6,7 @@ reason is written for the person who has to fix the producer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -15,6 +16,8 @@ EventId = Annotated[str, Field(min_length=1, max_length=128)]
 CaseId = Annotated[str, Field(min_length=1, max_length=64)]
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 Channel = Literal["counter", "online", "postal"]
+# Amounts of money: JSON's 1e400 and the strings "Infinity" or "NaN" are not amounts.
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Event(BaseModel):
@@ -49,7 +52,7 @@ class Received(_CaseEvent):
     centre: Code
     channel: Channel
     due_at: AwareDatetime | None = None
-    fee: Annotated[float, Field(ge=0)] | None = None
+    fee: Amount | None = None
     full_online: bool | None = None
     applicant: Applicant | None = None
 
@@ -73,7 +76,7 @@ class SupplementReceived(_CaseEvent):
 class Paid(_CaseEvent):
     type: Literal["paid"]
     method: Literal["online", "counter"]
-    amount: Annotated[float, Field(ge=0)]
+    amount: Amount
 
 
 class ApologyIssued(_CaseEvent):
@@ -196,8 +199,15 @@ def decode_event(raw: bytes | str) -> Event | Rejection:
         return Rejection(explain(error))
 
 
+# An unknown type is repeated in the reason only when it looks like an event type: a
+# reason is logged and kept, and must never carry a value that may be personal data sent
+# in the wrong field (contract §2). No other clause repeats a value of the message.
+_TYPE_LIKE = re.compile(r"[A-Za-z_]{1,40}")
+
+
 def explain(error: ValidationError) -> str:
-    """Plain-words reason for a validation error, one clause per problem."""
+    """Plain-words reason for a validation error, one clause per problem; it names fields
+    and what is wrong with them, never their values."""
     clauses = []
     for problem in error.errors(include_url=False):
         kind = problem["type"]
@@ -213,8 +223,17 @@ def explain(error: ValidationError) -> str:
         elif kind == "union_tag_not_found":
             clauses.append("field 'type' is missing")
         elif kind == "union_tag_invalid":
-            tag = problem["ctx"]["tag"]
-            clauses.append(f"unknown event type '{tag}'")
+            given = problem["input"]
+            tag = given.get("type") if isinstance(given, dict) else None
+            if not isinstance(tag, str):
+                clauses.append("field 'type' is not a string")
+            elif _TYPE_LIKE.fullmatch(tag):
+                clauses.append(f"unknown event type '{tag}'")
+            else:
+                clauses.append("unknown event type (not repeated: it is not a word like "
+                               "'received')")
+        elif kind == "string_unicode" and not field:
+            clauses.append("the message is not valid Unicode text")
         elif kind == "missing":
             clauses.append(f"field '{field}' is missing")
         elif kind == "timezone_aware":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,14 +114,18 @@ class _Row:
             return value == "true"
         raise self.error(column, f"expected true, false or empty, got '{value}'")
 
-    def number(self, column: str, minimum: float = 0) -> float:
+    def number(self, column: str, minimum: float = 0, maximum: float = math.inf) -> float:
         value = self.text(column)
         try:
             number = float(value)
         except ValueError:
             raise self.error(column, f"expected a number, got '{value}'") from None
+        if not math.isfinite(number):
+            raise self.error(column, f"expected a number, got '{value}'")
         if number < minimum:
             raise self.error(column, f"must be at least {minimum:g}, got {value}")
+        if number > maximum:
+            raise self.error(column, f"must be at most {maximum:g}, got {value}")
         return number
 
     def choice(self, column: str, allowed: tuple[str, ...]) -> str:
@@ -153,13 +159,26 @@ def _parse_clock(value: str, fail: object) -> int:
     return seconds
 
 
-def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Row]:
+def _text(path: Path) -> str:
+    """A reference file's text; a file that is not UTF-8 is named with its first bad line."""
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        data = path.read_bytes()
     except OSError as error:
         raise ReferenceError(f"{path.name}: cannot be read ({error.strerror})") from None
-    with handle:
-        reader = csv.DictReader(handle)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        start = error.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        raise ReferenceError(
+            f"{path.name}, line {line}: not UTF-8 text (save the file as CSV UTF-8)"
+        ) from None
+
+
+def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Row]:
+    # A small file, read whole, so that an encoding fault can name its line.
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    try:
         header = tuple(name.strip() for name in reader.fieldnames or ())
         missing = [name for name in columns if name not in header]
         if missing:
@@ -167,14 +186,21 @@ def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Row]:
                 f"{path.name}, line 1: missing column(s) {', '.join(missing)}; "
                 f"expected header {','.join(columns)}"
             )
-        try:
-            for values in reader:
-                values = {(k or "").strip(): v for k, v in values.items()}
-                if not any((v or "").strip() for v in values.values()):
-                    continue
-                yield _Row(path, reader.line_num, values)
-        except UnicodeDecodeError:
-            raise ReferenceError(f"{path.name}: not UTF-8 text") from None
+        for values in reader:
+            # Cells beyond the header's columns come as a list under None: empty ones
+            # (a spreadsheet's trailing commas) do not matter, others are an error.
+            extra = values.pop(None, None) or []
+            if any(cell.strip() for cell in extra):
+                raise ReferenceError(
+                    f"{path.name}, line {reader.line_num}: more cells than the header has "
+                    f"columns ({len(header)})"
+                )
+            values = {(k or "").strip(): v for k, v in values.items()}
+            if not any((v or "").strip() for v in values.values()):
+                continue
+            yield _Row(path, reader.line_num, values)
+    except csv.Error as error:
+        raise ReferenceError(f"{path.name}, line {reader.line_num}: {error}") from None
 
 
 def _unique(row: _Row, seen: set[str], column: str) -> str:
@@ -252,7 +278,9 @@ def _load_procedures(
             name=row.text("name"),
             field=row.text("field"),
             level=row.choice("level", LEVELS),
-            limit=row.number("limit"),
+            # Ten years at most: longer is a slip of the keyboard, and the calendar
+            # counts deadlines only so far beyond the events.
+            limit=row.number("limit", maximum=3650),
             limit_unit=row.choice("limit_unit", LIMIT_UNITS),  # type: ignore[arg-type]
             same_day_cutoff=row.clock_time("same_day_cutoff", DEFAULT_SAME_DAY_CUTOFF),
             fee_bearing=row.boolean("fee_bearing"),
@@ -275,7 +303,7 @@ def _load_steps(path: Path, agencies: dict[str, Agency]) -> dict[str, tuple[_Row
         unit = row.text("unit")
         if unit not in agencies:
             raise row.error("unit", f"no agency with code '{unit}' in agencies.csv")
-        budget = round(row.number("budget_hours") * 3600)
+        budget = round(row.number("budget_hours", maximum=87_600) * 3600)  # ten years
         entries = numbered.setdefault(procedure, [])
         if any(number == step for number, _ in entries):
             raise row.error("step", f"step {step} of procedure '{procedure}' is given twice")

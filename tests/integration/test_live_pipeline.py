@@ -65,14 +65,24 @@ def test_live_figures_equal_the_replay_despite_disorder_duplicates_and_bad_input
     lines = path.read_bytes().splitlines()
     # Shuffle within the file as a producer restart might, and add broken messages.
     random.Random(7).shuffle(lines)
+    applicant = {"name": "Đỗ Thị Mai", "phone": "0987654321", "email": "do.thi.mai@example.vn",
+                 "address": "Số 9, đường Lê Lợi, tổ 4"}
     bad = [b"{not json", b'{"type":"received","event_id":"x1","case_id":"C-1"}',
            b'{"event_id":"x2","type":"opened","occurred_at":"2026-03-03T08:00:00+07:00",'
-           b'"case_id":"C-2"}']
+           b'"case_id":"C-2"}',
+           # Personal data in a broken message, and an e-mail in the wrong field.
+           orjson.dumps({"event_id": "x3", "type": "received", "case_id": "C-3",
+                         "occurred_at": "2026-03-03T08:00:00", "procedure": PROVINCE_PROCEDURE,
+                         "handling_agency": "SX-STP", "centre": "SX-TTPVHCC",
+                         "channel": "counter", "applicant": applicant}),
+           orjson.dumps({"event_id": "x4", "type": applicant["email"], "case_id": "C-4",
+                         "occurred_at": "2026-03-03T08:00:00+07:00"})]
     # Everything is in the topics before the worker starts, so every tick comes after
     # all of a case's events and the derived events must be exactly the replay's.
     counts = ingest_lines(settings, lines[:500] + bad + lines[500:])
     expected, expected_ids = replay_of(path, AS_OF)
-    start_worker(settings, clock=FIXED_CLOCK).wait_ready()
+    worker = start_worker(settings, clock=FIXED_CLOCK)
+    worker.wait_ready()
 
     wait_processed(settings, counts.ends, timeout=120)
     assert eventually(lambda: live_matches(settings, expected), timeout=20), (
@@ -89,9 +99,23 @@ def test_live_figures_equal_the_replay_despite_disorder_duplicates_and_bad_input
     assert reasons["{not json"].startswith("not valid JSON")
     assert "occurred_at" in reasons[bad[1].decode()]
     assert "opened" in reasons[bad[2].decode()]
+    assert "occurred_at" in reasons[bad[3].decode()]
+    assert reasons[bad[4].decode()].startswith("unknown event type")
     for letter in letters:
         assert letter["topic"] == topics_for(settings).case_events.name
         assert letter["offset"] >= 0 and letter["at"].startswith("2026-04-20T17:00:00")
+        assert not [value for value in applicant.values() if value in letter["reason"]]
+
+    # The worker's log (at info) holds no case or ticket id and no applicant's details.
+    events = [orjson.loads(line) for line in lines]
+    people = [event["applicant"] for event in events if event.get("applicant")]
+    assert sum("email" in person for person in people) > 10
+    secrets = {value for person in [*people, applicant] for value in person.values()}
+    secrets |= {event[key] for event in events for key in ("case_id", "ticket_id")
+                if event.get(key)}
+    log = worker.log.read_text(errors="replace")
+    assert "case partitions assigned" in log
+    assert sorted(secret for secret in secrets if secret in log) == []
 
 
 def test_an_overdue_case_is_found_by_ticks_alone(

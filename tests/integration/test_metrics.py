@@ -7,9 +7,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.reference import SAMPLE_PROVINCE, load_reference
 from streams.broker import free_port
 from streams.ingest import ingest_lines
 from streams.settings import Settings
@@ -66,6 +68,20 @@ def test_metrics_scraped_and_recorded_equal_the_replay(
     processed = sum(value for name, _labels, value in samples
                     if name == "onestop_events_processed_total")
     assert processed == len(lines)
+    # No label holds a case or ticket id or an applicant's details: agencies and centres
+    # are the province's codes, the other labels words of closed sets.
+    events = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    secrets = {value for event in events for value in (event.get("applicant") or {}).values()}
+    secrets |= {event[key] for event in events for key in ("case_id", "ticket_id")
+                if event.get(key)}
+    assert len(secrets) > 500
+    labels = {value for _name, sample_labels, _value in samples
+              for value in sample_labels.values()}
+    assert sorted(labels & secrets) == []
+    assert sorted(label for secret in secrets for label in labels if secret in label) == []
+    codes = set(load_reference(SAMPLE_PROVINCE).agencies)
+    assert {sample_labels[key] for _name, sample_labels, _value in samples
+            for key in ("agency", "centre") if key in sample_labels} <= codes
 
     agencies, centres, province = (
         expected["agencies"], expected["centres"], expected["province"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import logging
+import smtplib
 import threading
 import time
 import urllib.request
@@ -20,7 +22,7 @@ import yaml
 from aiosmtpd.controller import Controller
 from docx import Document
 
-from alerts.notifier import Notifier, serve
+from alerts.notifier import Notifier, mail_failure, serve
 from consumers.store import connect, upgrade
 from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, load_reference
@@ -123,8 +125,10 @@ def run_notifier(settings: Settings, stop: threading.Event) -> tuple[Notifier, A
 
 
 def test_heads_hear_about_their_own_cases_once(
-    notifier_settings: Settings, inbox: tuple[Inbox, int], start_worker: Any
+    notifier_settings: Settings, inbox: tuple[Inbox, int], start_worker: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     messages, _port = inbox
     settings = notifier_settings
     counts = ingest_lines(settings, [orjson.dumps(event) for event in EVENTS])
@@ -178,6 +182,14 @@ def test_heads_hear_about_their_own_cases_once(
     finally:
         close()
 
+    # Its log at info and above names kinds and agencies: no case, head or applicant.
+    logged = [record.getMessage() for record in caplog.records
+              if record.name.startswith("onestop") and record.levelno >= logging.INFO]
+    assert any("notice sent for agency" in line for line in logged), logged
+    secrets = ["RISK-1", "LATE-1", "DONE-1", "Trần Thị Bình", "12 Lê Lợi", late_head, risk_head,
+               OFFICE]
+    assert [(secret, line) for line in logged for secret in secrets if secret in line] == []
+
     # Started again, it reads every topic from the start: nothing is sent twice.
     before = len(messages.messages)
     again, close = run_notifier(settings, threading.Event())
@@ -186,6 +198,21 @@ def test_heads_hear_about_their_own_cases_once(
         assert again.sent == 0 and len(messages.messages) == before
     finally:
         close()
+
+
+def test_a_failure_to_send_is_logged_without_the_addresses_the_server_repeats() -> None:
+    address = head("SX-STP")
+    failures = [
+        smtplib.SMTPRecipientsRefused({address: (550, f"5.1.1 <{address}>: unknown".encode())}),
+        smtplib.SMTPDataError(554, f"5.7.1 <{address}>: rejected".encode()),
+        smtplib.SMTPSenderRefused(553, b"no", address),
+        smtplib.SMTPServerDisconnected(f"lost while sending to {address}"),
+    ]
+    for error in failures:
+        assert address in str(error)
+        assert address not in mail_failure(error) and type(error).__name__ in mail_failure(error)
+    assert mail_failure(smtplib.SMTPDataError(554, b"x")) == "SMTPDataError 554"
+    assert "Connection refused" in mail_failure(ConnectionRefusedError(111, "Connection refused"))
 
 
 def start_alertmanager(folder: Path, webhook: str) -> Server:
