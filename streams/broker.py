@@ -27,9 +27,15 @@ class BrokerError(RuntimeError):
 class EmbeddedBroker:
     """Starts Tansu on a loopback port and stops it (and only it) on exit."""
 
-    def __init__(self, port: int | None = None, log_path: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, log_path: str | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        # What clients are told to connect to after bootstrapping: a proxy's port, for the
+        # fault tests that cut the link.
+        self.advertised_port = advertised_port or self.port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,10 +56,11 @@ class EmbeddedBroker:
         if _port_open(self.port):
             raise BrokerError(f"port {self.port} is already taken; choose another with --port")
         listener = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         log = open(self.log_path or os.devnull, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
             [binary, "broker", "--listener-url", listener, "--advertised-listener-url",
-             listener, "--cluster-id", CLUSTER_ID, "--storage-engine", "memory://tansu/"],
+             advertised, "--cluster-id", CLUSTER_ID, "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             # Its own process group: Ctrl-C in a terminal reaches us, and we stop it in order.
             start_new_session=True,
