@@ -8,6 +8,10 @@ again, and the upserts (see `consumers.store`) make the second write change noth
 
 A record the sink cannot read goes to the dead-letter topic with its reason (contract
 §7), and the sink goes on.
+
+When the database cannot be reached, nothing is committed: the consumer goes back to the
+committed offsets and the sink tries again after a pause that grows to half a minute, so
+an outage of any length costs a delay, never a record.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from consumers.rows import (
     BadRecord,
@@ -37,7 +42,14 @@ from streams.topics import create_topics, topics_for
 
 log = logging.getLogger("onestop.sink")
 
+# The longest pause between two attempts to reach a database that is down.
+MAX_RETRY_SECONDS = 30.0
+
 Handler = Callable[[Rows, bytes | None, bytes | None, tuple[int, int]], None]
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached; the batch was not stored and will be read again."""
 
 
 class Sink:
@@ -57,6 +69,7 @@ class Sink:
         self.consumer = KafkaConsumer(
             *self.handlers,
             bootstrap_servers=settings.bootstrap_servers,
+            **settings.kafka_options(),
             group_id=self.group_id(settings),
             client_id=f"{settings.app_id}-sql-sink",
             enable_auto_commit=False,
@@ -93,9 +106,15 @@ class Sink:
                     handle(rows, record.value, record.key, (record.partition, record.offset))
                 except BadRecord as error:
                     rejected.append((record, str(error)))
+        try:
+            self.store.write(rows)
+        except (OperationalError, InterfaceError) as error:
+            self._rewind(list(polled))
+            raise DatabaseUnavailable(type(error.orig or error).__name__) from error
+        # After the write, so that a batch read again after an outage is not dead-lettered
+        # twice; before the commit, so that nothing is lost if the sink dies.
         if rejected:
             self._dead_letter(rejected)
-        self.store.write(rows)
         self.commit()
         for name, keyed in rows.by_table.items():
             self.stored[name] += len(keyed)
@@ -105,9 +124,19 @@ class Sink:
         """The consumed positions, only ever after the batch's transaction committed."""
         self.consumer.commit()
 
+    def _rewind(self, partitions: list[TopicPartition]) -> None:
+        """Back to the committed offsets, so that the unstored batch is read again."""
+        for place in partitions:
+            offset = self.consumer.committed(place)
+            if offset is None:
+                self.consumer.seek_to_beginning(place)
+            else:
+                self.consumer.seek(place, offset)
+
     def _dead_letter(self, rejected: list[tuple[Any, str]]) -> None:
         if self._producer is None:
-            self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap_servers)
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.settings.bootstrap_servers, **self.settings.kafka_options())
         now = dt.datetime.fromtimestamp(self.clock.now(), dt.UTC).isoformat()
         for record, reason in rejected:
             log.warning("dead letter from %s[%d]@%d: %s", record.topic, record.partition,
@@ -120,8 +149,17 @@ class Sink:
 
     def run(self, stop: threading.Event, report_every: float = 10.0) -> None:
         next_report = time.monotonic() + report_every
+        pause = 1.0
         while not stop.is_set():
-            self.poll_once()
+            try:
+                self.poll_once()
+            except DatabaseUnavailable as error:
+                log.warning("database unavailable (%s); nothing committed, retrying in %.0f s",
+                            error, pause)
+                stop.wait(pause)
+                pause = min(pause * 2, MAX_RETRY_SECONDS)
+                continue
+            pause = 1.0
             if time.monotonic() >= next_report:
                 log.info("stored so far: %s", dict(self.stored) or "nothing")
                 next_report += report_every

@@ -36,7 +36,9 @@ class StoreError(RuntimeError):
 def connect(url: str) -> Engine:
     """An engine for `url` (sqlite:///file.db, postgresql+psycopg://user@host/db)."""
     try:
-        engine = create_engine(url)
+        # Pre-ping: a long-running sink outlives database restarts and cut links; a
+        # connection that died in the pool is replaced instead of failing a batch.
+        engine = create_engine(url, pool_pre_ping=True)
     except Exception as error:  # SQLAlchemy raises several kinds for a bad URL
         raise StoreError(f"database URL {url!r}: {error}") from None
     if engine.dialect.name == "sqlite":

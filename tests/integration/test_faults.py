@@ -7,7 +7,9 @@ between its database and offset commits in test_sql_sink.py.)"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,9 +18,15 @@ from typing import Any
 
 import pytest
 
+from consumers.report import build_report, parse_period
+from consumers.sink import Sink
+from consumers.store import Store, connect, upgrade
+from models.case import CaseRules
+from models.reference import SAMPLE_PROVINCE, load_reference
 from streams.broker import EmbeddedBroker, free_port
 from streams.ingest import ingest_lines
 from streams.settings import Settings
+from streams.replay import Replay
 from streams.topics import create_topics
 from tests.integration.conftest import eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import (
@@ -29,6 +37,7 @@ from tests.integration.test_live_pipeline import (
     live_matches,
     province_file,
 )
+from tests.integration.test_sql_sink import expected_rows, stored_rows
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -81,3 +90,56 @@ def test_a_cut_between_worker_and_broker_loses_nothing_and_counts_nothing_twice(
     assert eventually(lambda: expected_ids <= set(derived_ids(settings)), timeout=20)
     assert worker.process.poll() is None, "the worker died instead of reconnecting"
     assert proxy.accepted > 0
+
+
+def test_the_database_gone_during_sinking_delays_rows_but_loses_and_doubles_none(
+    settings: Settings, start_worker: Any, tmp_path: Path, postgres: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = province_file(tmp_path, cases=200, seed=41)
+    lines = path.read_bytes().splitlines()
+    worker = start_worker(settings, clock=FIXED_CLOCK)
+    worker.wait_ready()
+    database = postgres.new_database().rsplit("/", 1)[1]
+    with TcpProxy(postgres.port) as proxy:
+        engine = connect(f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{database}")
+        upgrade(engine)
+        store = Store(engine)
+        sink = Sink(settings, store, max_records=300)
+        stop = threading.Event()
+        running = threading.Thread(target=sink.run, args=(stop,), kwargs={"report_every": 5})
+        running.start()
+        try:
+            half = len(lines) // 2
+            first = ingest_lines(settings, lines[:half])
+            wait_processed(settings, first.ends, timeout=120)
+            with caplog.at_level(logging.WARNING, logger="onestop.sink"):
+                proxy.cut()
+                rest = ingest_lines(settings, lines[half:])
+                wait_processed(settings, {**first.ends, **rest.ends}, timeout=120)
+                time.sleep(OUTAGE_SECONDS)
+                proxy.restore()
+                time.sleep(3 * settings.tick_seconds)  # the last ticks have judged
+                worker.stop()
+                expected = expected_rows(settings)
+
+                def caught_up() -> bool:
+                    stored = stored_rows(store)
+                    return stored == {name: expected.get(name, set()) for name in stored}
+
+                assert eventually(caught_up, timeout=90), "the sink did not catch up"
+            assert running.is_alive(), "the sink died instead of waiting for the database"
+            assert any("database unavailable" in message for message in caplog.messages)
+            rules = CaseRules(load_reference(SAMPLE_PROVINCE))
+            replay = Replay.for_rules(rules)
+            with path.open("rb") as handle:
+                list(replay.feed_lines(handle))
+            period = parse_period("2026-03")
+            report = build_report(engine, rules.reference, period, as_of=AS_OF)
+            assert report["province"] == replay.report(AS_OF, period.first, period.last)[
+                "province"]
+        finally:
+            stop.set()
+            running.join()
+            sink.close()
+            engine.dispose()
