@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from aiosmtpd.controller import Controller
 
 from consumers.report import build_report, parse_period
 from consumers.sink import Sink
@@ -25,8 +27,8 @@ from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, load_reference
 from streams.broker import EmbeddedBroker, free_port
 from streams.ingest import ingest_lines
-from streams.settings import Settings
 from streams.replay import Replay
+from streams.settings import Settings
 from streams.topics import create_topics
 from tests.integration.conftest import eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import (
@@ -37,6 +39,7 @@ from tests.integration.test_live_pipeline import (
     live_matches,
     province_file,
 )
+from tests.integration.test_notifier import CLOCK, EVENTS, OFFICE, Inbox, run_notifier
 from tests.integration.test_sql_sink import expected_rows, stored_rows
 from tests.tcp_proxy import TcpProxy
 
@@ -143,3 +146,40 @@ def test_the_database_gone_during_sinking_delays_rows_but_loses_and_doubles_none
             running.join()
             sink.close()
             engine.dispose()
+
+
+def test_mail_that_waits_for_the_smtp_server_goes_out_once_when_it_is_back(
+    settings: Settings, start_worker: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    smtp_port, web_port = free_port(), free_port()
+    settings = settings.model_copy(update={
+        "smtp_port": smtp_port, "clock": CLOCK, "drafts_dir": tmp_path / "drafts",
+        "province_office_email": OFFICE, "database_url": f"sqlite:///{tmp_path / 'n.db'}",
+        "notifier_port": web_port, "public_url": f"http://127.0.0.1:{web_port}",
+    })
+    counts = ingest_lines(settings, [orjson.dumps(event) for event in EVENTS])
+    start_worker(settings, clock=CLOCK).wait_ready()
+    wait_processed(settings, counts.ends, timeout=60)
+
+    caplog.set_level(logging.WARNING, logger="onestop.notify")
+    _notifier, close = run_notifier(settings, threading.Event())
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    started = False
+    try:
+        assert eventually(lambda: any("cannot send e-mail now" in message
+                                      for message in caplog.messages), timeout=30, every=0.5)
+        time.sleep(3)  # several polls with the server still down
+        controller.start()
+        started = True
+        # The same five as with the server up all along (test_notifier): at risk, late,
+        # escalation and one digest per head.
+        expected = 5
+        assert eventually(lambda: len(inbox.messages) >= expected, timeout=60, every=0.5)
+        time.sleep(3)  # nothing more comes
+        sent = sorted((message["To"], message["Subject"]) for message in inbox.messages)
+        assert len(sent) == expected == len(set(sent)), sent
+    finally:
+        close()
+        if started:
+            controller.stop()
