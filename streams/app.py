@@ -83,7 +83,8 @@ class PartitionIndex:
     changed: set[str] = field(default_factory=set)
     wake: dict[str, float] = field(default_factory=dict)
     dirty_days: set[dt.date] = field(default_factory=set)
-    published: dict[bytes, bytes] = field(default_factory=dict)
+    # The figures last sent, per local day: aggregate key → figures JSON.
+    published: dict[dt.date, dict[bytes, bytes]] = field(default_factory=dict)
 
 
 class Outbox:
@@ -275,7 +276,7 @@ class Keeper:
                 prefix + code.encode() + suffix: (code, orjson.dumps(figures.to_json()))
                 for code, figures in self.figures(states, period).items()
             }
-            published = index.published
+            published = index.published.setdefault(day, {})
             for key, (code, figures_json) in fresh.items():
                 # Sent only when the figures change, not each time the day is judged.
                 if published.get(key) != figures_json:
@@ -285,11 +286,12 @@ class Keeper:
                         "figures": orjson.Fragment(figures_json),
                     })
                     self.outbox.add(self.pipeline.topics.aggregates.name, key, value)
-                    published[key] = figures_json
-            for key in [key for key in published if key.endswith(suffix)]:
-                if key not in fresh:
-                    self.outbox.add(self.pipeline.topics.aggregates.name, key, None)
-                    del published[key]
+                    # A right-sized copy: orjson's result holds a buffer of 4 kB or more
+                    # (orjson 3.12+), many times these figures, for as long as it is kept.
+                    published[key] = bytes(memoryview(figures_json))
+            for key in [key for key in published if key not in fresh]:
+                self.outbox.add(self.pipeline.topics.aggregates.name, key, None)
+                del published[key]
         index.dirty_days = {day for day in index.dirty_days if day > today}
 
     def send_derived(self, event: DerivedEvent) -> None:
@@ -441,6 +443,7 @@ class Pipeline:
             if self._producer is None:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.settings.bootstrap_servers, acks="all",
+                    **self.settings.aiokafka_options(),
                     max_batch_size=1 << 20,
                 )
                 await producer.start()
@@ -471,6 +474,17 @@ class OnestopApp(faust.App):
         return super()._new_transport()
 
 
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's form of the Kafka security settings."""
+    if settings.uses_sasl:
+        return faust.SASLCredentials(
+            username=settings.kafka_username, password=settings.kafka_password,
+            mechanism=settings.kafka_sasl_mechanism, ssl_context=settings.ssl_context())
+    if settings.uses_tls:
+        return faust.SSLCredentials(settings.ssl_context())
+    return None
+
+
 def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     """The Faust app of the pipeline, from settings (the Kafka Streams examples' factory:
     tests build their own app with their own settings and clock)."""
@@ -494,9 +508,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         # linger lets one tick per partition leave in one request.
         producer_linger=0.02,
         table_cleanup_interval=3600,
+        broker_credentials=broker_credentials(settings),
     )
     flavour = settings.broker_flavour
-    app.tansu = flavour == "tansu" or (flavour == "auto" and is_tansu(settings.bootstrap_servers))
+    app.tansu = flavour == "tansu" or (flavour == "auto" and is_tansu(
+        settings.bootstrap_servers, **settings.kafka_options()))
     partitions = settings.partitions
     case_topic = _topic(app, spec.case_events.name, partitions)
     queue_topic = _topic(app, spec.queue_events.name, partitions)
