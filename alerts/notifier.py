@@ -20,6 +20,7 @@ import logging
 import re
 import smtplib
 import threading
+import time
 import urllib.request
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,9 @@ from streams.settings import Settings
 from streams.topics import topics_for
 
 log = logging.getLogger("onestop.notify")
+
+# A notifier whose reading loop has not gone round for this long is reported unhealthy.
+HEALTHY_WITHIN_SECONDS = 120.0
 POLL_RECORDS = 2000
 
 
@@ -98,6 +102,7 @@ class Notifier:
         self.states: dict[str, bytes] = {}  # case id → changelog value, decoded on use
         self.waiting: list[dict[str, Any]] = []  # derived events whose case is not known yet
         self.missing_since: dict[str, float] = {}  # case id → when its apology went missing
+        self.last_poll = time.monotonic()
         self.digests_done: dt.date | None = None  # the day whose digests have all gone out
         topics = topics_for(settings)
         self.changelog = topics.case_changelog.name
@@ -105,7 +110,7 @@ class Notifier:
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers, group_id=None,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            client_id=f"{settings.app_id}-notifier",
+            client_id=f"{settings.app_id}-notifier", **settings.kafka_options(),
         )
         parts = [TopicPartition(topic, partition)
                  for topic in (self.changelog, *self.event_topics)
@@ -284,6 +289,11 @@ class Notifier:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.poll_once()
+            self.last_poll = time.monotonic()
+
+    def healthy(self) -> bool:
+        """The reading loop went round recently (the container's health check)."""
+        return time.monotonic() - self.last_poll < HEALTHY_WITHIN_SECONDS
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
@@ -313,6 +323,14 @@ def serve(notifier: Notifier, host: str, port: int) -> ThreadingHTTPServer:
             self.end_headers()
 
         def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/healthz":
+                healthy = notifier.healthy()
+                body = b"ok\n" if healthy else b"the notifier has not read its topics lately\n"
+                self.send_response(200 if healthy else 503)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             name = self.path.removeprefix("/drafts/")
             path = drafts / name
             if name == self.path or "/" in name or not path.is_file():

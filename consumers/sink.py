@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -160,6 +161,8 @@ class Sink:
                 pause = min(pause * 2, MAX_RETRY_SECONDS)
                 continue
             pause = 1.0
+            if self.settings.sink_heartbeat_file:
+                Path(self.settings.sink_heartbeat_file).touch()
             if time.monotonic() >= next_report:
                 log.info("stored so far: %s", dict(self.stored) or "nothing")
                 next_report += report_every

@@ -277,6 +277,23 @@ def broker(
 
 
 @app.command()
+def topics(broker_url: BrokerOption = None) -> None:
+    """Create the pipeline's topics and exit (the one-shot job of docker-compose)."""
+    from streams.topics import TopicMismatch, create_topics, topics_for
+
+    settings = _settings(broker_url=broker_url)
+    try:
+        created = create_topics(settings)
+    except TopicMismatch as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - any failure to reach the broker
+        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+    names = [spec.name for spec in topics_for(settings).all()]
+    err.print(f"{len(created)} topics created, {len(names) - len(created)} already there: "
+              + ", ".join(names))
+
+
+@app.command()
 def worker(
     broker_url: BrokerOption = None,
     reference: Annotated[

@@ -122,7 +122,7 @@ def run_demo(
         reader = KafkaConsumer(
             topics.aggregates.name, topics.derived_events.name,
             bootstrap_servers=settings.bootstrap_servers, group_id=None,
-            auto_offset_reset="earliest", enable_auto_commit=False,
+            **settings.kafka_options(), auto_offset_reset="earliest", enable_auto_commit=False,
         )
         began = time.monotonic()
         # Ctrl-C sets a flag rather than interrupting the Kafka client mid-call.

@@ -52,6 +52,7 @@ def _key(value: object) -> bytes | None:
 def producer(settings: Settings) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, client_id="onestop-ingest",
+        **settings.kafka_options(),
         linger_ms=20, batch_size=256 * 1024, acks="all",
     )
 

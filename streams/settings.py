@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.reference import SAMPLE_PROVINCE
 from streams.clock import parse_clock
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 class Settings(BaseSettings):
@@ -26,6 +31,28 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ONESTOP_BROKER_URL", "KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka bootstrap servers, `kafka://host:port[;host:port]`.",
     )
+    # A cluster shared by several provinces authenticates and encrypts; the secrets come
+    # only from the environment (or a secrets file the orchestrator mounts into it).
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT",
+        description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.",
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="SCRAM-SHA-512",
+        description="With `SASL_*`: `SCRAM-SHA-512`, `SCRAM-SHA-256` or `PLAIN`.",
+    )
+    kafka_username: str = Field(default="", description="SASL user name.")
+    kafka_password: str = Field(
+        default="", repr=False, description="SASL password (environment only)."
+    )
+    kafka_ca_file: str = Field(
+        default="", description="With `SSL`/`SASL_SSL`: CA bundle (PEM); empty for the "
+        "system's CAs.",
+    )
+    kafka_cert_file: str = Field(
+        default="", description="Client certificate (PEM) for mutual TLS; optional."
+    )
+    kafka_key_file: str = Field(default="", description="The client certificate's key (PEM).")
     reference: Path = Field(
         default=SAMPLE_PROVINCE, description="Reference data directory (contract §4)."
     )
@@ -109,6 +136,15 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:9095",
         description="How people reach the notifier, for the drafts' links in e-mails.",
     )
+    sink_heartbeat_file: str = Field(
+        default="",
+        description="The sink touches this file after each stored batch (a container's "
+        "health check); empty for none.",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of each topic the pipeline creates (3 on a "
+        "production cluster of three brokers or more).",
+    )
     drafts_dir: Path = Field(
         default=Path("apology-drafts"), description="Where the apology drafts are written."
     )
@@ -120,6 +156,20 @@ class Settings(BaseSettings):
         if not hosts or "://" in hosts:
             raise ValueError(f"'{value}' is not `kafka://host:port` nor `host:port`")
         return "kafka://" + hosts
+
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        if value not in SECURITY_PROTOCOLS:
+            raise ValueError(f"must be one of {', '.join(SECURITY_PROTOCOLS)}")
+        return value
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _known_mechanism(cls, value: str) -> str:
+        if value not in SASL_MECHANISMS:
+            raise ValueError(f"must be one of {', '.join(SASL_MECHANISMS)}")
+        return value
 
     @field_validator("clock")
     @classmethod
@@ -141,6 +191,44 @@ class Settings(BaseSettings):
         env.update({"ONESTOP_" + name.upper(): str(value)
                     for name, value in self.model_dump().items()})
         return env
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.kafka_security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the Kafka link (aiokafka and Faust take a context)."""
+        if not self.uses_tls:
+            return None
+        context = ssl.create_default_context(cafile=self.kafka_ca_file or None)
+        if self.kafka_cert_file:
+            context.load_cert_chain(self.kafka_cert_file, self.kafka_key_file or None)
+        return context
+
+    def kafka_options(self) -> dict[str, Any]:
+        """The security options of a kafka-python client (admin, consumer, producer)."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.uses_sasl:
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism,
+                           sasl_plain_username=self.kafka_username,
+                           sasl_plain_password=self.kafka_password)
+        if self.uses_tls:
+            options.update(ssl_cafile=self.kafka_ca_file or None,
+                           ssl_certfile=self.kafka_cert_file or None,
+                           ssl_keyfile=self.kafka_key_file or None)
+        return options
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        """The same for an aiokafka client, which takes an SSL context."""
+        options = {key: value for key, value in self.kafka_options().items()
+                   if not key.startswith("ssl_")}
+        if self.uses_tls:
+            options["ssl_context"] = self.ssl_context()
+        return options
 
     @property
     def bootstrap_servers(self) -> list[str]:

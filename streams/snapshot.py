@@ -22,7 +22,8 @@ from streams.topics import topics_for
 def pipeline_clock(settings: Settings) -> float | None:
     """The pipeline's clock as of its newest aggregate record (None before any)."""
     latest = None
-    for record in read_to_end(settings.bootstrap_servers, [topics_for(settings).aggregates.name]):
+    for record in read_to_end(settings.bootstrap_servers, [topics_for(settings).aggregates.name],
+                              **settings.kafka_options()):
         if record.value is None:
             continue
         at = dt.datetime.fromisoformat(orjson.loads(record.value)["as_of"]).timestamp()
@@ -35,7 +36,7 @@ def live_replay(settings: Settings) -> Replay:
     topics = topics_for(settings)
     replay = Replay.for_rules(CaseRules(load_reference(settings.reference)))
     names = [topics.case_changelog.name, topics.ticket_changelog.name]
-    for record in read_to_end(settings.bootstrap_servers, names):
+    for record in read_to_end(settings.bootstrap_servers, names, **settings.kafka_options()):
         if record.value is None:
             continue
         replay.hold(decode_entry(record.value).state)

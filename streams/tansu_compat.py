@@ -22,9 +22,11 @@ from faust.types import TP
 from kafka import KafkaAdminClient
 
 
-def is_tansu(bootstrap_servers: list[str]) -> bool:
-    """Tansu names its cluster `tansu…` (its default id is `tansu_cluster`)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="onestop-probe")
+def is_tansu(bootstrap_servers: list[str], **client: Any) -> bool:
+    """Tansu names its cluster `tansu…` (its default id is `tansu_cluster`); `client`
+    holds the security options of kafka-python."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="onestop-probe", **client)
     try:
         return str(admin.describe_cluster().get("cluster_id", "")).startswith("tansu")
     finally:
@@ -81,7 +83,7 @@ class TansuTransport(faust_aiokafka.Transport):
 
 
 def read_to_end(
-    bootstrap_servers: list[str], topics: list[str], timeout: float = 60.0
+    bootstrap_servers: list[str], topics: list[str], timeout: float = 60.0, **client: Any
 ) -> list[Any]:
     """Every record of `topics` up to their current end, read with kafka-python.
 
@@ -91,7 +93,7 @@ def read_to_end(
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None,
-        client_id="onestop-reader",
+        client_id="onestop-reader", **client,
     )
     try:
         partitions = [

@@ -21,6 +21,14 @@ class TopicSpec:
     partitions: int
     key: str  # what the record key is, for the README's topic table
     compacted: bool = False
+    # The input topics are the record of every case: kept forever, so that history can be
+    # judged again after a rule change (README: Operations).
+    kept_forever: bool = False
+
+    def configs(self) -> dict[str, str]:
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
+        return {"retention.ms": "-1"} if self.kept_forever else {}
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,11 @@ TICKET_TABLE = "tickets"
 def topics_for(settings: Settings) -> Topics:
     prefix, partitions = settings.topic_prefix, settings.partitions
     return Topics(
-        case_events=TopicSpec(f"{prefix}.case-events", partitions, "case_id"),
-        queue_events=TopicSpec(f"{prefix}.queue-events", partitions, "ticket_id"),
-        portal_status=TopicSpec(f"{prefix}.portal-status", partitions, "MaHoSo"),
+        case_events=TopicSpec(f"{prefix}.case-events", partitions, "case_id", kept_forever=True),
+        queue_events=TopicSpec(
+            f"{prefix}.queue-events", partitions, "ticket_id", kept_forever=True),
+        portal_status=TopicSpec(
+            f"{prefix}.portal-status", partitions, "MaHoSo", kept_forever=True),
         derived_events=TopicSpec(f"{prefix}.derived-events", partitions, "case_id or ticket_id"),
         aggregates=TopicSpec(
             f"{prefix}.aggregates", partitions, "scope:code:day:partition", compacted=True
@@ -73,7 +83,8 @@ def create_topics(settings: Settings) -> list[str]:
     """Create the missing topics; return the names created. A topic that exists with
     another partition count is an error: the pipeline's co-partitioning depends on it."""
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, client_id="onestop-admin"
+        bootstrap_servers=settings.bootstrap_servers, client_id="onestop-admin",
+        **settings.kafka_options(),
     )
     try:
         specs = topics_for(settings).all()
@@ -81,9 +92,9 @@ def create_topics(settings: Settings) -> list[str]:
         missing = [spec for spec in specs if spec.name not in existing]
         created = []
         for spec in missing:
-            configs = {"cleanup.policy": "compact"} if spec.compacted else {}
             try:
-                new = NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)
+                new = NewTopic(spec.name, spec.partitions, settings.replication_factor,
+                               topic_configs=spec.configs())
                 admin.create_topics([new])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
