@@ -34,7 +34,8 @@ def is_tansu(bootstrap_servers: list[str], **client: Any) -> bool:
 
 
 async def fetched_high_watermarks(
-    bootstrap_servers: str | list[str], listed: Mapping[TP, int], timeout: float = 10.0
+    bootstrap_servers: str | list[str], listed: Mapping[TP, int], timeout: float = 10.0,
+    **client: Any,
 ) -> dict[TP, int]:
     """The high watermark of each partition, read from fetch responses starting at the
     (possibly short) offsets ListOffsets gave."""
@@ -42,7 +43,7 @@ async def fetched_high_watermarks(
         return {}
     consumer = aiokafka.AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=64 * 1024,
+        max_partition_fetch_bytes=64 * 1024, **client,
     )
     await consumer.start()
     try:
@@ -69,8 +70,13 @@ async def fetched_high_watermarks(
 class TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         listed = await super()._highwaters(partitions)
-        urls = self.consumer.app.conf.broker_consumer
-        return await fetched_high_watermarks([f"{url.host}:{url.port}" for url in urls], listed)
+        conf = self.consumer.app.conf
+        # The same security options as Faust's own consumer.
+        security = faust_aiokafka.credentials_to_aiokafka_auth(
+            conf.broker_credentials, conf.ssl_context)
+        urls = conf.broker_consumer
+        return await fetched_high_watermarks(
+            [f"{url.host}:{url.port}" for url in urls], listed, **security)
 
 
 class TansuConsumer(faust_aiokafka.Consumer):

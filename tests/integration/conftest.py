@@ -93,7 +93,8 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
 
 
 def committed(settings: Settings) -> dict[tuple[str, int], int]:
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_options())
     try:
         offsets = admin.list_group_offsets(settings.app_id).get(settings.app_id, {})
         return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}

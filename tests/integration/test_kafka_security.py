@@ -1,0 +1,67 @@
+"""The Kafka link over TLS: every client of the monitor (kafka-python for topics, ingest
+and reads; aiokafka and Faust in the worker) takes the security settings. The embedded
+broker speaks plain Kafka, so a TLS-terminating proxy stands in front of it, and the
+broker advertises the proxy: no client can reach it without TLS."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from streams.broker import EmbeddedBroker, free_port
+from streams.ingest import ingest_lines
+from streams.settings import Settings
+from streams.topics import create_topics
+from tests.integration.conftest import eventually, replay_of, wait_processed
+from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, live_matches, province_file
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "broker.pem", folder / "broker.key"
+    subprocess.run(  # noqa: S603 - fixed arguments
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",  # noqa: S607
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def test_the_whole_pipeline_runs_over_tls(start_worker: Any, tmp_path: Path) -> None:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("needs an embedded broker behind a TLS proxy")
+    cert, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    proxy_port = free_port()
+    with EmbeddedBroker(advertised_port=proxy_port) as broker, \
+            TcpProxy(broker.port, port=proxy_port, tls=tls):
+        name = "t" + uuid.uuid4().hex[:10]
+        settings = Settings(
+            broker_url=f"127.0.0.1:{proxy_port}", app_id=name, topic_prefix=name,
+            data_dir=tmp_path / "faust", session_timeout_seconds=6, tick_seconds=0.5,
+            metrics_port=0, kafka_security_protocol="SSL", kafka_ca_file=str(cert),
+        )
+        # Plain Kafka to the TLS port gets nowhere.
+        with pytest.raises(KafkaError):
+            KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                             request_timeout_ms=3000, api_version_auto_timeout_ms=3000)
+
+        create_topics(settings)
+        path = province_file(tmp_path, cases=120, seed=51)
+        expected, _ = replay_of(path, AS_OF)
+        counts = ingest_lines(settings, path.read_bytes().splitlines())
+        start_worker(settings, clock=FIXED_CLOCK).wait_ready()
+        wait_processed(settings, counts.ends, timeout=120)
+        assert eventually(lambda: live_matches(settings, expected), timeout=30)
