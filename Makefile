@@ -23,3 +23,4 @@ bench: $(BIN)/onestop
 	$(BIN)/python tests/bench/bench_replay.py
 	$(BIN)/python tests/bench/bench_pipeline.py
 	$(BIN)/python tests/bench/bench_sink.py
+	$(BIN)/python tests/bench/bench_soak.py
