@@ -125,9 +125,12 @@ def run_demo(
             **settings.kafka_options(), auto_offset_reset="earliest", enable_auto_commit=False,
         )
         began = time.monotonic()
-        # Ctrl-C sets a flag rather than interrupting the Kafka client mid-call.
+        # Ctrl-C (or SIGTERM, as from `kill` or a supervisor) sets a flag rather than
+        # interrupting the Kafka client mid-call, so that the broker, worker and sink,
+        # each in a session of its own, are always stopped too.
         interrupted = threading.Event()
-        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+        previous = {number: signal.signal(number, lambda *_: interrupted.set())
+                    for number in (signal.SIGINT, signal.SIGTERM)}
         try:
             with Live(console=console, refresh_per_second=2, screen=False) as live:
                 while not interrupted.is_set() and (
@@ -161,7 +164,8 @@ def run_demo(
                     if feeder.error is not None:
                         raise RuntimeError(f"feeding events failed: {feeder.error}")
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             feeder.stopping.set()
             reader.close()
             stop_process(sink)
