@@ -630,6 +630,15 @@ def interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def verdict(per_thousand_cases: float, per_day: float) -> str:
+    """What the fitted growth (MB per 1,000 cases, MB per simulated day) says of memory."""
+    grows = [what for what, rate in (("case", per_thousand_cases), ("day", per_day))
+             if rate > 0.5]
+    if not grows:
+        return "about flat"
+    return f"memory grows with every {' and every '.join(grows)}, it is not flat"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--volume", type=float, default=10,
@@ -699,8 +708,7 @@ def main() -> None:
             grows = b * year / 1000 + c * 365
             print(f"  a year of this load ({year:,} cases) would add ~{grows / 1024:.1f} GB to the "
                   f"worker ({b * year / 1000 / 1024:.1f} GB for its cases, {c * 365 / 1024:.1f} GB "
-                  "for its days): " + ("memory grows with every case and every day, it is not "
-                                       "flat" if b > 0.5 or c > 0.5 else "about flat"))
+                  "for its days): " + verdict(b, c))
         else:
             print(f"  a year of this load ({year:,} cases) at {load['fit']:.1f} MB per 1,000 "
                   f"cases would add ~{load['fit'] * year / 1000 / 1024:.1f} GB to the worker")
