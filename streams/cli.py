@@ -276,18 +276,25 @@ def broker(
         embedded.stop()
 
 
-@app.command()
-def topics(broker_url: BrokerOption = None) -> None:
-    """Create the pipeline's topics and exit (the one-shot job of docker-compose)."""
-    from streams.topics import TopicMismatch, create_topics, topics_for
+def _create_topics(settings: Any) -> list[str]:
+    """The missing topics created (their names), or a clear error and exit."""
+    from streams.topics import TopicMismatch, create_topics
 
-    settings = _settings(broker_url=broker_url)
     try:
-        created = create_topics(settings)
+        return create_topics(settings)
     except TopicMismatch as error:
         raise _fail(str(error)) from None
     except Exception as error:  # noqa: BLE001 - any failure to reach the broker
         raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+
+
+@app.command()
+def topics(broker_url: BrokerOption = None) -> None:
+    """Create the pipeline's topics and exit (the one-shot job of docker-compose)."""
+    from streams.topics import topics_for
+
+    settings = _settings(broker_url=broker_url)
+    created = _create_topics(settings)
     names = [spec.name for spec in topics_for(settings).all()]
     err.print(f"{len(created)} topics created, {len(names) - len(created)} already there: "
               + ", ".join(names))
@@ -307,16 +314,10 @@ def worker(
 ) -> None:
     """Run one Faust worker of the live pipeline; several workers share the partitions."""
     from streams.app import run_worker
-    from streams.topics import TopicMismatch, create_topics
 
     settings = _settings(broker_url=broker_url, reference=reference, clock=clock)
     _load(settings.reference)
-    try:
-        create_topics(settings)
-    except TopicMismatch as error:
-        raise _fail(str(error)) from None
-    except Exception as error:  # noqa: BLE001 - any failure to reach the broker
-        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+    _create_topics(settings)
     run_worker(settings, loglevel)
 
 
@@ -332,15 +333,11 @@ def ingest(
 ) -> None:
     """Produce a file's events to the input topics, keyed by case or ticket id."""
     from streams.ingest import ingest_lines
-    from streams.topics import create_topics
 
     if not events.is_file():
         raise _fail(f"no events file at {events}")
     settings = _settings(broker_url=broker_url)
-    try:
-        create_topics(settings)
-    except Exception as error:  # noqa: BLE001 - any failure to reach the broker
-        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+    _create_topics(settings)
     size = events.stat().st_size
     with _progress() as progress, events.open("rb") as handle:
         task = progress.add_task("Gửi / Sending", total=size)
