@@ -304,14 +304,7 @@ class Keeper:
             self.outbox.add(topics.alerts.name, event.agency.encode(), value)
 
     def dead_letter(self, event: EventT, reason: str, category: str) -> None:
-        """`category` is the reason's label in the metrics, one of a closed set."""
-        self.metrics.count("dead_letters", (self.stream, category))
-        message = event.message
-        record = dead_letter_json(
-            message.value, message.topic, message.partition, message.offset, reason,
-            self.pipeline.isoformat(self.pipeline.clock.now()),
-        )
-        self.outbox.add(self.pipeline.topics.dead_letters.name, message.key, orjson.dumps(record))
+        self.pipeline.dead_letter(self.outbox, self.stream, event, reason, category)
 
     async def handle(self, events: Sequence[EventT]) -> None:
         """One batch from the input topic: events are applied in arrival order, each tick
@@ -449,6 +442,20 @@ class Pipeline:
                 await producer.start()
                 self._producer = producer
         return self._producer
+
+    def dead_letter(
+        self, outbox: Outbox, stream: str, event: EventT, reason: str, category: str
+    ) -> None:
+        """Contract §7: the rejected record, why, and when, to the dead-letter topic with
+        the batch's other outputs; `category` is the reason's label in the metrics, one
+        of a closed set."""
+        self.metrics.count("dead_letters", (stream, category))
+        message = event.message
+        record = dead_letter_json(
+            message.value, message.topic, message.partition, message.offset, reason,
+            self.isoformat(self.clock.now()),
+        )
+        outbox.add(self.topics.dead_letters.name, message.key, orjson.dumps(record))
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None

@@ -10,7 +10,6 @@ import orjson
 from faust.types import EventT
 
 from models.portal import PortalRecordError, portal_event
-from streams.codec import dead_letter_json
 
 if TYPE_CHECKING:
     from streams.app import Outbox, Pipeline
@@ -45,17 +44,11 @@ class PortalBridge:
         bad record to the dead-letter topic; both are delivered before Faust commits."""
         topics, metrics = self.pipeline.topics, self.pipeline.metrics
         for event in events:
-            message = event.message
             try:
-                converted = self.convert(message.value)
+                converted = self.convert(event.message.value)
             except PortalRecordError as error:
-                metrics.count("dead_letters", (self.stream, "undecodable"))
-                record = dead_letter_json(
-                    message.value, message.topic, message.partition, message.offset,
-                    f"portal status record: {error}",
-                    self.pipeline.isoformat(self.pipeline.clock.now()),
-                )
-                self.outbox.add(topics.dead_letters.name, message.key, orjson.dumps(record))
+                self.pipeline.dead_letter(self.outbox, self.stream, event,
+                                          f"portal status record: {error}", "undecodable")
                 continue
             if converted is not None:
                 self.outbox.add(topics.case_events.name, *converted)
