@@ -16,7 +16,9 @@ install: $(BIN)/onestop
 demo: $(BIN)/onestop
 	$(BIN)/onestop demo
 
+# Installs what the suite needs once (Debian packages, Apache Kafka's jars), then runs it.
 test: $(BIN)/onestop
+	PYTHON=$(BIN)/python tests/install-needs
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/onestop

@@ -53,6 +53,7 @@ from streams.replay import derived_json
 from streams.settings import Settings
 from streams.tansu_compat import TansuTransport, is_tansu
 from streams.topics import CASE_TABLE, TICKET_TABLE, topics_for
+from streams.transport import Transport
 
 log = logging.getLogger("onestop")
 
@@ -471,14 +472,14 @@ def _topic(app: faust.App, name: str, partitions: int) -> TopicT:
 
 
 class OnestopApp(faust.App):
-    """A Faust app that reads end offsets correctly from the embedded broker."""
+    """A Faust app on our transport (streams/transport.py), which on the embedded broker
+    also reads end offsets correctly (streams/tansu_compat.py)."""
 
     tansu = False
 
     def _new_transport(self) -> Any:
-        if self.tansu:
-            return TansuTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+        kind = TansuTransport if self.tansu else Transport
+        return kind(self.conf.broker_consumer, self)
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -503,6 +504,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
+        # Faust's own topics (the leader assignor's) get the replicas of ours.
+        topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         web_enabled=False,
         autodiscover=False,

@@ -239,6 +239,19 @@ def _settings(**overrides: Any) -> Any:
         raise _fail(f"settings: {problems}") from None
 
 
+def _kafka_settings(**overrides: Any) -> Any:
+    """`_settings`, for a command that talks to Kafka: with SASL, refused credentials
+    stop it at once with a plain message instead of a bootstrap timeout."""
+    from streams.kafka_login import LoginRefused, check_login
+
+    settings = _settings(**overrides)
+    try:
+        check_login(settings)
+    except LoginRefused as error:
+        raise _fail(str(error)) from None
+    return settings
+
+
 BrokerOption = Annotated[
     str | None,
     typer.Option("--broker-url", help="Kafka bootstrap servers (env ONESTOP_BROKER_URL)."),
@@ -293,7 +306,7 @@ def topics(broker_url: BrokerOption = None) -> None:
     """Create the pipeline's topics and exit (the one-shot job of docker-compose)."""
     from streams.topics import topics_for
 
-    settings = _settings(broker_url=broker_url)
+    settings = _kafka_settings(broker_url=broker_url)
     created = _create_topics(settings)
     names = [spec.name for spec in topics_for(settings).all()]
     err.print(f"{len(created)} topics created, {len(names) - len(created)} already there: "
@@ -315,7 +328,7 @@ def worker(
     """Run one Faust worker of the live pipeline; several workers share the partitions."""
     from streams.app import run_worker
 
-    settings = _settings(broker_url=broker_url, reference=reference, clock=clock)
+    settings = _kafka_settings(broker_url=broker_url, reference=reference, clock=clock)
     _load(settings.reference)
     _create_topics(settings)
     run_worker(settings, loglevel)
@@ -336,7 +349,7 @@ def ingest(
 
     if not events.is_file():
         raise _fail(f"no events file at {events}")
-    settings = _settings(broker_url=broker_url)
+    settings = _kafka_settings(broker_url=broker_url)
     _create_topics(settings)
     size = events.stat().st_size
     with _progress() as progress, events.open("rb") as handle:
@@ -365,7 +378,7 @@ def snapshot(
     from streams.clock import parse_clock
     from streams.snapshot import live_replay, pipeline_clock
 
-    settings = _settings(broker_url=broker_url)
+    settings = _kafka_settings(broker_url=broker_url)
     instant = None if as_of is None else _instant(as_of, "--as-of")
     try:
         if instant is None:
@@ -448,7 +461,7 @@ def sink(
     from consumers.sink import Sink
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
-    settings = _settings(broker_url=broker_url)
+    settings = _kafka_settings(broker_url=broker_url)
     store = _store(url)
     try:
         running = Sink(settings, store)
@@ -485,7 +498,7 @@ def notify(
     from models.case import CaseRules
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
-    settings = _settings(broker_url=broker_url)
+    settings = _kafka_settings(broker_url=broker_url)
     store = _store(url)
     try:
         running = Notifier(settings, store.engine, CaseRules(_load(settings.reference)))

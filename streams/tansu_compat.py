@@ -21,6 +21,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from kafka import KafkaAdminClient
 
+from streams.transport import Consumer, ConsumerThread, Transport
+
 
 def is_tansu(bootstrap_servers: list[str], **client: Any) -> bool:
     """Tansu names its cluster `tansu…` (its default id is `tansu_cluster`); `client`
@@ -67,7 +69,7 @@ async def fetched_high_watermarks(
         await consumer.stop()
 
 
-class TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class TansuConsumerThread(ConsumerThread):
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         listed = await super()._highwaters(partitions)
         conf = self.consumer.app.conf
@@ -79,12 +81,11 @@ class TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             [f"{url.host}:{url.port}" for url in urls], listed, **security)
 
 
-class TansuConsumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return TansuConsumerThread(self, loop=self.loop, beacon=self.beacon)
+class TansuConsumer(Consumer):
+    thread_class = TansuConsumerThread
 
 
-class TansuTransport(faust_aiokafka.Transport):
+class TansuTransport(Transport):
     Consumer = TansuConsumer
 
 

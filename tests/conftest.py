@@ -111,9 +111,10 @@ def local(rules: CaseRules, instant: float) -> str:
 
 @pytest.fixture(scope="session")
 def postgres() -> Any:
+    from tests.brokers import PostgresContainer, postgres_source
     from tests.postgres import PostgresServer
 
-    server = PostgresServer().start()
+    server = PostgresContainer() if postgres_source() == "container" else PostgresServer().start()
     yield server
     server.stop()
 

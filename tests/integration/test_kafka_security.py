@@ -5,7 +5,6 @@ broker advertises the proxy: no client can reach it without TLS."""
 
 from __future__ import annotations
 
-import os
 import ssl
 import subprocess
 import uuid
@@ -16,10 +15,11 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import free_port
 from streams.ingest import ingest_lines
 from streams.settings import Settings
 from streams.topics import create_topics
+from tests.brokers import broker_of, port_of
 from tests.integration.conftest import eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, live_matches, province_file
 from tests.tcp_proxy import TcpProxy
@@ -38,15 +38,17 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_the_whole_pipeline_runs_over_tls(start_worker: Any, tmp_path: Path) -> None:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        pytest.skip("needs an embedded broker behind a TLS proxy")
+def test_the_whole_pipeline_runs_over_tls(
+    broker_kind: str, start_worker: Any, tmp_path: Path
+) -> None:
+    if broker_kind == "external":
+        pytest.skip("needs a broker of its own behind a TLS proxy")
     cert, key = self_signed(tmp_path)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
     proxy_port = free_port()
-    with EmbeddedBroker(advertised_port=proxy_port) as broker, \
-            TcpProxy(broker.port, port=proxy_port, tls=tls):
+    with broker_of(broker_kind, advertised_port=proxy_port) as servers, \
+            TcpProxy(port_of(servers), port=proxy_port, tls=tls):
         name = "t" + uuid.uuid4().hex[:10]
         settings = Settings(
             broker_url=f"127.0.0.1:{proxy_port}", app_id=name, topic_prefix=name,

@@ -185,7 +185,8 @@ def test_two_workers_split_the_partitions_and_the_totals_stay_exact(
         worker.wait_ready(timeout=90)
     counts = ingest_lines(settings, path.read_bytes().splitlines())
     wait_processed(settings, counts.ends, timeout=120)
-    assert eventually(lambda: live_matches(settings, expected), timeout=30)
+    assert eventually(lambda: live_matches(settings, expected), timeout=30), differences(
+        settings, expected)
 
     def last_assignment(worker: Any) -> list[int]:
         lines = [line for line in worker.log.read_text().splitlines()
