@@ -6,6 +6,7 @@ and the case table's changelog."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
@@ -99,8 +100,7 @@ def create_topics(settings: Settings) -> list[str]:
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another process created it meanwhile; checked below
-        described = admin.describe_topics([spec.name for spec in specs])
-        counts = {topic["name"]: len(topic["partitions"]) for topic in described}
+        counts = partition_counts(admin, [spec.name for spec in specs])
         for spec in specs:
             if counts.get(spec.name) != spec.partitions:
                 raise TopicMismatch(
@@ -111,3 +111,17 @@ def create_topics(settings: Settings) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def partition_counts(admin: KafkaAdminClient, names: list[str],
+                     settle_seconds: float = 15.0) -> dict[str, int]:
+    """Each topic's partition count. A topic just created may show no partitions yet on
+    a cluster of several brokers (its metadata reaches them one by one): such answers
+    are asked again for up to `settle_seconds`."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        described = admin.describe_topics(names)
+        counts = {topic["name"]: len(topic["partitions"]) for topic in described}
+        if all(counts.get(name) for name in names) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)
