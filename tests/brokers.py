@@ -78,6 +78,21 @@ def postgres_source(docker_answers: Callable[[], bool] = docker_engine_answers) 
     return "container" if docker_answers() else "binaries"
 
 
+def kafka_container_environment(port: int) -> dict[str, str]:
+    """The compose file's Kafka settings, for a container whose broker is reached at
+    `127.0.0.1:port` from the tests (and starts consumer groups without delay)."""
+    environment = {key: str(value) for key, value in
+                   yaml.safe_load(COMPOSE.read_text())["services"]["kafka"]["environment"].items()}
+    environment.update({
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        # No volume here: the image's own default, which its user may write.
+        "KAFKA_LOG_DIRS": "/tmp/kraft-combined-logs",
+    })
+    return environment
+
+
 @contextmanager
 def kafka_container() -> Iterator[str]:
     """Apache Kafka in a container of the compose file's image; yields its bootstrap.
@@ -87,23 +102,9 @@ def kafka_container() -> Iterator[str]:
     from testcontainers.core.waiting_utils import wait_for_logs
 
     port = free_port()
-    container = (
-        DockerContainer(compose_image("kafka"))
-        .with_bind_ports(9092, port)
-        .with_env("KAFKA_NODE_ID", "1")
-        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
-        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
-        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
-        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
-        .with_env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
-                  "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
-        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
-        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
-        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
-        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
-    )
+    container = DockerContainer(compose_image("kafka")).with_bind_ports(9092, port)
+    for key, value in kafka_container_environment(port).items():
+        container = container.with_env(key, value)
     with container:
         wait_for_logs(container, "Kafka Server started", timeout=120)
         yield f"127.0.0.1:{port}"
@@ -141,7 +142,7 @@ class PostgresContainer:
     `port`, `new_database` and `stop` (user `postgres`, trusted, as PostgresServer)."""
 
     def __init__(self) -> None:
-        from testcontainers.postgres import PostgresContainer as Container
+        from testcontainers.community.postgres import PostgresContainer as Container
 
         self.container: Any = Container(
             compose_image("postgres"), username="postgres", password="unused",

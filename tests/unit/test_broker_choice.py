@@ -17,6 +17,7 @@ from tests.brokers import (
     broker_kinds,
     compose_image,
     docker_engine_answers,
+    kafka_container_environment,
     kafka_source,
     postgres_source,
 )
@@ -85,3 +86,11 @@ def test_cluster_ids_are_what_kafka_storage_accepts() -> None:
     made = {cluster_id() for _ in range(2000)}
     assert len(made) == 2000
     assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", one) for one in made)
+
+
+def test_the_kafka_container_runs_the_compose_files_broker_reachable_from_the_tests() -> None:
+    environment = kafka_container_environment(40123)
+    assert environment["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://127.0.0.1:40123"
+    assert environment["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://:9093"
+    assert environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
