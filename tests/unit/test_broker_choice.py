@@ -94,3 +94,15 @@ def test_the_kafka_container_runs_the_compose_files_broker_reachable_from_the_te
     assert environment["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,CONTROLLER://:9093"
     assert environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
+
+
+def test_without_java_or_maven_the_kafka_tier_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests import apache_kafka
+
+    monkeypatch.setattr(apache_kafka, "CLASSPATH_FILE", tmp_path / "not-fetched.classpath")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(apache_kafka.KafkaUnavailable,
+                       match=r"need java and mvn.*apt-get install default-jre-headless maven"):
+        apache_kafka.classpath()
