@@ -47,8 +47,8 @@ def classpath() -> str:
             f"the Apache Kafka tests need {' and '.join(missing)}, which this machine lacks: "
             "`apt-get install default-jre-headless maven` (`make test` does it as root or "
             "with sudo), or run only the embedded broker with ONESTOP_TEST_BROKERS=tansu")
-    print(f"fetching Apache Kafka {KAFKA_VERSION}'s jars from Maven Central into ~/.m2 "
-          "(once, about 60 MB)", file=sys.stderr, flush=True)
+    print(f"resolving Apache Kafka {KAFKA_VERSION}'s jars with Maven (fetched from Maven "
+          "Central into ~/.m2 the first time, about 60 MB)", file=sys.stderr, flush=True)
     CLASSPATH_FILE.parent.mkdir(exist_ok=True)
     result = subprocess.run(  # noqa: S603 - fixed arguments
         ["mvn", "--batch-mode", "--quiet", "--file", str(POM),  # noqa: S607
