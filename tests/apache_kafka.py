@@ -3,9 +3,7 @@ nodes (broker and controller in one JVM each) started on loopback ports with the
 data directories, then stopped. No Docker needed.
 
 `python -m tests.apache_kafka fetch` fetches the jars once (`make test` runs it); the
-classpath Maven resolves is kept in `.cache/`, the jars in the user's Maven repository.
-
-Standard library only, so that `make test` can call it before anything else."""
+classpath Maven resolves is kept in `.cache/`, the jars in the user's Maven repository."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +20,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from kafka import KafkaAdminClient
+
+from streams.broker import free_port, port_open, stop_process
 
 # The version docker-compose.yml runs; tests/kafka/pom.xml names it too.
 KAFKA_VERSION = "3.9.1"
@@ -61,18 +62,6 @@ def classpath() -> str:
             f"Maven could not fetch Apache Kafka {KAFKA_VERSION}'s jars:\n"
             f"{(result.stdout + result.stderr)[-3000:]}")
     return CLASSPATH_FILE.read_text().strip()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def cluster_id() -> str:
@@ -229,17 +218,14 @@ class ApacheKafka:
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Until every running node's broker is registered and listening."""
-        from kafka import KafkaAdminClient
-
         running = [node for node in self.nodes if node.process and node.process.poll() is None]
         deadline = time.monotonic() + timeout
         while True:
-            for node in self.nodes:
-                if node.process is not None and node.process.poll() is not None and \
-                        node in running:
+            for node in running:
+                if node.process is None or node.process.poll() is not None:
                     raise KafkaUnavailable(
                         f"Kafka node {node.node_id} exited at start:\n{self.tail(node)}")
-            if all(_port_open(node.client_port) for node in running):
+            if all(port_open(node.client_port) for node in running):
                 try:
                     admin = KafkaAdminClient(
                         bootstrap_servers=self.internal_bootstrap, request_timeout_ms=5000)
@@ -270,21 +256,16 @@ class ApacheKafka:
             node.process.wait()
 
     def stop(self) -> None:
-        """SIGTERM to every node (a controlled shutdown), SIGKILL to any still up after
-        20 s; then the data are deleted."""
+        """SIGTERM to every node at once (a controlled shutdown), SIGKILL to any still up
+        after 20 s; then the data are deleted."""
         stopping = []
         for node in self.nodes:
             process, node.process = node.process, None
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 stopping.append(process)
-        deadline = time.monotonic() + 20
         for process in stopping:
-            try:
-                process.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, grace=20)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> ApacheKafka:

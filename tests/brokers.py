@@ -27,9 +27,14 @@ from tests.apache_kafka import ApacheKafka
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 
 
+def compose_service(name: str) -> dict[str, Any]:
+    """A service of docker-compose.yml, as the file says it."""
+    return dict(yaml.safe_load(COMPOSE.read_text())["services"][name])
+
+
 def compose_image(service: str) -> str:
     """The image docker-compose.yml pins for a service."""
-    return str(yaml.safe_load(COMPOSE.read_text())["services"][service]["image"])
+    return str(compose_service(service)["image"])
 
 
 @functools.cache
@@ -81,8 +86,8 @@ def postgres_source(docker_answers: Callable[[], bool] = docker_engine_answers) 
 def kafka_container_environment(port: int) -> dict[str, str]:
     """The compose file's Kafka settings, for a container whose broker is reached at
     `127.0.0.1:port` from the tests (and starts consumer groups without delay)."""
-    environment = {key: str(value) for key, value in
-                   yaml.safe_load(COMPOSE.read_text())["services"]["kafka"]["environment"].items()}
+    environment = {key: str(value)
+                   for key, value in compose_service("kafka")["environment"].items()}
     environment.update({
         "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
         "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",

@@ -48,13 +48,19 @@ def bootstrap(broker_kind: str) -> Iterator[str]:
         yield servers
 
 
+def settings_for(bootstrap: str, folder: Path, **extra: Any) -> Settings:
+    """Settings of a pipeline of its own (topic prefix and consumer group) on a broker,
+    with the quick session timeout and ticks of the tests."""
+    name = "t" + uuid.uuid4().hex[:10]
+    return Settings(
+        broker_url=bootstrap, app_id=name, topic_prefix=name, data_dir=folder / "faust",
+        session_timeout_seconds=6, tick_seconds=0.5, metrics_port=0, **extra,
+    )
+
+
 @pytest.fixture
 def settings(bootstrap: str, tmp_path: Path) -> Settings:
-    name = "t" + uuid.uuid4().hex[:10]
-    made = Settings(
-        broker_url=bootstrap, app_id=name, topic_prefix=name, data_dir=tmp_path / "faust",
-        session_timeout_seconds=6, tick_seconds=0.5, metrics_port=0,
-    )
+    made = settings_for(bootstrap, tmp_path)
     create_topics(made)
     return made
 

@@ -32,7 +32,13 @@ from streams.tansu_compat import is_tansu, read_to_end
 from streams.topics import create_topics, topics_for
 from tests.apache_kafka import ApacheKafka
 from tests.brokers import broker_kinds
-from tests.integration.conftest import committed, eventually, replay_of, wait_processed
+from tests.integration.conftest import (
+    committed,
+    eventually,
+    replay_of,
+    settings_for,
+    wait_processed,
+)
 from tests.integration.test_live_pipeline import (
     AS_OF,
     FIXED_CLOCK,
@@ -50,14 +56,6 @@ pytestmark = [
 ]
 
 PASSWORD = "mat-khau-" + uuid.uuid4().hex[:8]
-
-
-def settings_for(bootstrap: str, folder: Path, **extra: Any) -> Settings:
-    name = "t" + uuid.uuid4().hex[:10]
-    return Settings(
-        broker_url=bootstrap, app_id=name, topic_prefix=name, data_dir=folder / "faust",
-        session_timeout_seconds=6, tick_seconds=0.5, metrics_port=0, **extra,
-    )
 
 
 def admin_of(settings: Settings) -> KafkaAdminClient:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from streams.replay import Replay
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests.brokers import broker_of, port_of
-from tests.integration.conftest import eventually, replay_of, wait_processed
+from tests.integration.conftest import eventually, replay_of, settings_for, wait_processed
 from tests.integration.test_live_pipeline import (
     AS_OF,
     FIXED_CLOCK,
@@ -59,12 +58,7 @@ def proxied_broker(broker_kind: str, tmp_path: Path) -> Iterator[tuple[Settings,
     proxy_port = free_port()
     with broker_of(broker_kind, advertised_port=proxy_port) as servers, \
             TcpProxy(port_of(servers), port=proxy_port) as proxy:
-        name = "t" + uuid.uuid4().hex[:10]
-        settings = Settings(
-            broker_url=f"127.0.0.1:{proxy_port}", app_id=name, topic_prefix=name,
-            data_dir=tmp_path / "faust", session_timeout_seconds=6, tick_seconds=0.5,
-            metrics_port=0,
-        )
+        settings = settings_for(f"127.0.0.1:{proxy_port}", tmp_path)
         create_topics(settings)
         yield settings, proxy
 

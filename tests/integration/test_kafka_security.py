@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ from kafka.errors import KafkaError
 
 from streams.broker import free_port
 from streams.ingest import ingest_lines
-from streams.settings import Settings
 from streams.topics import create_topics
 from tests.brokers import broker_of, port_of
-from tests.integration.conftest import eventually, replay_of, wait_processed
+from tests.integration.conftest import eventually, replay_of, settings_for, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, live_matches, province_file
 from tests.tcp_proxy import TcpProxy
 
@@ -49,12 +47,8 @@ def test_the_whole_pipeline_runs_over_tls(
     proxy_port = free_port()
     with broker_of(broker_kind, advertised_port=proxy_port) as servers, \
             TcpProxy(port_of(servers), port=proxy_port, tls=tls):
-        name = "t" + uuid.uuid4().hex[:10]
-        settings = Settings(
-            broker_url=f"127.0.0.1:{proxy_port}", app_id=name, topic_prefix=name,
-            data_dir=tmp_path / "faust", session_timeout_seconds=6, tick_seconds=0.5,
-            metrics_port=0, kafka_security_protocol="SSL", kafka_ca_file=str(cert),
-        )
+        settings = settings_for(f"127.0.0.1:{proxy_port}", tmp_path,
+                                kafka_security_protocol="SSL", kafka_ca_file=str(cert))
         # Plain Kafka to the TLS port gets nowhere.
         with pytest.raises(KafkaError):
             KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
