@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench install
+.PHONY: demo test test-slow bench install
 
 $(BIN)/onestop: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ demo: $(BIN)/onestop
 # Installs what the suite needs once (Debian packages, Apache Kafka's jars), then runs it.
 test: $(BIN)/onestop
 	PYTHON=$(BIN)/python tests/install-needs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# The long outages (70 s and 5 minutes, per broker): about 15 minutes more.
+test-slow: $(BIN)/onestop
+	PYTHON=$(BIN)/python tests/install-needs
+	$(BIN)/python -m pytest -m slow
 
 bench: $(BIN)/onestop
 	$(BIN)/python tests/bench/bench_replay.py

@@ -12,14 +12,17 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import os
+import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import faust
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 
@@ -66,6 +69,10 @@ ALERT_KINDS = frozenset({
 # After a restart, the aggregates of the days this close to "now" are published again,
 # as the worker may have died between a state change and its aggregate.
 REPUBLISH_DAYS = 35
+# The longest pause between two attempts to deliver a batch's outputs, in seconds.
+RETRY_PAUSE_MAX = 30.0
+# The worker's exit status when applying a batch raised (sysexits' EX_SOFTWARE).
+EXIT_BATCH_FAILED = 70
 
 
 class Table(Protocol):
@@ -93,13 +100,15 @@ class Outbox:
 
     Each group goes out as one record batch through the pipeline's aiokafka producer, and
     the agent awaits delivery before Faust acknowledges the batch's events: a message per
-    record through Faust's producer buffer costs more than applying the event itself."""
+    record through Faust's producer buffer costs more than applying the event itself.
+    A delivery that fails is sent again until the broker has every record, so the batch
+    is never acknowledged without what it caused."""
 
-    def __init__(
-        self, partitions: dict[str, int], producer: Callable[[], Awaitable[AIOKafkaProducer]]
-    ) -> None:
-        self.partitions = partitions
-        self.producer = producer
+    def __init__(self, pipeline: Pipeline, stream: str) -> None:
+        self.partitions = pipeline.partition_counts
+        self.producer = pipeline.producer
+        self.metrics = pipeline.metrics
+        self.stream = stream
         self.pending: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = (
             defaultdict(list)
         )
@@ -119,8 +128,34 @@ class Outbox:
         self.pending[(topic, partition)].append((key, value))
 
     async def flush(self) -> None:
+        """Return once the broker has acknowledged every pending record. A failed
+        delivery is logged, counted, and sent again (all of it: at least once) after a
+        pause that doubles up to RETRY_PAUSE_MAX seconds, for as long as it takes."""
         if not self.pending:
             return
+        failures = 0
+        self.metrics.delivering(self.stream, time.time())
+        while True:
+            try:
+                await self._send()
+                break
+            except (TimeoutError, KafkaError, OSError) as error:
+                failures += 1
+                pause = min(RETRY_PAUSE_MAX, 2.0 ** failures)
+                self.metrics.count("delivery_failures", (self.stream,))
+                self.metrics.publish()
+                log.warning(
+                    "onestop: %s: delivery of a batch's outputs failed (%s, attempt %d); "
+                    "sending again in %.0f s, the batch stays unacknowledged",
+                    self.stream, type(error).__name__, failures, pause)
+                await asyncio.sleep(pause)
+        if failures:
+            log.warning("onestop: %s: the batch's outputs were delivered after %d failed "
+                        "attempts", self.stream, failures)
+        self.metrics.delivering(self.stream, None)
+        self.pending.clear()
+
+    async def _send(self) -> None:
         producer = await self.producer()
         deliveries = []
         for (topic, partition), records in self.pending.items():
@@ -133,7 +168,6 @@ class Outbox:
                     batch.append(key=key, value=value, timestamp=None)
             batch.close()
             deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-        self.pending.clear()
         await asyncio.gather(*deliveries)
 
 
@@ -150,7 +184,7 @@ class Keeper:
         self.pipeline = pipeline
         self.table = table
         self.changelog = table.changelog_topic.get_topic_name()
-        self.outbox = Outbox(pipeline.partition_counts, pipeline.producer)
+        self.outbox = Outbox(pipeline, self.stream)
         self.indexes: dict[int, PartitionIndex] = {}
         self.unflushed: dict[str, int] = {}
         self.metrics = pipeline.metrics
@@ -439,6 +473,7 @@ class Pipeline:
                     bootstrap_servers=self.settings.bootstrap_servers, acks="all",
                     **self.settings.aiokafka_options(),
                     max_batch_size=1 << 20,
+                    request_timeout_ms=int(self.settings.delivery_timeout_seconds * 1000),
                 )
                 await producer.start()
                 self._producer = producer
@@ -462,6 +497,24 @@ class Pipeline:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+
+
+async def handle_or_stop(handler: CaseKeeper | TicketKeeper | PortalBridge,
+                         batch: Sequence[EventT]) -> None:
+    """Apply one batch, or end the process at once if applying it raised.
+
+    Faust's `take_events` acknowledges a batch when the agent's loop moves on, raised or
+    not, and a restarted agent would go on past it; the tables also hold states the
+    changelog may not. Ending the process (no clean stop: that would commit) leaves the
+    batch unacknowledged, and the restarted worker reads it again from the last commit."""
+    try:
+        await handler.handle(batch)
+    except Exception:
+        log.critical(
+            "onestop: %s: applying a batch failed; the worker stops without acknowledging "
+            "it and reads it again when restarted", handler.stream, exc_info=True)
+        logging.shutdown()
+        os._exit(EXIT_BATCH_FAILED)
 
 
 def _topic(app: faust.App, name: str, partitions: int) -> TopicT:
@@ -501,7 +554,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     app = OnestopApp(
         settings.app_id,
         broker=settings.broker_url,
-        store=settings.store,
+        # The keepers hold Entry objects in the table itself: only the in-memory store
+        # keeps objects (rocksdb:// would need bytes, and failed every batch).
+        store="memory://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
         # Faust's own topics (the leader assignor's) get the replicas of ours.
@@ -543,23 +598,18 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     cases = CaseKeeper(pipeline, table(CASE_TABLE, spec.case_changelog.name))
     tickets = TicketKeeper(pipeline, table(TICKET_TABLE, spec.ticket_changelog.name))
 
-    async def case_agent(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
-            await cases.handle(batch)
+    portal = PortalBridge(pipeline, Outbox(pipeline, PortalBridge.stream))
 
-    async def queue_agent(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
-            await tickets.handle(batch)
+    def agent_of(handler: CaseKeeper | TicketKeeper | PortalBridge) -> Any:
+        async def agent(stream: Any) -> None:
+            async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+                await handle_or_stop(handler, batch)
+        return agent
 
-    portal = PortalBridge(pipeline, Outbox(pipeline.partition_counts, pipeline.producer))
+    app.agent(case_topic, name="cases")(agent_of(cases))
+    app.agent(queue_topic, name="tickets")(agent_of(tickets))
+    app.agent(portal_topic, name="portal")(agent_of(portal))
 
-    async def portal_agent(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
-            await portal.handle(batch)
-
-    app.agent(case_topic, name="cases")(case_agent)
-    app.agent(queue_topic, name="tickets")(queue_agent)
-    app.agent(portal_topic, name="portal")(portal_agent)
 
     @app.timer(settings.tick_seconds, on_leader=True)
     async def tick() -> None:
@@ -573,7 +623,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
         if not settings.metrics_port:
             return
         try:
-            server = serve(pipeline.metrics, settings.metrics_host, settings.metrics_port)
+            server = serve(pipeline.metrics, settings.metrics_host, settings.metrics_port,
+                           settings.unhealthy_after_seconds)
         except OSError as error:
             # Cases matter more than their metrics: the worker goes on without them.
             log.error("onestop: cannot serve metrics on %s:%s (%s); set ONESTOP_METRICS_PORT",

@@ -12,11 +12,13 @@ worker moves its counts with it.
 
 from __future__ import annotations
 
+import threading
 import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client.core import (
     CollectorRegistry,
@@ -24,7 +26,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
-from prometheus_client.exposition import start_http_server
+from prometheus_client.exposition import ThreadingWSGIServer, make_server, make_wsgi_app
 from prometheus_client.utils import floatToGoString
 
 from models.measures import CASE_SERIES, QUEUE_SERIES, WAIT_BUCKETS, Measure, Series
@@ -45,6 +47,12 @@ PIPELINE_SERIES = (
     Series("tick_lag_seconds", "gauge", ("stream",),
            "Độ trễ xử lý: giờ pipeline trừ giờ của nhịp / pipeline time minus the tick's "
            "time when handled"),
+    Series("delivery_failures", "counter", ("stream",),
+           "Lần gửi kết quả của một lô bị lỗi (sẽ gửi lại) / failed attempts to deliver a "
+           "batch's outputs (each is sent again)"),
+    Series("undelivered_batch_age_seconds", "gauge", ("stream",),
+           "Thời gian lô chưa được xác nhận lâu nhất đã chờ / how long the batch whose outputs "
+           "the broker has not yet acknowledged has waited (0: none)"),
 )
 
 ALL_SERIES = CASE_SERIES + QUEUE_SERIES + PIPELINE_SERIES
@@ -97,6 +105,23 @@ class WorkerMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)  # type: ignore[arg-type]
         self._published: tuple[dict[Any, float], dict[Any, list[float]]] = ({}, {})
+        # Per stream, the wall time its batch in delivery began; read live by scrapes.
+        self.undelivered_since: dict[str, float] = {}
+
+    def delivering(self, stream: str, since: float | None) -> None:
+        """A batch of `stream` waits for delivery since `since`; None: it was delivered."""
+        if since is None:
+            self.undelivered_since.pop(stream, None)
+        else:
+            self.undelivered_since[stream] = since
+
+    def oldest_undelivered(self, now: float) -> tuple[str, float] | None:
+        """The stream whose batch has waited longest for delivery, and for how long."""
+        waiting = dict(self.undelivered_since)
+        if not waiting:
+            return None
+        stream = min(waiting, key=waiting.__getitem__)
+        return stream, now - waiting[stream]
 
     def count(self, name: str, labels: tuple[str, ...], value: float = 1) -> None:
         self.pipeline[(name, labels)] += value
@@ -118,6 +143,10 @@ class WorkerMetrics:
 
     def collect(self) -> Iterator[Any]:
         counts, waits = self._published
+        now = time.time()
+        counts = {**counts, **{
+            ("undelivered_batch_age_seconds", (stream,)): now - since
+            for stream, since in dict(self.undelivered_since).items()}}
         by_series: dict[str, list[tuple[tuple[str, ...], float]]] = {}
         for (name, labels), value in counts.items():
             by_series.setdefault(name, []).append((labels, value))
@@ -141,7 +170,32 @@ class WorkerMetrics:
             yield family
 
 
-def serve(metrics: WorkerMetrics, host: str, port: int) -> Any:
-    """Serve /metrics on a thread of its own; returns the server (`.shutdown()`)."""
-    server, _thread = start_http_server(port, host, registry=metrics.registry)
+class QuietHandler(WSGIRequestHandler):
+    """No line on stderr per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+def serve(metrics: WorkerMetrics, host: str, port: int, unhealthy_after: float) -> Any:
+    """Serve /metrics, and /healthz for a container's health check, on a thread of its
+    own; returns the server (`.shutdown()`). /healthz answers 503 while a batch's outputs
+    have waited for the broker longer than `unhealthy_after` seconds."""
+    exposition = make_wsgi_app(metrics.registry)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != "/healthz":
+            return exposition(environ, start_response)
+        oldest = metrics.oldest_undelivered(time.time())
+        if oldest is not None and oldest[1] > unhealthy_after:
+            status = "503 Service Unavailable"
+            text = (f"unhealthy: a {oldest[0]} batch has waited {oldest[1]:.0f} s for the "
+                    "broker to acknowledge its outputs\n")
+        else:
+            status, text = "200 OK", "ok\n"
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+        return [text.encode()]
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

@@ -63,7 +63,6 @@ class Settings(BaseSettings):
     app_id: str = Field(default="onestop", description="Faust app id and consumer group.")
     topic_prefix: str = Field(default="onestop", description="Prefix of every topic name.")
     partitions: int = Field(default=4, ge=1, description="Partitions of the keyed topics.")
-    store: str = Field(default="memory://", description="Faust table store URL.")
     tick_seconds: float = Field(
         default=1.0, gt=0, description="Wall seconds between two ticks into every partition."
     )
@@ -89,6 +88,16 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9464, ge=0, le=65535,
         description="Port of the worker's Prometheus endpoint; 0 serves none.",
+    )
+    delivery_timeout_seconds: float = Field(
+        default=40, gt=0,
+        description="How long the worker waits for the broker to acknowledge a batch's "
+        "outputs before it sends them again.",
+    )
+    unhealthy_after_seconds: float = Field(
+        default=120, gt=0,
+        description="The worker's `/healthz` answers 503 once a batch's outputs have waited "
+        "this long for the broker (the batch stays unacknowledged meanwhile).",
     )
 
     # -- the notifier (`onestop notify`) ----------------------------------------------

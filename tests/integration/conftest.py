@@ -68,13 +68,14 @@ def settings(bootstrap: str, tmp_path: Path) -> Settings:
 class Worker:
     """`onestop worker` as a child process; its log is kept for the test to read."""
 
-    def __init__(self, settings: Settings, log: Path, **extra: object) -> None:
+    def __init__(self, settings: Settings, log: Path, module: str = "streams",
+                 env: dict[str, str] | None = None, **extra: object) -> None:
         self.log = log
         handle = log.open("ab")
         self.process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
-            env=settings.model_copy(update=extra).environment(), stdout=handle,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", module, "worker", "--loglevel", "info"],
+            env={**settings.model_copy(update=extra).environment(), **(env or {})},
+            stdout=handle, stderr=subprocess.STDOUT,
         )
         handle.close()
 

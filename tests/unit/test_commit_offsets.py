@@ -5,7 +5,6 @@ end of what was acknowledged in one step instead of one offset per commit."""
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any
 
 import pytest
