@@ -192,6 +192,14 @@ class Rejection:
     reason: str
 
 
+def oversized(size: int, limit: int) -> str | None:
+    """Why a record of `size` bytes is refused when events may have `limit` bytes at
+    most; None when it fits."""
+    if size <= limit:
+        return None
+    return f"the record is {size:,} bytes; an event may have {limit:,} at most"
+
+
 def decode_event(raw: bytes | str) -> Event | Rejection:
     try:
         return _validate_json(raw)  # type: ignore[no-any-return]

@@ -27,3 +27,11 @@ def record(facts: tuple[Fact, ...], fact: Fact) -> tuple[Fact, ...] | None:
     ordered = list(facts)
     insort(ordered, fact)
     return tuple(ordered)
+
+
+def history_full(facts: tuple[Fact, ...], limit: int) -> str | None:
+    """Why one more event is refused for an entity that already holds `facts`, when an
+    entity may hold `limit` events at most; None while there is room."""
+    if len(facts) < limit:
+        return None
+    return f"its case or ticket already holds {len(facts):,} events, the most one may hold"

@@ -35,7 +35,14 @@ from models.aggregates import (
 )
 from models.case import END_KINDS as CASE_END_KINDS
 from models.case import CaseRules, CaseState, DerivedEvent
-from models.events import CASE_EVENT_TYPES, QUEUE_EVENT_TYPES, Rejection, decode_event
+from models.events import (
+    CASE_EVENT_TYPES,
+    QUEUE_EVENT_TYPES,
+    Rejection,
+    decode_event,
+    oversized,
+)
+from models.facts import history_full
 from models.measures import Measure, case_measures, visit_measures
 from models.queue import END_KINDS as TICKET_END_KINDS
 from models.queue import QueueRules, TicketState
@@ -73,6 +80,9 @@ REPUBLISH_DAYS = 35
 RETRY_PAUSE_MAX = 30.0
 # The worker's exit status when applying a batch raised (sysexits' EX_SOFTWARE).
 EXIT_BATCH_FAILED = 70
+# The largest record the worker writes: under the 1 MiB that Kafka brokers and producers
+# accept by default, with room for the record's key and headers.
+MAX_RECORD_BYTES = 1_000_000
 
 
 class Table(Protocol):
@@ -187,6 +197,9 @@ class Keeper:
         self.outbox = Outbox(pipeline, self.stream)
         self.indexes: dict[int, PartitionIndex] = {}
         self.unflushed: dict[str, int] = {}
+        # Of each key changed since the last flush: its state before, and its events.
+        self.before: dict[str, Any] = {}
+        self.applied: dict[str, list[EventT]] = {}
         self.metrics = pipeline.metrics
         self.tally: Tally = pipeline.metrics.cases if self.scope == "agency" else (
             pipeline.metrics.tickets)
@@ -248,7 +261,11 @@ class Keeper:
         return None if entry is None else entry.state
 
     def write(self, partition: int, key: str, state: Any) -> None:
-        self.table.data[key] = Entry(partition, state)
+        data = self.table.data
+        if key not in self.unflushed:
+            entry = data.get(key)
+            self.before[key] = None if entry is None else entry.state
+        data[key] = Entry(partition, state)
         self.unflushed[key] = partition
 
     def flush(self) -> None:
@@ -256,21 +273,49 @@ class Keeper:
         partition of its source record (not the producer's choice of partition)."""
         data, add = self.table.data, self.outbox.add
         for key, partition in self.unflushed.items():
+            value = encode_entry(data[key])
+            if len(value) > MAX_RECORD_BYTES:
+                self._refuse_growth(partition, key, len(value))
+                continue
             # Keys as the table's changelog codec writes them (JSON strings).
-            add(self.changelog, orjson.dumps(key), encode_entry(data[key]), partition)
+            add(self.changelog, orjson.dumps(key), value, partition)
         self.unflushed.clear()
+        self.before.clear()
+        self.applied.clear()
 
-    def on_event(self, partition: int, event: Any) -> None:
+    def _refuse_growth(self, partition: int, key: str, size: int) -> None:
+        """A state too large for one record: back to the state before this batch, and the
+        batch's events of that key to the dead-letter topic."""
+        before = self.before[key]
+        if before is None:
+            del self.table.data[key]
+            self.tally.set(key, ())
+        else:
+            self.table.data[key] = Entry(partition, before)
+        self.indexes.pop(partition, None)  # rebuilt from the table when next needed
+        for event in self.applied.get(key, ()):
+            self.dead_letter(
+                event, f"with this event its case's or ticket's state would be {size:,} "
+                f"bytes; a record may have {MAX_RECORD_BYTES:,} at most", "state_too_large")
+
+    def on_event(self, partition: int, event: Any, source: EventT) -> str | None:
+        """Apply one decoded event; the reason it is refused, if it is."""
         key = self.key_of(event)
         state = self.state(key)
         new = self.apply(state, event)
         if new is state:
-            return  # a duplicate
+            return None  # a duplicate
+        if state is not None:
+            full = history_full(state.facts, self.pipeline.settings.max_case_events)
+            if full is not None:
+                return full
         self.write(partition, key, new)
+        self.applied.setdefault(key, []).append(source)
         index = self.index(partition)
         self._note(index, key, new)
         index.changed.add(key)
         index.dirty_days.add(self.local_date(event.occurred_at.timestamp()))
+        return None
 
     def on_tick(self, partition: int, now: float) -> None:
         index = self.index(partition)
@@ -346,6 +391,7 @@ class Keeper:
         judges its partition, changed states go to the changelog once, and the batch is
         done when the broker has every record it caused."""
         rules, types = self.pipeline.rules, self.types
+        max_bytes = self.pipeline.settings.max_event_bytes
         processed = 0
         for event in events:
             message = event.message
@@ -360,6 +406,10 @@ class Keeper:
                 self.on_tick(partition, now)
                 continue
             processed += 1
+            too_large = oversized(len(message.value or b""), max_bytes)
+            if too_large is not None:
+                self.dead_letter(event, too_large, "too_large")
+                continue
             decoded = decode_event(message.value)
             if type(decoded) is Rejection:
                 self.dead_letter(event, decoded.reason, "undecodable")
@@ -380,7 +430,9 @@ class Keeper:
             if reason is not None:
                 self.dead_letter(event, reason, category)
                 continue
-            self.on_event(partition, decoded)
+            refused = self.on_event(partition, decoded, event)
+            if refused is not None:
+                self.dead_letter(event, refused, "history_full")
         self.flush()
         await self.outbox.flush()
         self.metrics.count("events_processed", (self.stream,), processed)
@@ -487,8 +539,11 @@ class Pipeline:
         of a closed set."""
         self.metrics.count("dead_letters", (stream, category))
         message = event.message
+        # At most the largest event's bytes of the original (so that the dead letter fits
+        # in a record); the topic, partition and offset find the whole of it.
         record = dead_letter_json(
-            message.value, message.topic, message.partition, message.offset, reason,
+            None if message.value is None else message.value[:self.settings.max_event_bytes],
+            message.topic, message.partition, message.offset, reason,
             self.isoformat(self.clock.now()),
         )
         outbox.add(self.topics.dead_letters.name, message.key, orjson.dumps(record))

@@ -343,12 +343,18 @@ def ingest(
         typer.Option("--portal", help="The file holds national-portal dossier-status records "
                      "(TrangThaiHoSo), one JSON object per line."),
     ] = False,
+    dead_letters: Annotated[
+        Path | None,
+        typer.Option("--dead-letters", help="Where lines too large to send are listed "
+                     "(default: the events file's name + .dead-letters.jsonl)."),
+    ] = None,
 ) -> None:
     """Produce a file's events to the input topics, keyed by case or ticket id."""
     from streams.ingest import ingest_lines
 
     if not events.is_file():
         raise _fail(f"no events file at {events}")
+    dead_letters = dead_letters or events.with_name(events.name + ".dead-letters.jsonl")
     settings = _kafka_settings(broker_url=broker_url)
     _create_topics(settings)
     size = events.stat().st_size
@@ -362,6 +368,13 @@ def ingest(
         + (f", [yellow]{counts.unkeyed:,} unreadable lines sent for dead-lettering[/]"
            if counts.unkeyed else "")
     )
+    if counts.too_large:
+        with dead_letters.open("wb") as handle:
+            for number, reason in counts.too_large:
+                handle.write(orjson.dumps({"file": str(events), "line": number,
+                                           "reason": reason}) + b"\n")
+        err.print(f"[yellow]{len(counts.too_large):,} lines too large to send (line "
+                  f"{counts.too_large[0][0]:,} first), listed in {dead_letters}[/]")
 
 
 @app.command()

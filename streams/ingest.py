@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import orjson
 from kafka import KafkaProducer
 
-from models.events import QUEUE_EVENT_TYPES
+from models.events import QUEUE_EVENT_TYPES, oversized
 from streams.settings import Settings
 from streams.topics import topics_for
 
@@ -23,6 +23,8 @@ class IngestCounts:
     unkeyed: int = 0
     # The offset after the last record sent, per (topic, partition).
     ends: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Lines not sent, larger than an event may be: (line number, reason).
+    too_large: list[tuple[int, str]] = field(default_factory=list)
 
 
 def route(line: bytes) -> tuple[bool, bytes | None]:
@@ -62,8 +64,9 @@ def ingest_lines(
     portal: bool = False,
 ) -> IngestCounts:
     """Send every non-blank line, keyed by its case or ticket id (or, with `portal`, as a
-    national-portal status record keyed by its dossier code); `progress(bytes)` is called
-    every 10,000 lines. Returns what was sent once the broker has it all."""
+    national-portal status record keyed by its dossier code), except lines larger than
+    an event may be (counted in `too_large`); `progress(bytes)` is called every 10,000
+    lines. Returns what was sent once the broker has it all."""
     topics = topics_for(settings)
     counts = IngestCounts()
     client = producer(settings)
@@ -80,6 +83,10 @@ def ingest_lines(
                 progress(done)
             line = line.strip()
             if not line:
+                continue
+            refused = oversized(len(line), settings.max_event_bytes)
+            if refused is not None:
+                counts.too_large.append((number, refused))
                 continue
             if portal:
                 key, topic = portal_key(line), topics.portal_status.name

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
         default=9464, ge=0, le=65535,
         description="Port of the worker's Prometheus endpoint; 0 serves none.",
     )
+    max_event_bytes: int = Field(
+        default=65536, ge=1024, le=200_000,
+        description="The largest input record accepted, in bytes; a larger one goes to the "
+        "dead-letter topic (ingest: to the dead-letter file).",
+    )
+    max_case_events: int = Field(
+        default=1000, ge=10,
+        description="The most events one case or ticket may hold; a further one goes to the "
+        "dead-letter topic.",
+    )
     delivery_timeout_seconds: float = Field(
         default=40, gt=0,
         description="How long the worker waits for the broker to acknowledge a batch's "

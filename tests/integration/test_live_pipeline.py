@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,84 @@ def test_live_figures_equal_the_replay_despite_disorder_duplicates_and_bad_input
     log = worker.log.read_text(errors="replace")
     assert "case partitions assigned" in log
     assert sorted(secret for secret in secrets if secret in log) == []
+
+
+def test_events_and_histories_over_the_limits_are_dead_letters_and_the_rest_goes_on(
+    settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    path = province_file(tmp_path, cases=50, seed=61)
+    lines = path.read_bytes().splitlines()
+
+    def event(case: str, number: int, kind: str, **fields: Any) -> bytes:
+        at = dt.datetime(2026, 3, 3, 8, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+        return orjson.dumps({
+            "event_id": f"{case}-{number:02}", "type": kind, "case_id": case,
+            "occurred_at": (at + dt.timedelta(minutes=number)).isoformat(), **fields})
+
+    def received(case: str, number: int, address: str = "Số 1") -> bytes:
+        return event(case, number, "received", procedure=PROVINCE_PROCEDURE,
+                     handling_agency="SX-STP", centre="SX-TTPVHCC", channel="counter",
+                     applicant={"name": "Lê Văn An", "address": address})
+
+    big = received("BIG-1", 0, address="x" * 250_000)  # over the 200,000 bytes allowed
+    long = [received("LONG-1", 0)] + [
+        event("LONG-1", number, "transferred", from_unit="SX-STP", to_unit="SX-SXD",
+              method="electronic") for number in range(1, 15)]  # 15 events, 12 allowed
+    # Each ~150 kB (under the event limit); from the 7th the case's state is over 1 MB.
+    huge = [received("HUGE-1", number, address="y" * 150_000) for number in range(8)]
+    kept = tmp_path / "kept.jsonl"
+    kept.write_bytes(b"\n".join(lines + long[:12] + huge[:6]) + b"\n")
+    expected, _ = replay_of(kept, AS_OF)
+
+    limits = {"max_event_bytes": 200_000, "max_case_events": 12}
+    start_worker(settings, clock=FIXED_CLOCK, **limits).wait_ready()
+    unlimited = settings.model_copy(update={"max_event_bytes": 10**6})
+    ends = {**ingest_lines(settings, lines).ends, **ingest_lines(unlimited, [big]).ends,
+            **ingest_lines(settings, long).ends}
+    for line in huge:  # one at a time, so that each is applied in a batch of its own
+        ends.update(ingest_lines(unlimited, [line]).ends)
+        wait_processed(settings, ends, timeout=60)
+    assert eventually(lambda: live_matches(settings, expected), timeout=30), differences(
+        settings, expected)
+
+    letters = [orjson.loads(record.value) for record in read_to_end(
+        settings.bootstrap_servers, [topics_for(settings).dead_letters.name])]
+    reasons = {orjson.loads(letter["original"])["event_id"] if letter["original"].endswith("}")
+               else letter["original"][:30]: letter["reason"] for letter in letters}
+    assert reasons.pop(big.decode()[:30]) == (
+        f"the record is {len(big):,} bytes; an event may have 200,000 at most")
+    assert [letter for letter in letters if len(letter["original"]) > 200_000] == []
+    for number in (12, 13, 14):
+        assert reasons.pop(f"LONG-1-{number}") == (
+            "its case or ticket already holds 12 events, the most one may hold")
+    for number in (6, 7):
+        assert reasons.pop(f"HUGE-1-{number:02}").startswith(
+            "with this event its case's or ticket's state would be 1,0")
+    assert reasons == {}
+
+
+def test_ingest_lists_a_2_mb_line_as_a_dead_letter_and_finishes_the_file(
+    settings: Settings, tmp_path: Path
+) -> None:
+    lines = province_file(tmp_path, cases=20, seed=71).read_bytes().splitlines()
+    big = orjson.dumps({"event_id": "BIG-01", "type": "received", "case_id": "BIG",
+                        "note": "x" * 2_000_000})
+    path = tmp_path / "with-a-big-line.jsonl"
+    path.write_bytes(b"\n".join([*lines[:3], big, *lines[3:]]) + b"\n")
+    dead = tmp_path / "too-large.jsonl"
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "streams", "ingest", str(path), "--dead-letters", str(dead)],
+        env=settings.environment(), capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert "1 lines too large to send (line 4 first)" in done.stderr
+    assert [orjson.loads(line) for line in dead.read_bytes().splitlines()] == [
+        {"file": str(path), "line": 4,
+         "reason": f"the record is {len(big):,} bytes; an event may have 65,536 at most"}]
+    topics = topics_for(settings)
+    sent = read_to_end(settings.bootstrap_servers,
+                       [topics.case_events.name, topics.queue_events.name])
+    assert len(sent) == len(lines)
 
 
 def test_an_overdue_case_is_found_by_ticks_alone(
