@@ -513,6 +513,10 @@ class Pipeline:
         self.metrics = WorkerMetrics()
         self._producer: AIOKafkaProducer | None = None
         self._producer_started: asyncio.Lock | None = None
+        # The broker keeps each record once when the producer retries a request whose
+        # answer was lost (a leader failing over); create_app turns it on except on Tansu,
+        # which has no producer ids.
+        self.idempotent = False
 
     async def producer(self) -> AIOKafkaProducer:
         """The producer of every output, started on first use (on the worker's loop).
@@ -523,6 +527,7 @@ class Pipeline:
             if self._producer is None:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.settings.bootstrap_servers, acks="all",
+                    enable_idempotence=self.idempotent,
                     **self.settings.aiokafka_options(),
                     max_batch_size=1 << 20,
                     request_timeout_ms=int(self.settings.delivery_timeout_seconds * 1000),
@@ -633,6 +638,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:
     flavour = settings.broker_flavour
     app.tansu = flavour == "tansu" or (flavour == "auto" and is_tansu(
         settings.bootstrap_servers, **settings.kafka_options()))
+    pipeline.idempotent = not app.tansu
     partitions = settings.partitions
     case_topic = _topic(app, spec.case_events.name, partitions)
     queue_topic = _topic(app, spec.queue_events.name, partitions)

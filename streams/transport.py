@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport with two fixes to what a worker commits after a rebalance.
+"""Faust's aiokafka transport with three fixes to what a worker commits after a rebalance.
 
 1. Partitions the group has never committed are sought back to their beginning, as the
 committed ones are sought back to their commit.
@@ -13,35 +13,51 @@ in five of two workers starting together (tests/integration: the two-workers tes
 test_rebalance_seek). The consumer's offset reset policy is `earliest`, so the beginning is
 where such a partition's first reading starts anyway.
 
-2. Each acknowledged offset counts once when the next commit is worked out. Faust's
-recovery resumes the input partitions and only then seeks them to their commit, while its
-fetcher runs: records fetched in between are delivered, the rest of that fetch then looks
-like a gap after the commit, and Faust adds the gap's offsets to the acknowledged ones
-although the stream acknowledges the same records too. With every offset listed twice,
-Faust's run of consecutive offsets ends after one or two, so the commit moved one offset
-per commit: a restarted worker's partitions crept ~30 records a minute behind what it had
-processed (the worker-kill test's "stall", reproduced with six kills in a row on Tansu).
+2. The input partitions stay paused while they are sought to their commit. Faust's
+recovery resumes them first and seeks after, while its fetcher runs: records fetched in
+between were delivered, the rest of that fetch then looked like a gap after the commit,
+and Faust added the gap's offsets to the acknowledged ones although the stream
+acknowledged the same records too. With every offset listed twice, Faust's run of
+consecutive offsets ended after one or two, so the commit moved one offset per commit: a
+restarted worker's partitions crept ~30 records a minute behind what it had processed
+(the worker-kill test's "stall", reproduced with six kills in a row on Tansu).
+
+3. Each acknowledged offset counts once when the next commit is worked out, and the
+commit never passes a record that is not acknowledged (Faust allows one); a commit held
+by one record is logged every 30 s.
 
 Written against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject.toml)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+log = logging.getLogger("onestop")
+# How often a partition whose commit waits for one record says so.
+HELD_LOG_SECONDS = 30.0
 
 
 async def seek_to_committed(consumer: Any, changelogs: Collection[str]) -> Mapping[Any, Any]:
     """Seek each assigned partition to its committed offset, or to its beginning when it
-    has none; the committed offsets, as aiokafka's `seek_to_committed` returns them.
-    Changelog partitions are left to Faust's recovery, which positions them itself."""
-    committed = await consumer.seek_to_committed()
+    has none; where each now reads from (aiokafka's `seek_to_committed` gives None for a
+    partition without a commit; here it is its beginning, so that the fetcher knows the
+    first offset to expect). Changelog partitions are left to Faust's recovery, which
+    positions them itself."""
+    committed = dict(await consumer.seek_to_committed())
     never = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
     if never:
         await consumer.seek_to_beginning(*never)
-    return dict(committed)
+        for tp in never:
+            committed[tp] = await consumer.position(tp)
+    return committed
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -55,6 +71,108 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class Consumer(faust_aiokafka.Consumer):
     thread_class: type[ConsumerThread] = ConsumerThread
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per partition: since when its commit waits for the record at the commit, and
+        # when that was last logged.
+        self._held_since: dict[TP, tuple[float, float]] = {}
+
+    async def perform_seek(self) -> None:
+        """Faust's seek of every partition to its commit, with the input partitions
+        paused meanwhile. Faust's recovery resumes them first and seeks after, while its
+        fetcher runs: the rest of a fetch made in between was delivered after the seek,
+        and the same records fetched again from the commit were dropped as already read.
+        Paused, the fetcher delivers none of their records until the seek is done."""
+        inputs = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
+        paused_before = self._paused_partitions & inputs
+        self.pause_partitions(inputs)
+        try:
+            await super().perform_seek()
+        finally:
+            self.resume_partitions(inputs - paused_before)
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - a loop
+        """Faust 0.15.3's fetcher loop (`Consumer._drain_messages`), reading each input
+        partition strictly in order.
+
+        `_read_offset[tp]` is the next offset expected (what a seek sets). A record below
+        it was delivered already and is dropped. A record above it means records were
+        skipped (a fetch made before a seek, finishing after it): Faust counted the skipped
+        offsets as acknowledged and delivered the record, so a commit could pass records
+        never applied; here the partition is sought back to the offset expected and the
+        record waits for its turn. A record counts as delivered only if the stream took it
+        (Faust advanced the read offset even when a rebalance cut the delivery short)."""
+        callback = self.callback
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        expected = self._read_offset
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        sought: dict[TP, int] = {}
+        since_yield = 0
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                async for tp, message in records:
+                    since_yield += 1
+                    if since_yield > 100:
+                        await asyncio.sleep(0)
+                        since_yield = 0
+                    offset, next_offset = message.offset, expected[tp]
+                    if next_offset is not None and offset < next_offset:
+                        continue  # delivered already
+                    # Changelogs are compacted: their gaps are real, and they are not
+                    # acknowledged.
+                    if (next_offset is not None and offset > next_offset
+                            and acks_enabled_for(message.topic)):
+                        if sought.get(tp) != next_offset:
+                            sought[tp] = next_offset
+                            log.warning("onestop: %s[%d]: record %d arrived before %d; "
+                                        "reading again from %d", tp.topic, tp.partition,
+                                        offset, next_offset, next_offset)
+                            await self.seek(tp, next_offset)
+                            expected[tp] = next_offset  # Faust's seek forgets an offset 0
+                        continue
+                    sought.pop(tp, None)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    delivery = callback(message)
+                    outcome = await self.wait_first(delivery, self.suspend_flow.wait())
+                    if delivery in outcome.done:
+                        expected[tp] = offset + 1
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def _note_held(self, tp: TP, committed: int, acked: list[int]) -> None:
+        """Say, once a minute, that a partition's commit waits for an unacknowledged
+        record while later ones are acknowledged: the worker is not moving past it."""
+        now = time.monotonic()
+        since, logged = self._held_since.setdefault(tp, (now, now))
+        if now - logged >= HELD_LOG_SECONDS:
+            self._held_since[tp] = (since, now)
+            log.warning("onestop: %s[%d]: the commit has waited %.0f s for the record at "
+                        "offset %d; %d later records are acknowledged (from %d)",
+                        tp.topic, tp.partition, now - since, committed, len(acked), acked[0])
 
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit for `tp`: the end of the run of acknowledged offsets (gaps
@@ -75,7 +193,9 @@ class Consumer(faust_aiokafka.Consumer):
         committed = self._committed_offset[tp]
         if committed is not None and ordered[0] > committed:
             acked[:] = ordered
+            self._note_held(tp, committed, ordered)
             return None
+        self._held_since.pop(tp, None)
         end = ordered[0]
         while end + 1 in done:
             end += 1

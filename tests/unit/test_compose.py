@@ -103,7 +103,7 @@ def test_ports_match_what_the_other_parts_expect(config: dict[str, Any]) -> None
     [scrape] = prometheus["scrape_configs"]
     [discovery] = scrape["dns_sd_configs"]
     assert discovery["names"] == ["worker"] and discovery["port"] == worker.metrics_port
-    assert f"127.0.0.1:{worker.metrics_port}/metrics" in str(services["worker"]["healthcheck"])
+    assert f"127.0.0.1:{worker.metrics_port}/healthz" in str(services["worker"]["healthcheck"])
     [alertmanager] = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     host, port = alertmanager.split(":")
     assert host in services and f"{port}/-/healthy" in str(services[host]["healthcheck"])
