@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport with three fixes to what a worker commits after a rebalance.
+"""Faust's aiokafka transport with four fixes to what a worker commits after a rebalance.
 
 1. Partitions the group has never committed are sought back to their beginning, as the
 committed ones are sought back to their commit.
@@ -25,6 +25,11 @@ restarted worker's partitions crept ~30 records a minute behind what it had proc
 3. Each acknowledged offset counts once when the next commit is worked out, and the
 commit never passes a record that is not acknowledged (Faust allows one); a commit held
 by one record is logged every 30 s.
+
+4. Each input partition is read strictly in order (the fetcher loop, overridden): a record
+that arrives before the one expected makes the partition seek back, where Faust counted
+the skipped offsets as acknowledged and committed past records never applied (62 of them
+in one restarted worker of the combined fault tests on Apache Kafka).
 
 Written against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject.toml)."""
 
