@@ -180,20 +180,16 @@ class Consumer(faust_aiokafka.Consumer):
                         tp.topic, tp.partition, now - since, committed, len(acked), acked[0])
 
     def _new_offset(self, tp: TP) -> int | None:
-        """The offset to commit for `tp`: the end of the run of acknowledged offsets (gaps
-        included) that starts at the last commit; None while its first record is not
-        acknowledged. Faust 0.15.3's `Consumer._new_offset`, with the offsets as a set,
-        and without its allowance of one unacknowledged record at the commit (it compares
-        with the commit as if that were the last record read, not the next to read)."""
+        """The offset to commit for `tp`: the end of the run of acknowledged offsets that
+        starts at the last commit; None while its first record is not acknowledged.
+        Faust 0.15.3's `Consumer._new_offset`, with the offsets as a set, without its
+        allowance of one unacknowledged record at the commit (it compares with the commit
+        as if that were the last record read, not the next to read), and without gaps:
+        the fetcher loop above never records one (`_add_gap` is Faust's loop's alone)."""
         acked = self._acked[tp]
         if not acked:
             return None
         done = set(acked)
-        gap = self._gap[tp]
-        if gap:
-            for interval in gap.overlap(0, max(done)):
-                done.update(range(interval.begin, interval.end))
-            gap.chop(0, max(done) + 1)
         ordered = sorted(done)
         committed = self._committed_offset[tp]
         if committed is not None and ordered[0] > committed:
