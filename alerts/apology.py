@@ -45,7 +45,7 @@ def draft_for(view: CaseView, reference: Reference, calendar: WorkingCalendar,
     agency = reference.agencies.get(view.holder) or reference.agencies[view.handling_agency]
     parent = reference.agencies.get(agency.parent or "")
     name, address = (view.applicant or (None, None))[:2]
-    due_on = calendar.local_date(view.due_at)
+    due_on = calendar.day_ending(view.due_at)  # a due at 24:00 is that day's (§11.13)
     procedure = reference.procedures.get(view.procedure)
     return ApologyDraft(
         agency_name=agency.name,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.calendar import WorkingCalendar
+from models.calendar import WorkingCalendar, shown_date, shown_instant
 from models.case import CaseView
 from models.reference import Agency, Reference
 
@@ -58,7 +58,15 @@ class Notice:
 
 
 def _day(calendar: WorkingCalendar, instant: float) -> str:
-    return calendar.to_datetime(instant).strftime("%H:%M %d/%m/%Y")
+    """An instant as people read it: a due at 24:00 is that day's date (rulebook §11.13)."""
+    return shown_instant(calendar.to_datetime(instant))
+
+
+def _day_en(calendar: WorkingCalendar, instant: float) -> str:
+    moment = calendar.to_datetime(instant)
+    if calendar.is_end_of_day(instant):
+        return f"{shown_date(moment):%d/%m/%Y}"
+    return f"{moment:%H:%M} on {moment:%d/%m/%Y}"
 
 
 def _greeting(agency: Agency) -> str:
@@ -70,7 +78,13 @@ def _case_line(view: CaseView, reference: Reference, calendar: WorkingCalendar) 
     name = procedure.name if procedure else view.procedure
     return (f"Hồ sơ {view.case_id} ({name}), tiếp nhận {_day(calendar, view.received_at)}, "
             f"hẹn trả {_day(calendar, view.due_at)} / case {view.case_id}, received "
-            f"{_day(calendar, view.received_at)}, due {_day(calendar, view.due_at)}.")
+            f"{_day_en(calendar, view.received_at)}, due {_day_en(calendar, view.due_at)}.")
+
+
+def _apology_day(calendar: WorkingCalendar, view: CaseView) -> str:
+    """The last day on which the apology is in time (its deadline is that day's 24:00)."""
+    deadline = view.apology_deadline if view.apology_deadline is not None else view.due_at
+    return f"{shown_date(calendar.to_datetime(deadline)):%d/%m/%Y}"
 
 
 def at_risk(event_id: str, agency: Agency, view: CaseView, reference: Reference,
@@ -81,10 +95,11 @@ def at_risk(event_id: str, agency: Agency, view: CaseView, reference: Reference,
         (
             _greeting(agency),
             _case_line(view, reference, calendar),
-            "Hồ sơ còn dưới một ngày làm việc là đến hạn. Đề nghị giải quyết ngay, hoặc gửi "
-            "văn bản xin lỗi và đề nghị gia hạn (mẫu 04) trước hạn / The case is due within "
-            "one working day. Please finish it now, or send the applicant an apology letter "
-            "with a new date (form 04) before it is due.",
+            f"Nếu không kịp giải quyết, văn bản xin lỗi và đề nghị gia hạn (mẫu 04) phải gửi "
+            f"trước khi hết ngày {_apology_day(calendar, view)}. Đề nghị giải quyết ngay, hoặc "
+            f"gửi văn bản xin lỗi trong ngày / If the case cannot be finished in time, the "
+            f"apology letter with a new date (form 04) must be sent before the end of "
+            f"{_apology_day(calendar, view)}. Please finish it now, or send the letter today.",
         ),
         agency.code, view.case_id,
     )
@@ -146,7 +161,7 @@ def digest(key: str, agency: Agency, day: dt.date, views: Iterable[CaseView], no
         (_greeting(agency),
          f"Các hồ sơ của {agency.name} sắp quá hạn hoặc đã quá hạn, tính đến "
          f"{_day(calendar, now)} / Cases of {agency.name} at risk or overdue, as of "
-         f"{_day(calendar, now)}:"),
+         f"{_day_en(calendar, now)}:"),
         agency.code, rows=tuple(rows),
     )
 

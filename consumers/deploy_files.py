@@ -122,6 +122,10 @@ def province_overview() -> dict[str, Any]:
                [("province:onestop_electronic_result_share:ratio", "")], 16, 27, 4, 8, ratio),
         _panel("stat", "Hài lòng / satisfied",
                [("province:onestop_satisfaction_share:ratio", "")], 20, 27, 4, 8, ratio),
+        _panel("bargauge", "Hồ sơ giấy chuyển muộn theo bộ phận một cửa (Nghị định 61) / "
+               "late paper hand-offs by centre",
+               [("sort_desc(sum by (centre) (onestop_late_paper_transfers_total) > 0)",
+                 "{{centre}}")], 0, 35, 24, 8, options={"orientation": "horizontal"}),
     ])
 
 
@@ -188,6 +192,11 @@ def centre_waits() -> dict[str, Any]:
                 (f"sum(increase(onestop_no_shows_total{centre}[1h]))", "Vắng mặt / no-shows"),
                 (f"sum(increase(onestop_recalls_total{centre}[1h]))", "Gọi lại / recalls")],
                0, 14, 24, 8),
+        _panel("stat", "Hồ sơ giấy chuyển muộn (tổng) / late paper hand-offs (all time)",
+               [(f"sum(onestop_late_paper_transfers_total{centre})", "")], 0, 22, 6, 8),
+        _panel("timeseries", "Hồ sơ giấy chuyển muộn mỗi ngày / late paper hand-offs per day",
+               [(f"sum(increase(onestop_late_paper_transfers_total{centre}[1d]))",
+                 "Chuyển muộn / late")], 6, 22, 18, 8),
     ], [_variable("centre", "Trung tâm, bộ phận một cửa / centre",
                   "label_values(centre:onestop_waiting_now:sum, centre)")])
 

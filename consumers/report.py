@@ -99,7 +99,8 @@ def build_report(
     as_of: float | None = None,
 ) -> dict[str, Any]:
     """The report as JSON: the replay's figures (contract §6 keys) under `agencies`,
-    `centres` and `province`, each agency listed, plus targets, ranking and late cases."""
+    `centres` and `province`, each agency listed, plus targets, ranking, late cases and
+    late paper hand-offs."""
     rules = CaseRules(reference)
     calendar = rules.calendar
     if as_of is None:
@@ -125,6 +126,7 @@ def build_report(
         for case_id, case in sorted(figures["cases"].items())
         if case["verdict"] == "late" or case["overdue"]
     ]
+    late_paper_transfers = figures["findings"]["late_paper_transfers"]
     if agency is not None:
         if agency not in agencies:
             raise PeriodError(f"--agency {agency}: no such agency in the reference data")
@@ -133,6 +135,8 @@ def build_report(
         centres = {code: value for code, value in centres.items() if code == centre}
         late_cases = [case for case in late_cases
                       if case["handling_agency"] == agency or agency in case["responsible"]]
+        late_paper_transfers = [item for item in late_paper_transfers
+                                if agency in (item["centre"], item["handling_agency"])]
     return {
         "as_of": figures["as_of"],
         "period": {"label": period.label, **figures["period"]},
@@ -149,6 +153,7 @@ def build_report(
         },
         "ranking": [entry for entry in ranking if agency is None or entry["agency"] == agency],
         "late_cases": late_cases,
+        "late_paper_transfers": late_paper_transfers,
     }
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from models.case import CaseRules, CaseState, CaseView
+from models.case import CaseRules, CaseState, CaseView, overdue_notice_source
 from models.queue import QueueRules, TicketState, Visit
 
 
@@ -74,6 +74,8 @@ class AgencyFigures:
     due_date_mismatches: int = 0
     # The source system's own overdue notice disagrees with the monitor's verdict.
     overdue_notice_mismatches: int = 0
+    # Counted under the centre: first paper hand-offs that left too late (§11.11).
+    late_paper_transfers: int = 0
 
     def __iadd__(self, other: AgencyFigures) -> AgencyFigures:
         for item in fields(self):
@@ -139,11 +141,42 @@ class Period:
         return instant is not None and self.start < instant <= self.end
 
 
-def add_case(figures: dict[str, AgencyFigures], view: CaseView, period: Period) -> None:
-    """Count one case (evaluated as of the period's end) into its agencies' figures."""
-    agency = figures.get(view.handling_agency)
-    if agency is None:
-        agency = figures[view.handling_agency] = AgencyFigures()
+def notifying_sources(states: Iterable[CaseState], as_of: float) -> frozenset[str | None]:
+    """The sources that had sent at least one `overdue` notice by `as_of` (§11.10)."""
+    return frozenset(
+        overdue_notice_source(fact)
+        for state in states
+        for fact in state.facts
+        if fact.kind == "overdue" and fact.at <= as_of
+    )
+
+
+def overdue_notice_mismatch(view: CaseView, notifying: frozenset[str | None]) -> bool:
+    """The source's overdue notices disagree with the monitor (rulebook §11.10): a notice
+    came while the case was not overdue, or a case the monitor finds late or overdue has
+    none though its source sends them."""
+    if view.overdue_notice_unfounded:
+        return True
+    found = view.verdict == "late" or view.overdue
+    return found and not view.source_flagged_overdue and view.source in notifying
+
+
+def _figures_of(figures: dict[str, AgencyFigures], code: str) -> AgencyFigures:
+    found = figures.get(code)
+    if found is None:
+        found = figures[code] = AgencyFigures()
+    return found
+
+
+def add_case(
+    figures: dict[str, AgencyFigures],
+    view: CaseView,
+    period: Period,
+    notifying: frozenset[str | None],
+) -> None:
+    """Count one case (evaluated as of the period's end) into its agencies' figures.
+    `notifying`: the sources that send overdue notices (`notifying_sources`)."""
+    agency = _figures_of(figures, view.handling_agency)
     if period.holds(view.received_at):
         agency.received += 1
         channel = view.channel
@@ -163,10 +196,13 @@ def add_case(figures: dict[str, AgencyFigures], view: CaseView, period: Period) 
             agency.due_date_mismatches += 1
     for at, from_unit, _to_unit, method in view.transfers:
         if period.holds(at):
-            sender = figures.get(from_unit)
-            if sender is None:
-                sender = figures[from_unit] = AgencyFigures()
-            sender.e_transfer_share.count(method == "electronic")
+            _figures_of(figures, from_unit).e_transfer_share.count(method == "electronic")
+    if period.holds(view.late_paper_transfer_at):
+        _figures_of(figures, view.centre).late_paper_transfers += 1
+    # Rulebook §11.6: every approved case of a paper-result procedure, in the period of
+    # its processing; a result the producer did not call electronic is not.
+    if view.paper_result and period.holds(view.approved_at):
+        agency.electronic_result_share.count(view.electronic_result is True)
 
     ended_in_period = view.ended and period.holds(view.end_at)
     handled = ended_in_period or view.status == "open"
@@ -182,15 +218,11 @@ def add_case(figures: dict[str, AgencyFigures], view: CaseView, period: Period) 
         else:
             agency.late += 1
         agency.completed_on_time_rate.count(verdict != "late")
-        # Rulebook §8: of the cases whose procedure issues a paper result; a result the
-        # producer did not describe is left out rather than guessed.
-        if view.paper_result and view.electronic_result is not None:
-            agency.electronic_result_share.count(view.electronic_result)
         if view.refusal_without_reason:
             agency.refusals_without_reason += 1
     elif view.overdue:
         agency.overdue_open += 1
-    if view.source_flagged_overdue != (view.verdict == "late" or view.overdue):
+    if overdue_notice_mismatch(view, notifying):
         agency.overdue_notice_mismatches += 1
     agency.service_index_on_time_rate.count(view.service_index_verdict == "on_time")
     agency.satisfaction_share.count(
@@ -233,12 +265,15 @@ def add_visit(
 def agency_figures(
     rules: CaseRules, states: Iterable[CaseState], period: Period
 ) -> dict[str, AgencyFigures]:
-    """The figures per agency of `states`, each case judged as of the period's end."""
+    """The figures per agency of `states`, each case judged as of the period's end; the
+    sources that send overdue notices are those among `states`."""
+    states = list(states)
+    notifying = notifying_sources(states, period.end)
     figures: dict[str, AgencyFigures] = {}
     for state in states:
         view = rules.evaluate(state, period.end)
         if view is not None:
-            add_case(figures, view, period)
+            add_case(figures, view, period, notifying)
     return figures
 
 

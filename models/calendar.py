@@ -45,6 +45,27 @@ def _within(periods: Periods, offset: float) -> float:
     return total
 
 
+def _at_midnight(moment: dt.datetime) -> bool:
+    return moment.hour == moment.minute == moment.second == moment.microsecond == 0
+
+
+def shown_date(moment: dt.datetime) -> dt.date:
+    """The date a person is told for `moment`: 24:00, the end of a day, is that day's
+    date, not the next day's 00:00 (rulebook §11.13; Civil Code Art. 148)."""
+    if _at_midnight(moment):
+        return moment.date() - dt.timedelta(days=1)
+    return moment.date()
+
+
+def shown_instant(moment: dt.datetime) -> str:
+    """`moment` in Vietnamese text: "09/03/2026" for the end of 9 March (a due counted in
+    days), "17:00 ngày 09/03/2026" for a time of day (rulebook §11.13)."""
+    day = f"{shown_date(moment):%d/%m/%Y}"
+    if _at_midnight(moment):
+        return day
+    return f"{moment:%H:%M} ngày {day}"
+
+
 def _offset_text(seconds: int) -> str:
     sign = "+" if seconds >= 0 else "-"
     hours, minutes = divmod(abs(seconds) // 60, 60)
@@ -112,6 +133,17 @@ class WorkingCalendar:
         """24:00 of `day`, the instant a period counted in days ends (Civil Code Art. 148)."""
         index = self._day_index(day)
         return self._starts[index + 1]
+
+    def is_end_of_day(self, instant: float) -> bool:
+        """True at 24:00 of a day, where a period counted in days ends."""
+        index = self._instant_index(instant)
+        return instant == self._starts[index]
+
+    def day_ending(self, instant: float) -> dt.date:
+        """The day `instant` falls in, 24:00 counting as the end of the day before: a due at
+        24:00 of 9 March is due on 9 March (the rules' form of `shown_date`)."""
+        index = self._instant_index(instant)
+        return self._days[index - 1] if instant == self._starts[index] else self._days[index]
 
     def add_working_days(self, day: dt.date, count: int) -> dt.date:
         """The `count`-th working day after `day` (before it when negative); 0 gives `day`."""
@@ -195,11 +227,10 @@ class WorkingCalendar:
             remaining -= end - start
         raise AssertionError("working-time table is inconsistent")  # pragma: no cover
 
-    def is_close_of_day(self, instant: float, centre: str | None = None) -> bool:
-        """True when `instant` is the end of the day's last working period."""
-        index = self._instant_index(instant)
-        offset = instant - self._starts[index]
-        return abs(offset - self.periods(centre)[-1][1]) < 1e-6
+    def period_ends(self, day: dt.date, centre: str | None = None) -> tuple[float, ...]:
+        """The instants `day`'s working periods end, the close of the working day last."""
+        start = self.start_of_day(day)
+        return tuple(start + end for _, end in self.periods(centre))
 
     def after_cutoff(self, instant: float, cutoff: int) -> bool:
         index = self._instant_index(instant)

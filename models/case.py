@@ -92,11 +92,14 @@ def _received_data(event: Received) -> tuple[Any, ...]:
         None
         if applicant is None
         else (applicant.name, applicant.address, applicant.phone, applicant.email),
+        event.source,
     )
 
 
-# Where the applicant sits in a `received` fact's data (contract §2: personal data).
+# Where the applicant sits in a `received` fact's data (contract §2: personal data), and
+# the producing system after it (absent from states written before it was kept).
 _APPLICANT = 7
+_SOURCE = 8
 # Events after which a case is done; later facts (a rating, an apology) may still come.
 END_KINDS = frozenset({"processed", "returned", "refused", "withdrawn", "stopped"})
 
@@ -105,7 +108,7 @@ def without_applicant(state: CaseState) -> CaseState:
     """The state with the applicant's personal data removed, for stores that keep cases
     beyond the pipeline (the rules never read it)."""
     facts = tuple(
-        fact._replace(data=(*fact.data[:_APPLICANT], None))
+        fact._replace(data=(*fact.data[:_APPLICANT], None, *fact.data[_APPLICANT + 1:]))
         if fact.kind == "received" and fact.data and fact.data[_APPLICANT] is not None
         else fact
         for fact in state.facts
@@ -125,7 +128,7 @@ _FACT_DATA: dict[str, Callable[[Any], tuple[Any, ...]]] = {
     "refused": lambda e: (e.stage, _has_text(e.reason)),
     "returned": lambda e: (e.channel,),
     "rated": lambda e: (e.rating,),
-    "overdue": lambda e: (_optional_instant(e.due_at),),
+    "overdue": lambda e: (_optional_instant(e.due_at), e.source),
 }
 
 
@@ -189,7 +192,7 @@ class CaseView:
     due_at: float  # receipt's (or legal) due instant, moved by pauses
     end_at: float | None
     verdict: str | None
-    service_index_verdict: str
+    service_index_verdict: str | None  # None for a withdrawn case (rulebook §11.3)
     apology: str
     apologies: int
     rescheduled_twice: bool
@@ -207,12 +210,17 @@ class CaseView:
     paper_result: bool
     returned_channel: str | None
     electronic_result: bool | None
+    approved_at: float | None  # processed with outcome approved (§11.6)
     rating: str | None
     refusal_without_reason_at: float | None  # a refusal without written reasons, when
+    source: str | None  # the producing system its receipt named (§11.10)
     source_flagged_overdue: bool
+    overdue_notice_unfounded: bool  # a source's overdue notice before it was overdue
     transfers: tuple[tuple[float, str, str, str], ...]
     apology_deadline: float | None  # None for a case that cannot be late any more
     risk_at: float | None
+    paper_handoff_due_at: float | None  # when its first hand-off is on paper (§11.11)
+    late_paper_transfer_at: float | None  # that hand-off, when it left after its due
     applicant: tuple[str | None, ...] | None = None
 
     @property
@@ -386,9 +394,23 @@ class CaseRules:
             day = calendar.add_working_days(day, 1)
         return calendar.end_of_day(day)
 
-    def evaluate(self, state: CaseState, as_of: float) -> CaseView | None:
+    def paper_handoff_due(self, accepted_at: float, centre: str) -> float:
+        """By when the centre's first paper hand-off must leave (rulebook §11.11): the close
+        of the acceptance day if accepted by the centre's cut-off (15:00 itself included),
+        else the end of the next working day's first working period."""
+        calendar = self.calendar
+        day = calendar.local_date(accepted_at)
+        if not calendar.after_cutoff(accepted_at, self.reference.handoff_cutoff(centre)):
+            return calendar.period_ends(day, centre)[-1]
+        return calendar.period_ends(calendar.add_working_days(day, 1), centre)[0]
+
+    def evaluate(
+        self, state: CaseState, as_of: float, judge_notices: bool = True
+    ) -> CaseView | None:
         """The case as the rulebook sees it at `as_of` (facts after `as_of` are ignored).
-        None when no `received` event has arrived yet: a case without receipt has no clock."""
+        None when no `received` event has arrived yet: a case without receipt has no clock.
+        `judge_notices=False` leaves the source's overdue notices unjudged (each is judged
+        by evaluating the case at the notice's instant)."""
         calendar = self.calendar
         received = None
         transfers: list[tuple[float, str, str, str]] = []
@@ -400,7 +422,7 @@ class CaseRules:
         processed_data = refused_data = None
         paid_online = False
         rating = None
-        source_flagged_overdue = False
+        notices: list[float] = []
         for fact in state.facts:
             at = fact.at
             if at > as_of:
@@ -439,11 +461,12 @@ class CaseRules:
             elif kind == "rated":
                 rating = data[0]  # type: ignore[index]
             elif kind == "overdue":
-                source_flagged_overdue = True
+                notices.append(at)
         if received is None:
             return None
         (procedure_code, agency, centre, channel, receipt_due, fee, full_online,
-         applicant) = received.data  # type: ignore[misc]
+         applicant) = received.data[:_SOURCE]  # type: ignore[index]
+        source = received.data[_SOURCE] if len(received.data) > _SOURCE else None  # type: ignore[arg-type]
         procedure = self.reference.procedures[procedure_code]
         accepted_at = calendar.acceptance(received.at, centre)
 
@@ -483,10 +506,10 @@ class CaseRules:
             if start >= due_at or stop <= start:
                 continue
             paused_seconds = calendar.working_seconds_between(start, stop, centre)
-            due_at = self._extend(due_at, paused_seconds, centre)
+            due_at = move_due(calendar, due_at, paused_seconds, centre)
         paused = bool(pauses) and pauses[-1][1] is None and status == "open"
 
-        due_day = calendar.local_date(due_at - 1e-3)
+        due_day = calendar.day_ending(due_at)
         verdict = None
         if end_at is not None:
             if end_at > due_at:
@@ -498,8 +521,12 @@ class CaseRules:
         overdue = status == "open" and as_of > due_at
 
         # Decision 766 indicator 2.1: more than one supplement request is late; an
-        # applicant who never returns ends the case at the supplement request.
-        if supplement_requests > 1:
+        # applicant who never returns ends the case at the supplement request. A
+        # withdrawn case is not counted at all (§11.3).
+        si_verdict: str | None
+        if status == "withdrawn":
+            si_verdict = None
+        elif supplement_requests > 1:
             si_verdict = "late"
         elif verdict is not None:
             si_verdict = "late" if verdict == "late" else "on_time"
@@ -520,7 +547,7 @@ class CaseRules:
             if verdict == "late" or overdue:
                 if not apologies:
                     apology = "missing"
-                elif apologies[0][0] <= apology_deadline:
+                elif apologies[0][0] < apology_deadline:  # 24:00 itself is late (§11.2)
                     apology = "issued_in_time"
                 else:
                     apology = "issued_late"
@@ -535,6 +562,19 @@ class CaseRules:
 
         fee_bearing = (fee > 0) if fee is not None else bool(procedure.fee_bearing)
         electronic_result = processed_data[2] if processed_data is not None else None
+        approved_at = None
+        if processed_data is not None and processed_data[0] == "approved":
+            approved_at = processed_at
+        paper_handoff_due_at = late_paper_transfer_at = None
+        if transfers and transfers[0][3] == "paper":
+            paper_handoff_due_at = self.paper_handoff_due(accepted_at, centre)
+            if transfers[0][0] > paper_handoff_due_at:
+                late_paper_transfer_at = transfers[0][0]
+        # A notice is founded when the case was overdue at its instant (§11.10).
+        overdue_notice_unfounded = judge_notices and any(
+            not getattr(self.evaluate(state, notice, judge_notices=False), "overdue", False)
+            for notice in notices
+        )
         refusal_without_reason_at = None
         if refused_data is not None and not refused_data[1]:
             refusal_without_reason_at = refused_at
@@ -575,24 +615,19 @@ class CaseRules:
             paper_result=bool(procedure.paper_result),
             returned_channel=returned_channel,
             electronic_result=electronic_result,
+            approved_at=approved_at,
             rating=rating,
             refusal_without_reason_at=refusal_without_reason_at,
-            source_flagged_overdue=source_flagged_overdue,
+            source=source,
+            source_flagged_overdue=bool(notices),
+            overdue_notice_unfounded=overdue_notice_unfounded,
             transfers=tuple(transfers),
             apology_deadline=apology_deadline,
             risk_at=risk_at,
+            paper_handoff_due_at=paper_handoff_due_at,
+            late_paper_transfer_at=late_paper_transfer_at,
             applicant=applicant,
         )
-
-    def _extend(self, due: float, paused_seconds: float, centre: str) -> float:
-        """Move a due instant later by paused working time. A result at the close of a
-        working day means the whole day was given back, so it runs to that day's 24:00."""
-        if paused_seconds <= 0:
-            return due
-        moved = self.calendar.add_working_seconds(due, paused_seconds, centre)
-        if self.calendar.is_close_of_day(moved, centre):
-            return self.calendar.end_of_day(self.calendar.local_date(moved))
-        return moved
 
     @staticmethod
     def _holding_periods(
@@ -632,6 +667,27 @@ class CaseRules:
             if since <= due_at:
                 holder = unit
         return (holder,)
+
+
+def move_due(
+    calendar: WorkingCalendar, due: float, paused_seconds: float, centre: str
+) -> float:
+    """A due instant moved later by paused working time, keeping its form (rulebook
+    §11.9): counted on the working-time line from the due instant (one outside working
+    hours sits at the last working instant before it); a due at the end of a day moves to
+    the end of the day the moved instant falls in, any other due to the moved instant."""
+    if paused_seconds <= 0:
+        return due
+    moved = calendar.add_working_seconds(due, paused_seconds, centre)
+    if calendar.is_end_of_day(due):
+        return calendar.end_of_day(calendar.day_ending(moved))
+    return moved
+
+
+def overdue_notice_source(fact: Fact) -> str | None:
+    """The system that sent an `overdue` notice (None for states kept before it was)."""
+    data = fact.data or ()
+    return data[1] if len(data) > 1 else None
 
 
 def _whole(limit: float) -> int:

@@ -36,8 +36,8 @@ CASE_SERIES = (
     Series("cases_overdue", "gauge", ("agency",),
            "Hồ sơ đang giải quyết quá hạn / open cases past their due instant"),
     Series("cases_at_risk", "gauge", ("agency",),
-           "Hồ sơ sắp quá hạn (còn dưới 1 ngày làm việc) / cases due within a working day, "
-           "by the agency holding them"),
+           "Hồ sơ sắp quá hạn (từ đầu ngày làm việc cuối cùng trước ngày hẹn trả) / cases "
+           "in the last working day before their due day, by the agency holding them"),
     Series("transfers", "counter", ("agency", "method"),
            "Lần chuyển hồ sơ theo hình thức / transfers sent, by method"),
     Series("apologies_required", "counter", ("agency",),
@@ -54,9 +54,13 @@ CASE_SERIES = (
     Series("full_online", "counter", ("agency",),
            "Hồ sơ nộp trực tuyến toàn trình / cases submitted fully online"),
     Series("paper_results", "counter", ("agency",),
-           "Hồ sơ có kết quả giấy đã trả / ended cases with a paper result"),
+           "Hồ sơ thủ tục có kết quả giấy đã giải quyết chấp thuận / approved cases of "
+           "procedures with a paper result"),
     Series("electronic_results", "counter", ("agency",),
            "Hồ sơ có kết quả điện tử / of those, with an electronic result too"),
+    Series("late_paper_transfers", "counter", ("centre",),
+           "Hồ sơ giấy chuyển đi muộn (Nghị định 61) / first paper hand-offs that left the "
+           "centre later than the same-day rule"),
     Series("service_index_cases", "gauge", ("agency", "verdict"),
            "Hồ sơ tính chỉ số tiến độ (766) / cases counted in the service index's progress"),
     Series("service_index_satisfied_cases", "gauge", ("agency",),
@@ -98,12 +102,14 @@ def case_measures(view: CaseView, field: str, now: float) -> tuple[Measure, ...]
     for _at, sender, _receiver, method in view.transfers:
         measures.append(("transfers", (sender, method), 1))
     is_open = view.status == "open"
+    if view.late_paper_transfer_at is not None:
+        measures.append(("late_paper_transfers", (view.centre,), 1))
+    if view.paper_result and view.approved_at is not None:
+        measures.append(("paper_results", one, 1))
+        if view.electronic_result:
+            measures.append(("electronic_results", one, 1))
     if view.ended:
         measures.append(("cases_ended", (agency, field, view.verdict or "late"), 1))
-        if view.paper_result and view.electronic_result is not None:
-            measures.append(("paper_results", one, 1))
-            if view.electronic_result:
-                measures.append(("electronic_results", one, 1))
     elif is_open:
         measures.append(("cases_open", one, 1))
         if view.overdue:

@@ -25,6 +25,8 @@ LEVELS = ("province", "district", "commune")
 Periods = tuple[tuple[int, int], ...]
 DEFAULT_PERIODS: Periods = ((7 * 3600 + 1800, 11 * 3600 + 1800), (13 * 3600 + 1800, 17 * 3600))
 DEFAULT_SAME_DAY_CUTOFF = 15 * 3600
+# A paper case accepted by this time of day leaves the centre the same day (rulebook §11.11).
+DEFAULT_HANDOFF_CUTOFF = 15 * 3600
 
 TARGET_METRICS = frozenset(
     {
@@ -89,6 +91,11 @@ class Reference:
     working_days: frozenset[dt.date] = frozenset()
     working_hours: dict[str, Periods] = field(default_factory=dict)
     targets: dict[str, float] = field(default_factory=dict)
+    # Per centre, the time of day by which an accepted paper case must leave that day.
+    handoff_cutoffs: dict[str, int] = field(default_factory=dict)
+
+    def handoff_cutoff(self, centre: str) -> int:
+        return self.handoff_cutoffs.get(centre, DEFAULT_HANDOFF_CUTOFF)
 
 
 class _Row:
@@ -219,13 +226,15 @@ def load_reference(directory: Path | str) -> Reference:
     agencies = _load_agencies(directory / "agencies.csv")
     procedures = _load_procedures(directory / "procedures.csv", directory / "steps.csv", agencies)
     days_off, working_days = _load_calendar(directory / "calendar.csv")
+    working_hours, handoff_cutoffs = _load_working_hours(directory / "working_hours.csv", agencies)
     return Reference(
         procedures=procedures,
         agencies=agencies,
         days_off=days_off,
         working_days=working_days,
-        working_hours=_load_working_hours(directory / "working_hours.csv", agencies),
+        working_hours=working_hours,
         targets=_load_targets(directory / "targets.csv"),
+        handoff_cutoffs=handoff_cutoffs,
     )
 
 
@@ -349,10 +358,15 @@ def parse_periods(text: str) -> Periods:
     return tuple(periods)
 
 
-def _load_working_hours(path: Path, agencies: dict[str, Agency]) -> dict[str, Periods]:
+def _load_working_hours(
+    path: Path, agencies: dict[str, Agency]
+) -> tuple[dict[str, Periods], dict[str, int]]:
+    """Each listed centre's working periods and, where the optional column
+    `paper_handoff_cutoff` gives one, its paper hand-off cut-off (rulebook §11.11)."""
     if not path.exists():
-        return {}
+        return {}, {}
     hours: dict[str, Periods] = {}
+    cutoffs: dict[str, int] = {}
     for row in _rows(path, ("centre", "periods")):
         centre = row.text("centre")
         if centre not in agencies:
@@ -363,7 +377,8 @@ def _load_working_hours(path: Path, agencies: dict[str, Agency]) -> dict[str, Pe
             raise row.error(
                 "periods", f"{error} (expected e.g. '07:30-11:30 13:30-17:00')"
             ) from None
-    return hours
+        cutoffs[centre] = row.clock_time("paper_handoff_cutoff", DEFAULT_HANDOFF_CUTOFF)
+    return hours, cutoffs
 
 
 def _load_targets(path: Path) -> dict[str, float]:

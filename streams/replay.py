@@ -15,6 +15,7 @@ from models.aggregates import (
     Period,
     add_case,
     add_visit,
+    notifying_sources,
     province_total,
 )
 from models.case import CaseRules, CaseState, CaseView, DerivedEvent
@@ -142,8 +143,12 @@ class Replay:
         period = Period(start, end)
         agencies: dict[str, AgencyFigures] = {}
         cases: dict[str, Any] = {}
+        late_paper: list[dict[str, Any]] = []
+        notifying = notifying_sources(self.cases.values(), end)
         for view in self.views(end):
-            add_case(agencies, view, period)
+            add_case(agencies, view, period, notifying)
+            if period.holds(view.late_paper_transfer_at):
+                late_paper.append(late_paper_transfer_json(view, calendar.isoformat))
             if (
                 period.holds(view.received_at)
                 or period.holds(view.end_at)
@@ -175,7 +180,10 @@ class Replay:
             "agencies": {code: figures.to_json() for code, figures in sorted(agencies.items())},
             "centres": {code: figures.to_json() for code, figures in sorted(centres.items())},
             "province": province_total(agencies.values()).to_json(),
-            "findings": {"cases_without_receipt": without_receipt},
+            "findings": {
+                "cases_without_receipt": without_receipt,
+                "late_paper_transfers": sorted(late_paper, key=lambda item: item["case_id"]),
+            },
         }
 
 
@@ -192,6 +200,18 @@ def case_json(view: CaseView, isoformat: Callable[[float], str]) -> dict[str, An
         "procedure": view.procedure,
         "overdue": view.overdue,
         "supplement_requests": view.supplement_requests,
+    }
+
+
+def late_paper_transfer_json(view: CaseView, isoformat: Callable[[float], str]) -> dict[str, Any]:
+    """A first paper hand-off that left the centre after its due (rulebook §11.11)."""
+    return {
+        "case_id": view.case_id,
+        "centre": view.centre,
+        "handling_agency": view.handling_agency,
+        "accepted_at": isoformat(view.accepted_at),
+        "due_at": isoformat(view.paper_handoff_due_at),  # type: ignore[arg-type]
+        "handed_off_at": isoformat(view.late_paper_transfer_at),  # type: ignore[arg-type]
     }
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from models.calendar import WorkingCalendar
-from models.case import CaseRules
+from models.case import CaseRules, move_due
 from models.reference import Agency, Procedure, Reference
 
 
@@ -442,7 +442,7 @@ class _Simulator:
         if rng.random() < 0.70:
             receipt_due = legal_due
             if rng.random() < 0.01:  # a receipt one working day off: a data-quality finding
-                due_day = calendar.local_date(legal_due - 1e-3)
+                due_day = calendar.day_ending(legal_due)
                 shifted = calendar.add_working_days(due_day, 1 if rng.random() < 0.5 else -1)
                 if shifted >= calendar.local_date(accepted):
                     receipt_due = calendar.end_of_day(shifted)
@@ -527,11 +527,7 @@ class _Simulator:
         # The due instant as the rules compute it: the base due moved by the paused time.
         paused = sum(calendar.working_seconds_between(a, b, centre)
                      for a, b in request_instants if b is not None)
-        due = base_due
-        if paused > 0:
-            due = calendar.add_working_seconds(base_due, paused, centre)
-            if calendar.is_close_of_day(due, centre):
-                due = calendar.end_of_day(calendar.local_date(due))
+        due = move_due(calendar, base_due, paused, centre)
 
         # Hand-offs in active time, ending with the result back at the centre.
         hops, processed_active = self.route(procedure, agency, centre, active_end, late)
@@ -687,7 +683,7 @@ class _Simulator:
         """One apology (sometimes two) for a late case: in time when possible, else late."""
         rng = self.rng
         calendar = self.calendar
-        due_day = calendar.local_date(due - 1e-3)
+        due_day = calendar.day_ending(due)
         deadline_day = calendar.add_working_days(due_day, -1)
         deadline = calendar.end_of_day(deadline_day)
         issued = None

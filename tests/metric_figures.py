@@ -20,7 +20,8 @@ def agency_figures(samples: Iterable[Sample]) -> dict[str, dict[str, Any]]:
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for name, labels, value in samples:
         name = name.removeprefix("onestop_").removesuffix("_total")
-        agency = labels.get("agency")
+        # Late paper hand-offs are counted under the centre among the agencies' figures.
+        agency = labels.get("centre" if name == "late_paper_transfers" else "agency")
         if agency is None:
             continue
         detail = labels.get("verdict") or labels.get("method") or labels.get("channel")
@@ -52,6 +53,7 @@ def agency_figures(samples: Iterable[Sample]) -> dict[str, dict[str, Any]]:
                 found["service_index_cases:on_time"], found["service_index_cases"]),
             "satisfaction_share": _ratio(
                 found["service_index_satisfied_cases"], found["service_index_cases"]),
+            "late_paper_transfers": int(found["late_paper_transfers"]),
         }
     return figures
 
@@ -60,9 +62,9 @@ def centre_figures(samples: Iterable[Sample]) -> dict[str, dict[str, Any]]:
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for name, labels, value in samples:
         centre = labels.get("centre")
-        if centre is None:
-            continue
         name = name.removeprefix("onestop_").removesuffix("_total")
+        if centre is None or name == "late_paper_transfers":
+            continue
         if name == "wait_seconds_bucket":
             if labels["le"] == "900.0":
                 sums[centre]["within"] += value

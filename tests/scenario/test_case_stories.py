@@ -314,7 +314,8 @@ def test_a_pause_before_acceptance_only_counts_from_acceptance(rules):
               received("2026-03-02 09:00"),
               event("supplement_received", "2026-03-02 10:00")]
     view = view_of(rules, events, "2026-03-03 00:00")
-    assert local(rules, view.due_at) == "2026-03-10 08:30"  # 24:00 of Monday 9 + 1 h
+    # 24:00 of Monday 9 + 1 h is 08:30 on Tuesday 10: an end-of-day due stays one (§11.9).
+    assert local(rules, view.due_at) == "2026-03-11 00:00"
 
 
 def test_an_early_case_is_not_late_after_re_scheduling(rules):

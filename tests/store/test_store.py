@@ -164,6 +164,7 @@ def test_report_figures_equal_the_replay_for_the_same_period(
             if case["verdict"] == "late" or case["overdue"]}
     assert {case["case_id"] for case in report["late_cases"]} == late
     assert report["province"]["received"] > 0 and late
+    assert report["late_paper_transfers"] == expected["findings"]["late_paper_transfers"]
 
 
 def test_a_report_for_one_agency_keeps_its_figures_and_late_cases(
@@ -196,7 +197,7 @@ def test_the_excel_report_holds_the_figures_as_numbers_cell_by_cell(
         "Tổng hợp toàn tỉnh - Province s", "So với mục tiêu của tỉnh - Agai",
         "Theo cơ quan - By agency", "Xếp hạng cơ quan - Agencies ran",
         "Thời gian chờ tại Bộ phận Một c", "Chỉ số phục vụ (Quyết định 766)",
-        "Hồ sơ quá hạn - Late cases",
+        "Hồ sơ quá hạn - Late cases", "Hồ sơ giấy chuyển muộn - Late p",
     ]
     province = report["province"]
     summary = book["Tổng hợp toàn tỉnh - Province s"]

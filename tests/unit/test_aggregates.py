@@ -53,7 +53,7 @@ def test_agency_figures_follow_the_rulebook(rules):
     as_of = "2026-03-31 00:00"
     figures: dict[str, AgencyFigures] = {}
     for view in story_views(rules, as_of):
-        add_case(figures, view, Period(float("-inf"), at(as_of)))
+        add_case(figures, view, Period(float("-inf"), at(as_of)), frozenset())
     stp = figures["STP"].to_json()
     assert (stp["received"], stp["ended"], stp["early"], stp["on_time"], stp["late"]) == (3, 2, 1, 0, 1)
     assert stp["overdue_open"] == 1
@@ -77,7 +77,7 @@ def test_period_counts_only_what_happened_in_it(rules):
     as_of = "2026-03-05 00:00"
     figures: dict[str, AgencyFigures] = {}
     for view in story_views(rules, as_of):
-        add_case(figures, view, Period(at("2026-03-03 00:00"), at(as_of)))
+        add_case(figures, view, Period(at("2026-03-03 00:00"), at(as_of)), frozenset())
     stp = figures["STP"]
     assert stp.received == 0  # received on 2 March, before the period
     assert stp.ended == 0
@@ -122,7 +122,7 @@ def test_a_source_overdue_notice_that_disagrees_is_a_finding(rules):
                             event("processed", "2026-03-11 10:00", case_id="R")], as_of)
     figures: dict[str, AgencyFigures] = {}
     for view in (wrong, right):
-        add_case(figures, view, Period(float("-inf"), at(as_of)))
+        add_case(figures, view, Period(float("-inf"), at(as_of)), frozenset())
     assert figures["STP"].overdue_notice_mismatches == 1
 
 
@@ -133,8 +133,8 @@ def test_consecutive_periods_count_an_instant_at_midnight_once(rules):
                    "2026-04-30 00:00")
     march: dict[str, AgencyFigures] = {}
     april: dict[str, AgencyFigures] = {}
-    add_case(march, view, Period(at("2026-03-01 00:00"), at("2026-04-01 00:00")))
-    add_case(april, view, Period(at("2026-04-01 00:00"), at("2026-05-01 00:00")))
+    add_case(march, view, Period(at("2026-03-01 00:00"), at("2026-04-01 00:00")), frozenset())
+    add_case(april, view, Period(at("2026-04-01 00:00"), at("2026-05-01 00:00")), frozenset())
     assert (march["STP"].received, march["STP"].ended) == (1, 1)
     assert (april["STP"].received, april["STP"].ended) == (0, 0)
     assert april["STP"].service_index_on_time_rate.denominator == 0
@@ -152,7 +152,7 @@ def test_electronic_result_counts_paper_result_procedures_and_postal_counts_retu
                                      electronic_result=True)], as_of)
     figures: dict[str, AgencyFigures] = {}
     for view in (paper, no_paper):
-        add_case(figures, view, Period(float("-inf"), at(as_of)))
+        add_case(figures, view, Period(float("-inf"), at(as_of)), frozenset())
     stp = figures["STP"]
     assert stp.electronic_result_share.to_json()["denominator"] == 1
     assert stp.postal_share.to_json() == {"numerator": 1, "denominator": 2, "ratio": 0.5}

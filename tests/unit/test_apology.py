@@ -64,3 +64,22 @@ def test_an_applicant_the_event_did_not_name_is_left_for_the_agency(tmp_path: Pa
     draft = draft_for(view, rules.reference, rules.calendar, 5, dt.date(2026, 4, 20))
     text = document_text(write_docx(draft, tmp_path / "draft.docx", dt.date(2026, 4, 20)))
     assert f"Kính gửi: {TO_FILL}" in text
+
+
+def test_a_due_at_24_00_is_written_as_that_day(tmp_path: Path) -> None:
+    """Rulebook §11.13: due at the end of 15 April (00:00 of the 16th) is "ngày 15/04"."""
+    from alerts.messages import at_risk, late
+
+    rules, view = late_view({**RECEIVED, "due_at": "2026-04-16T00:00:00+07:00"})
+    today = dt.date(2026, 4, 20)
+    draft = draft_for(view, rules.reference, rules.calendar, 5, today)
+    text = document_text(write_docx(draft, tmp_path / "draft.docx", today))
+    assert "hẹn trả kết quả ngày 15/04/2026" in text
+    agency = rules.reference.agencies[view.holder]
+    letter = late("k", agency, view, rules.reference, rules.calendar, "https://x/d").text
+    assert "hẹn trả 15/04/2026 / case" in letter and "due 15/04/2026." in letter
+    assert "16/04/2026" not in letter
+    assert "tiếp nhận 09:00 ngày 13/04/2026" in letter
+    # The warning names the last day on which the apology is in time: Tuesday 14 April.
+    warning = at_risk("k", agency, view, rules.reference, rules.calendar).text
+    assert "trước khi hết ngày 14/04/2026" in warning

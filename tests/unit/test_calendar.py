@@ -128,7 +128,7 @@ def test_lookups_far_from_the_first_table_regrow_it_and_stay_right():
     calendar = WorkingCalendar()
     # 1 January 2028 is a Saturday: Monday the 3rd is its substitute day off.
     assert calendar.acceptance(at("2027-12-31 18:00")) == at("2028-01-04 07:30")
-    assert calendar.is_close_of_day(at("2031-03-03 17:00"))
+    assert calendar.period_ends(D(2031, 3, 3))[-1] == at("2031-03-03 17:00")
     assert not WorkingCalendar().after_cutoff(at("2032-03-03 14:00"), 15 * 3600)
 
 

@@ -19,7 +19,7 @@ def test_a_complete_directory_loads(tmp_path):
     write(tmp_path, agencies=AGENCIES, procedures=PROCEDURES,
           steps="procedure,step,unit,budget_hours\nP1,2,S,10\nP1,1,C,2.5\n",
           calendar="date,kind,note\n2026-03-04,day_off,Nghỉ\n2026-03-07,working_day,Làm bù\n",
-          working_hours="centre,periods\nC,07:00-11:30 13:30-17:00\n",
+          working_hours="centre,periods,paper_handoff_cutoff\nC,07:00-11:30 13:30-17:00,16:00\n",
           targets="metric,target\ne_transfer_share,0.8\n")
     reference = load_reference(tmp_path)
     procedure = reference.procedures["P1"]
@@ -27,6 +27,8 @@ def test_a_complete_directory_loads(tmp_path):
     assert procedure.full_online_eligible is False and procedure.same_day_cutoff == 15 * 3600
     assert [(s.unit, s.budget_seconds) for s in procedure.steps] == [("C", 9000), ("S", 36000)]
     assert reference.working_hours["C"] == ((25200, 41400), (48600, 61200))
+    assert reference.handoff_cutoff("C") == 16 * 3600
+    assert reference.handoff_cutoff("S") == 15 * 3600  # the default
     assert reference.targets == {"e_transfer_share": 0.8}
     assert len(reference.days_off) == 1 and len(reference.working_days) == 1
 
@@ -50,6 +52,8 @@ def test_a_complete_directory_loads(tmp_path):
          "calendar.csv, line 2, column 'date': expected a date as YYYY-MM-DD, got '2026-02-30'"),
         ({"working_hours": "centre,periods\nC,13:00-11:00\n"},
          "working_hours.csv, line 2, column 'periods': period '13:00-11:00' ends before it starts"),
+        ({"working_hours": "centre,periods,paper_handoff_cutoff\nC,07:30-17:00,3pm\n"},
+         "working_hours.csv, line 2, column 'paper_handoff_cutoff': expected a time as HH:MM"),
         ({"targets": "metric,target\nhappiness,1\n"},
          "targets.csv, line 2, column 'metric': unknown metric 'happiness'"),
         ({"steps": "procedure,step,unit,budget_hours\nP9,1,C,2\n"},
