@@ -219,9 +219,10 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
           _instant(item["accepted_at"]), _instant(item["due_at"]),
           _instant(item["handed_off_at"])]
          for item in report["late_paper_transfers"]],
-        "Hồ sơ giấy tiếp nhận đến 15:00 phải chuyển trong ngày, sau 15:00 chậm nhất hết buổi "
-        "sáng ngày làm việc tiếp theo (Nghị định 61/2018) / a paper case accepted by 15:00 "
-        "leaves the same working day, later ones by the end of the next working morning",
+        "Hồ sơ giấy tiếp nhận đến giờ chốt của Bộ phận Một cửa (mặc định 15:00) phải chuyển "
+        "trong ngày, sau giờ chốt chậm nhất hết buổi sáng ngày làm việc tiếp theo (Nghị định "
+        "61/2018) / a paper case accepted by the centre's cut-off (15:00 unless set) leaves "
+        "the same working day, a later one by the end of the next working morning",
     )
     return [summary, against, by_agency, ranking, waits, index, late, paper]
 

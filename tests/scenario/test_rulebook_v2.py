@@ -8,8 +8,8 @@ its apology is due by the end of Friday 6 March.
 import datetime as dt
 
 from models.aggregates import AgencyFigures, Period, add_case, notifying_sources
-from models.calendar import shown_date, shown_instant
-from models.case import CaseRules
+from models.calendar import WorkingCalendar, shown_date, shown_instant
+from models.case import CaseRules, move_due
 from models.measures import case_measures
 from models.queue import QueueRules
 from tests.conftest import at, event, local, received, small_reference, story, view_of
@@ -189,6 +189,16 @@ def test_11_9_a_receipt_due_outside_hours_counts_from_the_last_working_instant(r
     assert local(rules, view.due_at) == "2026-03-10 08:30"
 
 
+def test_11_9_a_moved_instant_at_00_00_belongs_to_the_day_that_ends_there():
+    # A centre that works round the clock: a due at 24:00 of Monday 2 March moved by one
+    # whole working day lands exactly on 00:00 of Wednesday, which ends Tuesday.
+    calendar = WorkingCalendar(hours={"NIGHT": ((0, 24 * 3600),)})
+    due = calendar.end_of_day(dt.date(2026, 3, 2))
+    moved = move_due(calendar, due, 24 * 3600, "NIGHT")
+    assert moved == calendar.end_of_day(dt.date(2026, 3, 3))
+    assert calendar.day_ending(moved) == dt.date(2026, 3, 3)
+
+
 # ---- §11.10 overdue-notice mismatches ------------------------------------------------------
 
 def overdue_story(rules, case_id, source, notice_at=None, notice_source=None):
@@ -339,3 +349,9 @@ def test_11_13_an_end_of_day_due_is_shown_as_that_day(rules):
     assert shown_instant(moment) == "09/03/2026"
     hours = view_of(rules, [received("2026-03-02 09:00", "P8H")], "2026-03-03 00:00")
     assert shown_instant(rules.calendar.to_datetime(hours.due_at)) == "09:30 ngày 03/03/2026"
+
+
+def test_11_13_the_rules_and_the_screens_read_a_day_alike(rules):
+    calendar = rules.calendar
+    for text in ("2026-03-10 00:00", "2026-03-09 23:59", "2026-03-10 00:01", "2026-03-09 17:00"):
+        assert calendar.day_ending(at(text)) == shown_date(calendar.to_datetime(at(text)))
