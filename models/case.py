@@ -464,9 +464,10 @@ class CaseRules:
                 notices.append(at)
         if received is None:
             return None
+        stated = received.data or ()
         (procedure_code, agency, centre, channel, receipt_due, fee, full_online,
-         applicant) = received.data[:_SOURCE]  # type: ignore[index]
-        source = received.data[_SOURCE] if len(received.data) > _SOURCE else None  # type: ignore[arg-type]
+         applicant) = stated[:_SOURCE]
+        source = stated[_SOURCE] if len(stated) > _SOURCE else None
         procedure = self.reference.procedures[procedure_code]
         accepted_at = calendar.acceptance(received.at, centre)
 
