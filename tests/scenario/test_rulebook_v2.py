@@ -6,6 +6,7 @@ its apology is due by the end of Friday 6 March.
 """
 
 import datetime as dt
+from dataclasses import replace
 
 from models.aggregates import AgencyFigures, Period, add_case, notifying_sources
 from models.calendar import WorkingCalendar, shown_date, shown_instant
@@ -292,11 +293,7 @@ def test_11_11_late_paper_transfers_count_under_the_case_s_centre(rules):
 
 
 def test_11_11_the_cut_off_is_a_setting_per_centre():
-    reference = small_reference()
-    reference = type(reference)(**{**{name: getattr(reference, name) for name in
-                                       reference.__dataclass_fields__},
-                                    "handoff_cutoffs": {"CENTRE": 16 * 3600}})
-    rules = CaseRules(reference)
+    rules = CaseRules(replace(small_reference(), handoff_cutoffs={"CENTRE": 16 * 3600}))
     view = handed_off(rules, "2026-03-02 15:30", "2026-03-02 16:59")
     assert local(rules, view.paper_handoff_due_at) == "2026-03-02 17:00"
     assert view.late_paper_transfer_at is None
