@@ -43,7 +43,7 @@ from models.events import (
     oversized,
 )
 from models.facts import history_full
-from models.measures import Measure, case_measures, visit_measures
+from models.judge import Judgement, first_instant, judge_case, judge_ticket
 from models.queue import END_KINDS as TICKET_END_KINDS
 from models.queue import QueueRules, TicketState
 from models.reference import load_reference
@@ -99,6 +99,9 @@ class PartitionIndex:
 
     spans: dict[str, tuple[dt.date, dt.date | None]] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
+    # Of each changed key, the earliest instant from which it must be judged again: its
+    # earliest event applied since it was last judged (its first, after a rebuild).
+    since: dict[str, float] = field(default_factory=dict)
     wake: dict[str, float] = field(default_factory=dict)
     dirty_days: set[dt.date] = field(default_factory=set)
     # The figures last sent, per local day: aggregate key → figures JSON.
@@ -213,11 +216,9 @@ class Keeper:
     def apply(self, state: Any, event: Any) -> Any:
         raise NotImplementedError
 
-    def judge(
-        self, state: Any, now: float
-    ) -> tuple[Any, list[DerivedEvent], float, tuple[Measure, ...]]:
-        """The state after a tick at `now`, its outputs, its next check and what it adds
-        to the metrics as of `now`."""
+    def judge(self, state: Any, start: float, now: float) -> Judgement:
+        """The state judged at each instant from `start` to `now` at which its outcome
+        may change (`models.judge`)."""
         raise NotImplementedError
 
     def figures(self, states: Iterable[Any], period: Period) -> dict[str, Any]:
@@ -245,6 +246,9 @@ class Keeper:
                 continue
             self._note(index, key, entry.state)
             index.changed.add(key)
+            # Judged through its whole history once: what came about while no worker
+            # held it is found, what was already sent is not sent again.
+            index.since[key] = first_instant(entry.state)
             first, last = index.spans[key]
             day = max(first, recent)
             while day <= (last or today):
@@ -314,7 +318,9 @@ class Keeper:
         index = self.index(partition)
         self._note(index, key, new)
         index.changed.add(key)
-        index.dirty_days.add(self.local_date(event.occurred_at.timestamp()))
+        occurred = event.occurred_at.timestamp()
+        index.since[key] = min(index.since.get(key, occurred), occurred)
+        index.dirty_days.add(self.local_date(occurred))
         return None
 
     def on_tick(self, partition: int, now: float) -> None:
@@ -325,15 +331,16 @@ class Keeper:
             index.dirty_days.add(self.local_date(now))
         for key in index.changed.union(woken):
             state = self.state(key)
-            new, outputs, next_check, measures = self.judge(state, now)
-            self.tally.set(key, measures)
-            if new != state:
-                self.write(partition, key, new)
-            if next_check == math.inf:
+            start = min(index.since.pop(key, now), index.wake.get(key, now))
+            judged = self.judge(state, start, now)
+            self.tally.set(key, judged.measures)
+            if judged.state != state:
+                self.write(partition, key, judged.state)
+            if judged.next_check == math.inf:
                 index.wake.pop(key, None)
             else:
-                index.wake[key] = next_check
-            for output in outputs:
+                index.wake[key] = judged.next_check
+            for output in judged.derived:
                 self.send_derived(output)
         index.changed.clear()
         self._publish(partition, index, now)
@@ -457,18 +464,8 @@ class CaseKeeper(Keeper):
     def apply(self, state: CaseState | None, event: Any) -> CaseState:
         return self.pipeline.rules.apply(state, event)[0]
 
-    def judge(
-        self, state: CaseState, now: float
-    ) -> tuple[CaseState, list[DerivedEvent], float, tuple[Measure, ...]]:
-        rules = self.pipeline.rules
-        view = rules.evaluate(state, now)
-        outputs: list[DerivedEvent] = []
-        measures: tuple[Measure, ...] = ()
-        if view is not None:
-            state, outputs = rules.derive(state, view, now)
-            field = rules.reference.procedures[view.procedure].field
-            measures = case_measures(view, field, now)
-        return state, outputs, rules.next_check(state, view, now), measures
+    def judge(self, state: CaseState, start: float, now: float) -> Judgement:
+        return judge_case(self.pipeline.rules, state, start, now)
 
     def figures(self, states: Iterable[CaseState], period: Period) -> dict[str, AgencyFigures]:
         return agency_figures(self.pipeline.rules, states, period)
@@ -486,14 +483,8 @@ class TicketKeeper(Keeper):
     def apply(self, state: TicketState | None, event: Any) -> TicketState:
         return self.pipeline.queue_rules.apply(state, event)[0]
 
-    def judge(
-        self, state: TicketState, now: float
-    ) -> tuple[TicketState, list[DerivedEvent], float, tuple[Measure, ...]]:
-        rules = self.pipeline.queue_rules
-        visit = rules.evaluate(state, now)
-        new, outputs = rules.derive(state, visit, now)
-        measures = () if visit is None else visit_measures(visit)
-        return new, outputs, rules.next_check(new, visit, now), measures
+    def judge(self, state: TicketState, start: float, now: float) -> Judgement:
+        return judge_ticket(self.pipeline.queue_rules, state, start, now)
 
     def figures(self, states: Iterable[TicketState], period: Period) -> dict[str, CentreFigures]:
         return centre_figures(self.pipeline.queue_rules, states, period)

@@ -20,6 +20,7 @@ from models.aggregates import (
 )
 from models.case import CaseRules, CaseState, CaseView, DerivedEvent
 from models.events import QueueEvent, Rejection, decode_event
+from models.judge import first_instant, judge_case, judge_ticket
 from models.queue import QueueRules, TicketState
 
 _QUEUE_EVENT_CLASSES = frozenset(QueueEvent.__args__)  # type: ignore[attr-defined]
@@ -44,7 +45,8 @@ class Replay:
 
     rules: CaseRules
     queue_rules: QueueRules
-    # Derived events cost a pass per case (a tick at the judging instant); only when wanted.
+    # Derived events cost judging each case at every instant its outcome may change up to
+    # the judging instant, as the live worker does; only when wanted.
     collect_derived: bool = False
     cases: dict[str, CaseState] = field(default_factory=dict)
     tickets: dict[str, TicketState] = field(default_factory=dict)
@@ -119,17 +121,19 @@ class Replay:
 
     def views(self, as_of: float) -> Iterator[CaseView]:
         """Each case as of `as_of`; with `collect_derived`, also the derived events that
-        time brings by then (ticks at `as_of`)."""
+        came about by then, each case judged through its history as the live worker
+        judges it (`models.judge`)."""
         rules = self.rules
         for case_id, state in self.cases.items():
-            view = rules.evaluate(state, as_of)
-            if view is None:
-                continue
             if self.collect_derived:
-                state, outputs = rules.derive(state, view, as_of)
-                self.cases[case_id] = state
-                self.derived.extend(outputs)
-            yield view
+                judged = judge_case(rules, state, first_instant(state), as_of)
+                self.cases[case_id] = judged.state
+                self.derived.extend(judged.derived)
+                view = judged.view
+            else:
+                view = rules.evaluate(state, as_of)
+            if view is not None:
+                yield view
 
     def report(
         self, as_of: float, period_from: dt.date | None = None, period_to: dt.date | None = None
@@ -161,14 +165,15 @@ class Replay:
         centres: dict[str, CentreFigures] = {}
         target = self.queue_rules.wait_target_seconds
         for ticket_id, ticket in self.tickets.items():
-            visit = self.queue_rules.evaluate(ticket, end)
-            if visit is None:
-                continue
-            add_visit(centres, visit, period, target)
             if self.collect_derived:
-                ticket, outputs = self.queue_rules.on_tick(ticket, end)
-                self.tickets[ticket_id] = ticket
-                self.derived.extend(outputs)
+                judged = judge_ticket(self.queue_rules, ticket, first_instant(ticket), end)
+                self.tickets[ticket_id] = judged.state
+                self.derived.extend(judged.derived)
+                visit = judged.view
+            else:
+                visit = self.queue_rules.evaluate(ticket, end)
+            if visit is not None:
+                add_visit(centres, visit, period, target)
         return {
             "as_of": calendar.isoformat(as_of),
             "period": {

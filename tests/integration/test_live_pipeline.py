@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from models.case import derived_event_id
 from models.reference import SAMPLE_PROVINCE, load_reference
 from streams.ingest import ingest_lines
 from streams.settings import Settings
@@ -41,9 +42,24 @@ def province_file(folder: Path, cases: int, seed: int, **rates: float) -> Path:
     return path
 
 
-def derived_ids(settings: Settings) -> list[str]:
+def derived_events(settings: Settings) -> list[dict[str, Any]]:
     records = read_to_end(settings.bootstrap_servers, [topics_for(settings).derived_events.name])
-    return [orjson.loads(record.value)["event_id"] for record in records]
+    return [orjson.loads(record.value) for record in records]
+
+
+def derived_ids(settings: Settings) -> list[str]:
+    return [event["event_id"] for event in derived_events(settings)]
+
+
+def derived_ids_until(settings: Settings, until: float) -> set[str]:
+    """The ids of the derived events that came about by `until`."""
+    return {event["event_id"] for event in derived_events(settings)
+            if dt.datetime.fromisoformat(event["occurred_at"]).timestamp() <= until}
+
+
+def derived_kinds(settings: Settings, ids: set[str]) -> list[tuple[str, str, str]]:
+    return [(event["type"], event["case_id"], event["occurred_at"])
+            for event in derived_events(settings) if event["event_id"] in ids]
 
 
 def live_matches(settings: Settings, expected: dict[str, Any]) -> bool:
@@ -196,6 +212,42 @@ def test_ingest_lists_a_2_mb_line_as_a_dead_letter_and_finishes_the_file(
     sent = read_to_end(settings.bootstrap_servers,
                        [topics.case_events.name, topics.queue_events.name])
     assert len(sent) == len(lines)
+
+
+def test_on_an_accelerated_clock_the_live_derived_events_are_the_replay_s(
+    settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    """Rulebook §11.12: the worker judges each case as its clock passes its events and
+    deadlines (here seven weeks in about a minute), the replay judges the whole history at
+    the end; the same history gives the same derived events, those of cases at risk or
+    overdue for a while and closed since included."""
+    path = province_file(tmp_path, cases=200, seed=9, disorder_rate=0.1, duplicate_rate=0.1)
+    counts = ingest_lines(settings, path.read_bytes().splitlines())
+    expected, expected_ids = replay_of(path, AS_OF)
+    # Warnings a judgement at the end alone would miss: cases at risk that ended since.
+    ended = {case_id for case_id, case in expected["cases"].items() if case["status"] != "open"}
+    assert len(expected_ids & {derived_event_id("case_at_risk", case) for case in ended}) > 5
+    zone = dt.timezone(dt.timedelta(hours=7))
+    start = dt.datetime(2026, 3, 1, tzinfo=zone)
+    factor = 150_000.0  # simulated seconds per wall second: seven weeks in 30 s
+    # The clock reaches 1 March 30 s from now: the worker has read every event by then,
+    # so that it judges each case on its whole history, as the replay does.
+    anchor = time.time() + 30
+    worker = start_worker(
+        settings, clock=f"accelerated:{start.isoformat()}:{factor}@{anchor}")
+    worker.wait_ready()
+    wait_processed(settings, counts.ends, timeout=120)
+    assert time.time() < anchor, "the worker read the events too slowly for this test"
+    time.sleep(max(0.0, anchor + (AS_OF - start.timestamp()) / factor + 3 - time.time()))
+
+    # The worker's clock has run on past AS_OF: its events up to AS_OF are the replay's.
+    live = eventually(lambda: derived_ids_until(settings, AS_OF) == expected_ids, timeout=30)
+    found = derived_ids_until(settings, AS_OF)
+    assert live, (f"{len(found - expected_ids)} derived events only live, "
+                  f"{len(expected_ids - found)} only in the replay: "
+                  f"{derived_kinds(settings, found ^ expected_ids)}")
+    assert eventually(lambda: live_matches(settings, expected), timeout=20), differences(
+        settings, expected)
 
 
 def test_an_overdue_case_is_found_by_ticks_alone(

@@ -11,6 +11,7 @@ from dataclasses import replace
 from models.aggregates import AgencyFigures, Period, add_case, notifying_sources
 from models.calendar import WorkingCalendar, shown_date, shown_instant
 from models.case import CaseRules, move_due
+from models.judge import first_instant, judge_case
 from models.measures import case_measures
 from models.queue import QueueRules
 from tests.conftest import at, event, local, received, small_reference, story, view_of
@@ -315,25 +316,27 @@ def test_11_12_at_risk_from_the_first_working_instant_of_the_day_before_the_due_
 
 
 def test_11_12_a_case_at_risk_on_friday_and_closed_on_tuesday_keeps_its_warning(rules):
-    """Judged as the live worker judges: at each instant its deadlines pass."""
-    state, _ = story(rules, [received("2026-03-02 09:00")])
-    processed = event("processed", "2026-03-10 10:00")
-    outputs, now = [], at("2026-03-02 09:00")
-    while now <= at(LATER):
-        if now >= at("2026-03-10 10:00"):
-            state, _ = rules.apply(state, processed)
-        view = rules.evaluate(state, now)
-        state, new = rules.derive(state, view, now)
-        outputs += new
-        now = min(rules.next_check(state, view, now), at("2026-03-10 10:00") if now < at(
-            "2026-03-10 10:00") else float("inf"))
-    assert [(o.type, local(rules, o.occurred_at)) for o in outputs] == [
-        ("case_at_risk", "2026-03-06 07:30"),
-        ("overdue_detected", "2026-03-10 00:00"),
-        ("apology_required", "2026-03-10 00:00"),
-        ("apology_missing", "2026-03-10 00:00"),
-        ("case_closed", "2026-03-10 10:00"),
-    ]
+    """The same history gives the same derived events judged live, as it arrives, or
+    replayed at the end."""
+    received_, processed = received("2026-03-02 09:00"), event("processed", "2026-03-10 10:00")
+    expected = [("case_at_risk", "2026-03-06 07:30"), ("overdue_detected", "2026-03-10 00:00"),
+                ("apology_required", "2026-03-10 00:00"), ("apology_missing", "2026-03-10 00:00"),
+                ("case_closed", "2026-03-10 10:00")]
+
+    # Replayed: the whole history judged from its first event to the end.
+    state, _ = story(rules, [received_, processed])
+    replayed = judge_case(rules, state, first_instant(state), at(LATER)).derived
+    assert [(o.type, local(rules, o.occurred_at)) for o in replayed] == expected
+
+    # Live: judged on Friday at 08:00, then the processed event arrives at 11:00 on
+    # Tuesday and the case is judged from the earlier of that event and its next check.
+    state, _ = story(rules, [received_])
+    friday = judge_case(rules, state, first_instant(state), at("2026-03-06 08:00"))
+    state, _ = rules.apply(friday.state, processed)
+    start = min(friday.next_check, processed.occurred_at.timestamp())
+    tuesday = judge_case(rules, state, start, at("2026-03-10 11:00"))
+    later = judge_case(rules, tuesday.state, tuesday.next_check, at(LATER))
+    assert [*friday.derived, *tuesday.derived, *later.derived] == list(replayed)
 
 
 # ---- §11.13 dates shown to people -------------------------------------------------------

@@ -76,7 +76,10 @@ def test_replay_prints_the_contract_json_and_keeps_rejected_lines(files, tmp_pat
     assert rejected[1]["reason"] == "unknown procedure code 'NOPE'"
     assert "2 rejected lines" in result.stderr
     kinds = sorted(orjson.loads(text)["type"] for text in derived.read_text().splitlines())
-    assert kinds == ["apology_missing", "apology_required", "case_closed", "wait_exceeded"]
+    # C1 was at risk on Friday 6 March and overdue from 24:00 of Monday 9 until it was
+    # processed: the replay finds both, as the live worker does (rulebook §11.12).
+    assert kinds == ["apology_missing", "apology_required", "case_at_risk", "case_closed",
+                     "overdue_detected", "wait_exceeded"]
 
 
 def test_as_of_defaults_to_the_latest_event(files):
