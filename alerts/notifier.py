@@ -175,7 +175,7 @@ class Notifier:
         if agency is None:
             return True
         if kind == "case_at_risk":
-            if view.status == "open" and view.apologies == 0 and now < view.due_at:
+            if view.at_risk(now):
                 self.deliver(messages.at_risk(event["event_id"], agency, view, self.reference,
                                               self.calendar))
         elif view.apology == "missing":
@@ -215,8 +215,7 @@ class Notifier:
             view = self.view(case_id, now)
             if view is None or view.status != "open":
                 continue
-            at_risk = view.risk_at is not None and view.risk_at <= now < view.due_at
-            if view.overdue or at_risk:
+            if view.overdue or view.at_risk(now):
                 by_agency.setdefault(view.holder, []).append(view)
         for code, views in sorted(by_agency.items()):
             agency = self.reference.agencies.get(code)

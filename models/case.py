@@ -161,6 +161,142 @@ def derived_event_id(kind: str, key: str) -> str:
     return hashlib.blake2b(f"{kind}|{key}".encode(), digest_size=16).hexdigest()
 
 
+# ---- reading a history ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class History:
+    """What a case's facts up to one instant state, gathered in one pass."""
+
+    received: Fact | None = None
+    transfers: list[tuple[float, str, str, str]] = field(default_factory=list)
+    pauses: list[tuple[float, float | None]] = field(default_factory=list)
+    request_times: list[float] = field(default_factory=list)
+    apologies: list[tuple[float, str, float]] = field(default_factory=list)
+    processed_at: float | None = None
+    processed_data: tuple[Any, ...] | None = None
+    returned_at: float | None = None
+    returned_channel: str | None = None
+    refused_at: float | None = None
+    refused_data: tuple[Any, ...] | None = None
+    stopped_at: float | None = None
+    withdrawn_at: float | None = None
+    paid_online: bool = False
+    rating: str | None = None
+    notices: list[float] = field(default_factory=list)  # the source's overdue notices
+
+
+def read_history(facts: Iterable[Fact], as_of: float) -> History:
+    """The facts up to `as_of` (sorted by time), each kept as the rules read it: the first
+    receipt, processing, return and refusal; every hand-off, pause and apology."""
+    history = History()
+    for fact in facts:
+        at = fact.at
+        if at > as_of:
+            break
+        kind = fact.kind
+        data: Any = fact.data
+        if kind == "received":
+            if history.received is None:
+                history.received = fact
+        elif kind == "transferred":
+            history.transfers.append((at, *data))
+        elif kind == "supplement_requested":
+            history.request_times.append(at)
+            pauses = history.pauses
+            if not pauses or pauses[-1][1] is not None:
+                pauses.append((at, None))
+        elif kind == "supplement_received":
+            pauses = history.pauses
+            if pauses and pauses[-1][1] is None:
+                pauses[-1] = (pauses[-1][0], at)
+        elif kind == "apology_issued":
+            history.apologies.append((at, data[0], data[1]))
+        elif kind == "processed":
+            if history.processed_at is None:
+                history.processed_at, history.processed_data = at, data
+        elif kind == "returned":
+            if history.returned_at is None:
+                history.returned_at, history.returned_channel = at, data[0]
+        elif kind == "refused":
+            if history.refused_at is None:
+                history.refused_at, history.refused_data = at, data
+        elif kind == "stopped":
+            history.stopped_at = history.stopped_at or at
+        elif kind == "withdrawn":
+            history.withdrawn_at = history.withdrawn_at or at
+        elif kind == "paid":
+            history.paid_online = history.paid_online or data[0] == "online"
+        elif kind == "rated":
+            history.rating = data[0]
+        elif kind == "overdue":
+            history.notices.append(at)
+    return history
+
+
+def end_of_processing(history: History) -> tuple[float | None, str]:
+    """When processing ended and the case's status (rulebook §4, §11.3, §11.4): processed
+    (returned once the result went back; refused when the outcome was a refusal), else
+    returned, else refused or stopped; a withdrawn case has no end."""
+    processed_at, returned_at = history.processed_at, history.returned_at
+    if processed_at is not None:
+        if returned_at is not None:
+            return processed_at, "returned"
+        data = history.processed_data
+        refused = data is not None and data[0] == "refused"
+        return processed_at, "refused" if refused else "processed"
+    if returned_at is not None:
+        return returned_at, "returned"
+    ends = [at for at in (history.refused_at, history.stopped_at) if at is not None]
+    if ends:
+        end_at = min(ends)
+        return end_at, "refused" if end_at == history.refused_at else "stopped"
+    if history.withdrawn_at is not None:
+        return None, "withdrawn"
+    return None, "open"
+
+
+def service_index_verdict(
+    status: str,
+    supplement_requests: int,
+    verdict: str | None,
+    overdue: bool,
+    open_pause_start: float | None,
+    due_before_open_pause: float | None,
+) -> str | None:
+    """The progress verdict of Decision 766, indicator 2.1: more than one supplement
+    request is late; an applicant who never returns ends the case at the request (late if
+    it came after the due instant); a withdrawn case is not counted (§11.3)."""
+    if status == "withdrawn":
+        return None
+    if supplement_requests > 1:
+        return "late"
+    if verdict is not None:
+        return "late" if verdict == "late" else "on_time"
+    if open_pause_start is not None and due_before_open_pause is not None:
+        return "late" if open_pause_start > due_before_open_pause else "on_time"
+    return "late" if overdue else "on_time"
+
+
+def apology_status(apologies: list[tuple[float, str, float]], deadline: float) -> str:
+    """For a case that is late or overdue (rulebook §6): the first apology issued before
+    the deadline (24:00 of the last working day before the due day; 24:00 itself is late,
+    §11.2) is in time."""
+    if not apologies:
+        return "missing"
+    return "issued_in_time" if apologies[0][0] < deadline else "issued_late"
+
+
+def refusal_without_reason_at(history: History) -> float | None:
+    """When the case was refused without written reasons (rulebook §6), if it was."""
+    if history.refused_data is not None and not history.refused_data[1]:
+        return history.refused_at
+    data = history.processed_data
+    if data is not None and data[:2] == ("refused", False):
+        return history.processed_at
+    return None
+
+
 # ---- evaluation -----------------------------------------------------------------------
 
 ENDING_STATUSES = ("processed", "returned", "refused", "stopped")
@@ -235,6 +371,13 @@ class CaseView:
     @property
     def ended(self) -> bool:
         return self.status in ENDING_STATUSES
+
+    def at_risk(self, now: float) -> bool:
+        """At risk at `now` (rulebook §6, §11.12): open, no apology issued, and from the
+        first working instant of the last working day before the due day until the due
+        instant, so its holder still has that day to finish or apologise in time."""
+        return (self.status == "open" and self.apologies == 0 and self.risk_at is not None
+                and self.risk_at <= now < self.due_at)
 
 
 class CaseRules:
@@ -327,10 +470,8 @@ class CaseRules:
             state, new = self._emit(state, kind, at, details, agency or view.handling_agency)
             outputs.extend(new)
 
-        is_open = view.status == "open"
-        risk_at = view.risk_at
-        if is_open and view.apologies == 0 and risk_at is not None and risk_at <= now < view.due_at:
-            emit("case_at_risk", risk_at, {"due_at": view.due_at, "holder": view.holder},
+        if view.at_risk(now) and view.risk_at is not None:
+            emit("case_at_risk", view.risk_at, {"due_at": view.due_at, "holder": view.holder},
                  view.holder)
         if view.overdue:
             emit("overdue_detected", view.due_at, {"due_at": view.due_at, "holder": view.holder})
@@ -411,161 +552,58 @@ class CaseRules:
         None when no `received` event has arrived yet: a case without receipt has no clock.
         `judge_notices=False` leaves the source's overdue notices unjudged (each is judged
         by evaluating the case at the notice's instant)."""
-        calendar = self.calendar
-        received = None
-        transfers: list[tuple[float, str, str, str]] = []
-        pauses: list[tuple[float, float | None]] = []
-        request_times: list[float] = []
-        apologies: list[tuple[float, str, float]] = []
-        processed_at = returned_at = refused_at = stopped_at = withdrawn_at = None
-        returned_channel = None
-        processed_data = refused_data = None
-        paid_online = False
-        rating = None
-        notices: list[float] = []
-        for fact in state.facts:
-            at = fact.at
-            if at > as_of:
-                break
-            kind = fact.kind
-            data = fact.data
-            if kind == "received":
-                if received is None:
-                    received = fact
-            elif kind == "transferred":
-                transfers.append((at, *data))  # type: ignore[misc]
-            elif kind == "supplement_requested":
-                request_times.append(at)
-                if not pauses or pauses[-1][1] is not None:
-                    pauses.append((at, None))
-            elif kind == "supplement_received":
-                if pauses and pauses[-1][1] is None:
-                    pauses[-1] = (pauses[-1][0], at)
-            elif kind == "apology_issued":
-                apologies.append((at, data[0], data[1]))  # type: ignore[index]
-            elif kind == "processed":
-                if processed_at is None:
-                    processed_at, processed_data = at, data
-            elif kind == "returned":
-                if returned_at is None:
-                    returned_at, returned_channel = at, data[0]  # type: ignore[index]
-            elif kind == "refused":
-                if refused_at is None:
-                    refused_at, refused_data = at, data
-            elif kind == "stopped":
-                stopped_at = stopped_at or at
-            elif kind == "withdrawn":
-                withdrawn_at = withdrawn_at or at
-            elif kind == "paid":
-                paid_online = paid_online or data[0] == "online"  # type: ignore[index]
-            elif kind == "rated":
-                rating = data[0]  # type: ignore[index]
-            elif kind == "overdue":
-                notices.append(at)
+        history = read_history(state.facts, as_of)
+        received = history.received
         if received is None:
             return None
+        calendar = self.calendar
         stated = received.data or ()
         (procedure_code, agency, centre, channel, receipt_due, fee, full_online,
          applicant) = stated[:_SOURCE]
         source = stated[_SOURCE] if len(stated) > _SOURCE else None
         procedure = self.reference.procedures[procedure_code]
         accepted_at = calendar.acceptance(received.at, centre)
-
-        # End of processing: processed, else returned, else refused or stopped (§4).
-        if processed_at is not None:
-            end_at, status = processed_at, "processed"
-            if returned_at is not None:
-                status = "returned"
-        elif returned_at is not None:
-            end_at, status = returned_at, "returned"
-        elif refused_at is not None or stopped_at is not None:
-            end_at = min(t for t in (refused_at, stopped_at) if t is not None)
-            status = "refused" if end_at == refused_at else "stopped"
-        elif withdrawn_at is not None:
-            end_at, status = None, "withdrawn"
-        else:
-            end_at, status = None, "open"
-        if processed_data is not None and processed_data[0] == "refused" and status == "processed":
-            status = "refused"
+        end_at, status = end_of_processing(history)
 
         # A request after the end of processing is not part of it.
         end_or_now = end_at if end_at is not None else as_of
-        supplement_requests = sum(1 for at in request_times if at <= end_or_now)
+        supplement_requests = sum(1 for at in history.request_times if at <= end_or_now)
         legal_due = self.legal_due(procedure, accepted_at, centre)
         base_due = legal_due if receipt_due is None else receipt_due
-        # The clock stops while the applicant completes the file, counted from acceptance
-        # to the end of processing (an open pause runs to `as_of`). A request made once
-        # the case is past its due instant gives nothing back: the case is already late.
-        clock_stop = end_at if end_at is not None else (withdrawn_at or as_of)
-        due_at = base_due
-        due_before_open_pause = None
-        for start, finish in pauses:
-            start = max(start, accepted_at)
-            stop = min(finish if finish is not None else clock_stop, clock_stop)
-            if finish is None:
-                due_before_open_pause = due_at
-            if start >= due_at or stop <= start:
-                continue
-            paused_seconds = calendar.working_seconds_between(start, stop, centre)
-            due_at = move_due(calendar, due_at, paused_seconds, centre)
-        paused = bool(pauses) and pauses[-1][1] is None and status == "open"
-
+        clock_stop = end_at if end_at is not None else (history.withdrawn_at or as_of)
+        due_at, due_before_open_pause = self._paused_due(
+            base_due, history.pauses, accepted_at, clock_stop, centre)
+        paused = bool(history.pauses) and history.pauses[-1][1] is None and status == "open"
         due_day = calendar.day_ending(due_at)
-        verdict = None
-        if end_at is not None:
-            if end_at > due_at:
-                verdict = "late"
-            elif calendar.local_date(end_at) < due_day:
-                verdict = "early"
-            else:
-                verdict = "on_time"
+        verdict = self._verdict(end_at, due_at, due_day)
         overdue = status == "open" and as_of > due_at
+        si_verdict = service_index_verdict(
+            status, supplement_requests, verdict, overdue,
+            history.pauses[-1][0] if paused else None, due_before_open_pause)
 
-        # Decision 766 indicator 2.1: more than one supplement request is late; an
-        # applicant who never returns ends the case at the supplement request. A
-        # withdrawn case is not counted at all (§11.3).
-        si_verdict: str | None
-        if status == "withdrawn":
-            si_verdict = None
-        elif supplement_requests > 1:
-            si_verdict = "late"
-        elif verdict is not None:
-            si_verdict = "late" if verdict == "late" else "on_time"
-        elif paused and due_before_open_pause is not None:
-            si_verdict = "late" if pauses[-1][0] > due_before_open_pause else "on_time"
-        else:
-            si_verdict = "late" if overdue else "on_time"
-
-        # The apology deadline matters only for a case that is late or may still go late.
-        needs_rule = apologies or status == "open" or verdict == "late"
-        rule = self._apology_rule_at(received.at) if needs_rule else None
-        apology_deadline = risk_at = None
+        apologies = history.apologies
+        apology_deadline = risk_at = rule = None
         apology = "not_required"
-        if rule is not None and (status == "open" or verdict == "late"):
-            deadline_day = calendar.add_working_days(due_day, -rule.lead_working_days)
-            apology_deadline = calendar.end_of_day(deadline_day)
-            risk_at = calendar.acceptance(calendar.start_of_day(deadline_day), centre)
-            if verdict == "late" or overdue:
-                if not apologies:
-                    apology = "missing"
-                elif apologies[0][0] < apology_deadline:  # 24:00 itself is late (§11.2)
-                    apology = "issued_in_time"
-                else:
-                    apology = "issued_late"
-        late_after_reschedule = False
-        if apologies and (verdict == "late" or overdue):
-            late_after_reschedule = end_or_now > apologies[-1][2]
+        late = verdict == "late" or overdue
+        if status == "open" or verdict == "late":
+            rule = self._apology_rule_at(received.at)
+            apology_deadline, risk_at = self._apology_times(due_day, rule, centre)
+            if late:
+                apology = apology_status(apologies, apology_deadline)
+        elif apologies:
+            rule = self._apology_rule_at(received.at)
+        late_after_reschedule = bool(apologies) and late and end_or_now > apologies[-1][2]
 
+        transfers = history.transfers
         holders = self._holding_periods(accepted_at, agency, transfers)
         responsible: tuple[str, ...] = ()
-        if verdict == "late" or overdue:
+        if late:
             responsible = self._responsible(procedure, holders, due_at, centre, end_at or as_of)
 
-        fee_bearing = (fee > 0) if fee is not None else bool(procedure.fee_bearing)
-        electronic_result = processed_data[2] if processed_data is not None else None
+        processed_data = history.processed_data
         approved_at = None
         if processed_data is not None and processed_data[0] == "approved":
-            approved_at = processed_at
+            approved_at = history.processed_at
         paper_handoff_due_at = late_paper_transfer_at = None
         if transfers and transfers[0][3] == "paper":
             paper_handoff_due_at = self.paper_handoff_due(accepted_at, centre)
@@ -574,13 +612,8 @@ class CaseRules:
         # A notice is founded when the case was overdue at its instant (§11.10).
         overdue_notice_unfounded = judge_notices and any(
             not getattr(self.evaluate(state, notice, judge_notices=False), "overdue", False)
-            for notice in notices
+            for notice in history.notices
         )
-        refusal_without_reason_at = None
-        if refused_data is not None and not refused_data[1]:
-            refusal_without_reason_at = refused_at
-        elif processed_data is not None and processed_data[:2] == ("refused", False):
-            refusal_without_reason_at = processed_at
         rescheduled_at = None
         if rule is not None and len(apologies) > rule.max_reschedules:
             rescheduled_at = apologies[rule.max_reschedules][0]
@@ -609,18 +642,18 @@ class CaseRules:
             supplement_requests=supplement_requests,
             paused=paused,
             overdue=overdue,
-            fee_bearing=fee_bearing,
-            paid_online=paid_online,
+            fee_bearing=(fee > 0) if fee is not None else bool(procedure.fee_bearing),
+            paid_online=history.paid_online,
             full_online=bool(full_online),
             full_online_eligible=bool(procedure.full_online_eligible),
             paper_result=bool(procedure.paper_result),
-            returned_channel=returned_channel,
-            electronic_result=electronic_result,
+            returned_channel=history.returned_channel,
+            electronic_result=processed_data[2] if processed_data is not None else None,
             approved_at=approved_at,
-            rating=rating,
-            refusal_without_reason_at=refusal_without_reason_at,
+            rating=history.rating,
+            refusal_without_reason_at=refusal_without_reason_at(history),
             source=source,
-            source_flagged_overdue=bool(notices),
+            source_flagged_overdue=bool(history.notices),
             overdue_notice_unfounded=overdue_notice_unfounded,
             transfers=tuple(transfers),
             apology_deadline=apology_deadline,
@@ -629,6 +662,54 @@ class CaseRules:
             late_paper_transfer_at=late_paper_transfer_at,
             applicant=applicant,
         )
+
+    def _paused_due(
+        self,
+        due: float,
+        pauses: list[tuple[float, float | None]],
+        accepted_at: float,
+        clock_stop: float,
+        centre: str,
+    ) -> tuple[float, float | None]:
+        """The due instant moved by the supplement pauses (rulebook §3, §11.9), and where it
+        stood when the pause still open began. The clock stops while the applicant
+        completes the file, counted from acceptance to the end of processing (an open
+        pause runs to `clock_stop`). A request made once the case is past its due instant
+        gives nothing back: the case is already late (§11.1)."""
+        calendar = self.calendar
+        before_open_pause = None
+        for start, finish in pauses:
+            start = max(start, accepted_at)
+            stop = min(finish if finish is not None else clock_stop, clock_stop)
+            if finish is None:
+                before_open_pause = due
+            if start >= due or stop <= start:
+                continue
+            paused_seconds = calendar.working_seconds_between(start, stop, centre)
+            due = move_due(calendar, due, paused_seconds, centre)
+        return due, before_open_pause
+
+    def _verdict(self, end_at: float | None, due_at: float, due_day: dt.date) -> str | None:
+        """Early, on time or late (rulebook §4): ended on a day before the due day, on the
+        due day by the due instant, or after it; None while the case has not ended."""
+        if end_at is None:
+            return None
+        if end_at > due_at:
+            return "late"
+        if self.calendar.local_date(end_at) < due_day:
+            return "early"
+        return "on_time"
+
+    def _apology_times(
+        self, due_day: dt.date, rule: ApologyRule, centre: str
+    ) -> tuple[float, float]:
+        """The apology deadline (24:00 of the last working day `rule` allows before the due
+        day) and the instant the case becomes at risk: that day's first working instant
+        (rulebook §6, §11.12)."""
+        calendar = self.calendar
+        deadline_day = calendar.add_working_days(due_day, -rule.lead_working_days)
+        return (calendar.end_of_day(deadline_day),
+                calendar.acceptance(calendar.start_of_day(deadline_day), centre))
 
     @staticmethod
     def _holding_periods(

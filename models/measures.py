@@ -114,8 +114,7 @@ def case_measures(view: CaseView, field: str, now: float) -> tuple[Measure, ...]
         measures.append(("cases_open", one, 1))
         if view.overdue:
             measures.append(("cases_overdue", one, 1))
-        risk_at = view.risk_at
-        if view.apologies == 0 and risk_at is not None and risk_at <= now < view.due_at:
+        if view.at_risk(now):
             measures.append(("cases_at_risk", (view.holder,), 1))
     if view.ended or is_open:
         on_time = view.service_index_verdict == "on_time"
