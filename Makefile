@@ -16,8 +16,11 @@ install: $(BIN)/onestop
 demo: $(BIN)/onestop
 	$(BIN)/onestop demo
 
-# Installs what the suite needs once (Debian packages, Apache Kafka's jars), then runs it.
+# Lint and types first (ruff; mypy strict on models/), then installs what the suite needs
+# once (Debian packages, Apache Kafka's jars) and runs it.
 test: $(BIN)/onestop
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	PYTHON=$(BIN)/python tests/install-needs
 	$(BIN)/python -m pytest -m "not slow"
 
