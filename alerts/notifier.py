@@ -61,11 +61,17 @@ class Mailer:
         message["Subject"] = notice.subject
         message.set_content(notice.text)
         message.add_alternative(notice.html, subtype="html")
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
+        context = settings.smtp_tls_context()
+        connection = (
+            smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=20, context=context)
+            if settings.smtp_implicit_tls
+            else smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20)
+        )
+        with connection as smtp:
+            if settings.smtp_starttls and not settings.smtp_implicit_tls:
+                smtp.starttls(context=context)  # the certificate checked, not only encrypted
             if settings.smtp_user:
-                smtp.login(settings.smtp_user, settings.smtp_password)
+                smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
             smtp.send_message(message)
         if settings.notify_webhook_url:
             body = orjson.dumps({"text": f"{notice.subject}\n{notice.text}",

@@ -8,6 +8,7 @@ nothing. The sink commits its Kafka offsets only after `write` has committed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,13 @@ class StoreError(RuntimeError):
     pass
 
 
+def shown_url(url: str) -> str:
+    """`url` as it may be shown or logged: its password, if any, replaced by ***. Read
+    without parsing, so that a URL too broken to parse is hidden too (a password with an
+    @ in it is hidden up to the last @)."""
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url, count=1)
+
+
 def connect(url: str) -> Engine:
     """An engine for `url` (sqlite:///file.db, postgresql+psycopg://user@host/db)."""
     try:
@@ -40,7 +48,7 @@ def connect(url: str) -> Engine:
         # connection that died in the pool is replaced instead of failing a batch.
         engine = create_engine(url, pool_pre_ping=True)
     except Exception as error:  # SQLAlchemy raises several kinds for a bad URL
-        raise StoreError(f"database URL {url!r}: {error}") from None
+        raise StoreError(f"database URL {shown_url(url)!r}: {error}") from None
     if engine.dialect.name == "sqlite":
         # A reader (the report) and the sink may share the file: wait for the lock instead
         # of failing at once, and let readers go on while a batch is written.
@@ -51,7 +59,8 @@ def connect(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
     elif engine.dialect.name != "postgresql":
-        raise StoreError(f"database URL {url!r}: only SQLite and PostgreSQL are supported")
+        raise StoreError(
+            f"database URL {shown_url(url)!r}: only SQLite and PostgreSQL are supported")
     return engine
 
 

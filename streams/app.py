@@ -590,7 +590,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     """Faust's form of the Kafka security settings."""
     if settings.uses_sasl:
         return faust.SASLCredentials(
-            username=settings.kafka_username, password=settings.kafka_password,
+            username=settings.kafka_username, password=settings.kafka_password.get_secret_value(),
             mechanism=settings.kafka_sasl_mechanism, ssl_context=settings.ssl_context())
     if settings.uses_tls:
         return faust.SSLCredentials(settings.ssl_context())

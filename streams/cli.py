@@ -409,7 +409,7 @@ def snapshot(
 def _store(url: str | None, migrate: bool = True) -> Any:
     """The SQL store at `url` (default: ONESTOP_DATABASE_URL), its schema brought up to date
     by the migrations unless `migrate` is off."""
-    from consumers.store import Store, StoreError, check_schema, connect, upgrade
+    from consumers.store import Store, StoreError, check_schema, connect, shown_url, upgrade
 
     url = url or _settings().database_url
     try:
@@ -421,7 +421,7 @@ def _store(url: str | None, migrate: bool = True) -> Any:
     except StoreError as error:
         raise _fail(str(error)) from None
     except Exception as error:  # noqa: BLE001 - any failure to reach the database
-        raise _fail(f"cannot use the database {url}: {error}") from None
+        raise _fail(f"cannot use the database {shown_url(url)}: {error}") from None
     return Store(engine)
 
 
@@ -441,7 +441,14 @@ def db(
     ] = None,
 ) -> None:
     """Bring the SQL schema up (or down) with its alembic migrations."""
-    from consumers.store import StoreError, connect, current_revision, downgrade, upgrade
+    from consumers.store import (
+        StoreError,
+        connect,
+        current_revision,
+        downgrade,
+        shown_url,
+        upgrade,
+    )
 
     if action not in {"upgrade", "downgrade", "current"}:
         raise _fail(f"'{action}': give upgrade, downgrade or current")
@@ -456,7 +463,7 @@ def db(
     except StoreError as error:
         raise _fail(str(error)) from None
     except Exception as error:  # noqa: BLE001 - any failure to reach the database
-        raise _fail(f"cannot use the database {url}: {error}") from None
+        raise _fail(f"cannot use the database {shown_url(url)}: {error}") from None
     err.print(f"{engine.url.render_as_string(hide_password=True)}: revision {current or 'none'}")
 
 

@@ -27,7 +27,7 @@ async def _log_in(settings: Settings, host: str, port: int) -> None:
         security_protocol=settings.kafka_security_protocol,
         ssl_context=settings.ssl_context(), sasl_mechanism=settings.kafka_sasl_mechanism,
         sasl_plain_username=settings.kafka_username,
-        sasl_plain_password=settings.kafka_password,
+        sasl_plain_password=settings.kafka_password.get_secret_value(),
     )
     connection.close()
 

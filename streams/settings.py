@@ -7,19 +7,24 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.reference import SAMPLE_PROVINCE
 from streams.clock import parse_clock
 
+# Where an orchestrator mounts secrets as files.
+SECRETS_DIR = "/run/secrets"
 
 class Settings(BaseSettings):
     """Every setting of the live pipeline. Each is also an environment variable:
     `ONESTOP_` + the name in capitals, e.g. `ONESTOP_BROKER_URL`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ONESTOP_", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix="ONESTOP_", extra="ignore", frozen=True, populate_by_name=True,
+        # Docker and Kubernetes mount secrets as files named after the variable
+        # (`/run/secrets/onestop_smtp_password`); read only where that folder exists.
+        secrets_dir=SECRETS_DIR if Path(SECRETS_DIR).is_dir() else None,
     )
 
     # `KAFKA_BOOTSTRAP_SERVERS` is the name Kafka tooling uses; ours wins when both are set.
@@ -39,8 +44,8 @@ class Settings(BaseSettings):
         description="With `SASL_*`: `SCRAM-SHA-512`, `SCRAM-SHA-256` or `PLAIN`.",
     )
     kafka_username: str = Field(default="", description="SASL user name.")
-    kafka_password: str = Field(
-        default="", repr=False, description="SASL password (environment only)."
+    kafka_password: SecretStr = Field(
+        default=SecretStr(""), description="SASL password (environment or secrets file only)."
     )
     kafka_ca_file: str = Field(
         default="", description="With `SSL`/`SASL_SSL`: CA bundle (PEM); empty for the "
@@ -54,7 +59,8 @@ class Settings(BaseSettings):
         default=SAMPLE_PROVINCE, description="Reference data directory (contract §4)."
     )
     database_url: str = Field(
-        default="sqlite:///onestop.db", description="SQLAlchemy URL of the report store."
+        default="sqlite:///onestop.db", repr=False,
+        description="SQLAlchemy URL of the report store (shown with its password hidden).",
     )
     clock: str = Field(
         default="wall",
@@ -114,8 +120,17 @@ class Settings(BaseSettings):
     smtp_host: str = Field(default="127.0.0.1", description="SMTP server of the notifier.")
     smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
     smtp_user: str = Field(default="", description="SMTP login; empty for none.")
-    smtp_password: str = Field(default="", description="SMTP password (environment only).")
+    smtp_password: SecretStr = Field(
+        default=SecretStr(""), description="SMTP password (environment or secrets file only)."
+    )
     smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP link with STARTTLS.")
+    smtp_implicit_tls: bool = Field(
+        default=False, description="SMTP over TLS from the first byte (port 465)."
+    )
+    smtp_ca_file: str = Field(
+        default="", description="CA bundle (PEM) that signs the SMTP server's certificate; "
+        "empty for the system's CAs.",
+    )
     mail_from: str = Field(
         default="Một cửa <onestop@localhost>", description="Sender of the notifier's e-mails."
     )
@@ -190,9 +205,17 @@ class Settings(BaseSettings):
         """This process's environment with these settings as ONESTOP_* variables, for a
         child process (a worker) to read them back."""
         env = {key: value for key, value in os.environ.items() if not key.startswith("ONESTOP_")}
-        env.update({"ONESTOP_" + name.upper(): str(value)
-                    for name, value in self.model_dump().items()})
+        env.update({
+            "ONESTOP_" + name.upper(): str(
+                getattr(self, name).get_secret_value() if isinstance(value, SecretStr) else value)
+            for name, value in self.model_dump().items()
+        })
         return env
+
+    def smtp_tls_context(self) -> ssl.SSLContext:
+        """The SMTP link's TLS: the server's certificate and name are checked against the
+        system's CAs or `smtp_ca_file`."""
+        return ssl.create_default_context(cafile=self.smtp_ca_file or None)
 
     @property
     def uses_sasl(self) -> bool:
@@ -217,7 +240,7 @@ class Settings(BaseSettings):
         if self.uses_sasl:
             options.update(sasl_mechanism=self.kafka_sasl_mechanism,
                            sasl_plain_username=self.kafka_username,
-                           sasl_plain_password=self.kafka_password)
+                           sasl_plain_password=self.kafka_password.get_secret_value())
         if self.uses_tls:
             options.update(ssl_cafile=self.kafka_ca_file or None,
                            ssl_certfile=self.kafka_cert_file or None,
