@@ -84,7 +84,7 @@ def _case_line(view: CaseView, reference: Reference, calendar: WorkingCalendar) 
 def _apology_day(calendar: WorkingCalendar, view: CaseView) -> str:
     """The last day on which the apology is in time (its deadline is that day's 24:00)."""
     deadline = view.apology_deadline if view.apology_deadline is not None else view.due_at
-    return f"{shown_date(calendar.to_datetime(deadline)):%d/%m/%Y}"
+    return f"{calendar.day_ending(deadline):%d/%m/%Y}"
 
 
 def at_risk(event_id: str, agency: Agency, view: CaseView, reference: Reference,

@@ -50,9 +50,7 @@ def test_database_urls_are_shown_without_their_password(url: str, shown: str) ->
 
 
 def test_a_database_error_does_not_print_the_password() -> None:
-    with socket.socket() as probe:  # a port with nothing listening
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     for arguments in (["db", "current"], ["report", "--period", "2026-03"]):
         result = CliRunner().invoke(
             app, [*arguments, "--db", f"postgresql+psycopg://onestop:{SECRET}@127.0.0.1:{port}/x"])
