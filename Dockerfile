@@ -17,7 +17,6 @@ WORKDIR /data
 # Inside a container the endpoints listen on every interface; state goes to /data.
 ENV ONESTOP_METRICS_HOST=0.0.0.0 \
     ONESTOP_NOTIFIER_HOST=0.0.0.0 \
-    ONESTOP_DATA_DIR=/data/faust \
-    ONESTOP_DRAFTS_DIR=/data/apology-drafts
+    ONESTOP_DATA_DIR=/data/faust
 ENTRYPOINT ["onestop"]
 CMD ["worker"]

@@ -5,8 +5,8 @@ agency completes (the reason, when the monitor cannot know it) and its head sign
 from __future__ import annotations
 
 import datetime as dt
+import io
 from dataclasses import dataclass
-from pathlib import Path
 
 from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
@@ -15,6 +15,8 @@ from docx.shared import Pt
 from models.calendar import WorkingCalendar
 from models.case import CaseView
 from models.reference import Reference
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 # What the agency must write in by hand when the monitor does not know it.
 TO_FILL = "…………………………………………"
@@ -66,7 +68,9 @@ def _date(day: dt.date) -> str:
     return f"ngày {day.day:02d} tháng {day.month:02d} năm {day.year}"
 
 
-def write_docx(draft: ApologyDraft, path: Path, today: dt.date) -> Path:
+def draft_docx(draft: ApologyDraft, today: dt.date) -> bytes:
+    """The Word document of `draft`, in memory: it is attached to the head's e-mail and
+    never written to disk, so no copy of the applicant's data is left behind."""
     document = Document()
     style = document.styles["Normal"]
     style.font.name = "Times New Roman"
@@ -111,6 +115,6 @@ def write_docx(draft: ApologyDraft, path: Path, today: dt.date) -> Path:
     for paragraph in signer.paragraphs:
         paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
     document.core_properties.title = f"Văn bản xin lỗi - {draft.case_id}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document.save(str(path))
-    return path
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()

@@ -2,7 +2,8 @@
 and HTML. Pure: the notifier decides when, these decide the words and the recipient.
 
 Each notice goes to the head of one agency about that agency's cases only; the
-applicant is named in the apology draft, never in an e-mail."""
+applicant is named only in the apology draft, attached to the late-case e-mail of the
+head who must sign it, never in an e-mail's text."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ SUBJECT_PREFIX = "[Một cửa / One-stop]"
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    name: str
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     kind: str  # at_risk, late, escalation, digest, alert
     key: str  # de-duplication key (with each recipient)
@@ -28,7 +36,7 @@ class Notice:
     lines: tuple[str, ...]  # paragraphs, each "Vietnamese / English"
     agency: str | None = None
     case_id: str | None = None
-    link: str | None = None  # the apology draft
+    draft: Attachment | None = None  # the apology draft (form 04)
     rows: tuple[tuple[str, ...], ...] = field(default_factory=tuple)  # a table (digest)
 
     @property
@@ -36,8 +44,9 @@ class Notice:
         parts = list(self.lines)
         if self.rows:
             parts += [" | ".join(row) for row in self.rows]
-        if self.link:
-            parts.append(f"Dự thảo văn bản xin lỗi / apology draft: {self.link}")
+        if self.draft:
+            parts.append(f"Dự thảo văn bản xin lỗi đính kèm / apology draft attached: "
+                         f"{self.draft.name}")
         return "\n\n".join(parts) + "\n"
 
     @property
@@ -50,10 +59,9 @@ class Notice:
                          + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row)
                                    + "</tr>" for row in body)
                          + "</table>")
-        if self.link:
-            link = html.escape(self.link, quote=True)
-            parts.append(f"<p><a href='{link}'>Dự thảo văn bản xin lỗi (mẫu 04) / apology "
-                         "draft (form 04)</a></p>")
+        if self.draft:
+            parts.append(f"<p>Dự thảo văn bản xin lỗi (mẫu 04) đính kèm / apology draft (form "
+                         f"04) attached: {html.escape(self.draft.name)}</p>")
         return "<html><body>" + "".join(parts) + "</body></html>"
 
 
@@ -106,7 +114,7 @@ def at_risk(event_id: str, agency: Agency, view: CaseView, reference: Reference,
 
 
 def late(event_id: str, agency: Agency, view: CaseView, reference: Reference,
-         calendar: WorkingCalendar, link: str) -> Notice:
+         calendar: WorkingCalendar, draft: Attachment) -> Notice:
     return Notice(
         "late", event_id, (agency.head_email,),
         f"{SUBJECT_PREFIX} Hồ sơ quá hạn chưa có văn bản xin lỗi / late case without an "
@@ -120,7 +128,7 @@ def late(event_id: str, agency: Agency, view: CaseView, reference: Reference,
             "(form 04, Circular 03/2025) is filled in: please state the reason, sign it and "
             "send it to the applicant.",
         ),
-        agency.code, view.case_id, link,
+        agency.code, view.case_id, draft,
     )
 
 

@@ -3,36 +3,47 @@
 It reads the derived-events and alerts topics, and the case changelog for the cases'
 states (the applicant's name for the apology draft lives only there). For each notice
 it looks up the responsible agency's head in the reference data and sends an e-mail
-(plain text and HTML) and, when set, a webhook post. It also answers Alertmanager's
-webhook and serves the apology drafts its e-mails link to.
+(plain text and HTML; a late case's e-mail carries the filled apology draft as an
+attachment) and, when set, a webhook post. It also answers Alertmanager's webhook, for
+callers that present the bearer token (`ONESTOP_WEBHOOK_TOKEN`). It serves no personal
+data over HTTP: the drafts exist only in the e-mails to the heads who must sign them.
 
 Every notice is written to the `notifications` table once sent, keyed by the derived
 event (or alert, or digest) and recipient: read again after a restart, or repeated by
 Alertmanager, it is not sent twice. The topics are read from the start at each start
 (the states are needed anyway); the table makes that harmless. A notice is only sent
 when it still holds: a case already finished is not warned about.
+
+No one's mailbox can be flooded, by a bug or by whoever reaches the webhook: at most
+`mails_per_recipient_per_hour` e-mails go to one address in any hour; the rest are held
+back (logged, counted) and sent when the hour allows. A notice whose sending failed is
+tried again later and later (`Retries`), not at every poll.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
 import re
 import smtplib
 import threading
 import time
 import urllib.request
+from collections import defaultdict, deque
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, insert, select
 
 from alerts import messages
-from alerts.apology import draft_for, write_docx
-from alerts.messages import Notice
+from alerts.apology import DOCX_TYPE, draft_docx, draft_for
+from alerts.messages import Attachment, Notice
 from consumers.schema import notifications
 from models.case import CaseRules, CaseState, CaseView
 from streams.clock import Clock, parse_clock
@@ -45,6 +56,97 @@ log = logging.getLogger("onestop.notify")
 # A notifier whose reading loop has not gone round for this long is reported unhealthy.
 HEALTHY_WITHIN_SECONDS = 120.0
 POLL_RECORDS = 2000
+# A notice whose sending failed waits this long, doubled after each failure up to the most.
+FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS = 10.0, 600.0
+# Alertmanager's payloads are a few kB per alert; anything this large is not one.
+WEBHOOK_MAX_BYTES = 1 << 20
+# A caller that sends nothing for this long is cut off (one slow client holds a thread).
+REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+class HeldBack(Exception):
+    """A notice not sent now: its recipient had their hour's share of e-mails."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"held back for {wait:.0f} s")
+        self.wait = wait
+
+
+class RecipientLimit:
+    """At most `per_hour` e-mails to one address in any sliding hour (monotonic time)."""
+
+    def __init__(self, per_hour: int) -> None:
+        self.per_hour = per_hour
+        self.sent: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    def wait(self, recipient: str, now: float) -> float:
+        """0 when an e-mail may go to `recipient` now (and it is counted), otherwise the
+        seconds until one may."""
+        times = self.sent[recipient]
+        while times and times[0] <= now - 3600:
+            times.popleft()
+        if len(times) >= self.per_hour:
+            return times[0] + 3600 - now
+        times.append(now)
+        return 0.0
+
+
+class Retries:
+    """When each notice (by key) may be tried again after failing or being held back."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, int] = {}
+        self.not_before: dict[str, float] = {}
+
+    def due(self, key: str, now: float) -> bool:
+        return self.not_before.get(key, 0.0) <= now
+
+    def failed(self, key: str, now: float) -> float:
+        """Count a failure; the seconds until the next try."""
+        failures = self.failures[key] = self.failures.get(key, 0) + 1
+        delay = min(FIRST_RETRY_SECONDS * 2 ** (failures - 1), LAST_RETRY_SECONDS)
+        self.not_before[key] = now + delay
+        return delay
+
+    def hold(self, key: str, until: float) -> None:
+        self.not_before[key] = until
+
+    def forget(self, key: str) -> None:
+        self.failures.pop(key, None)
+        self.not_before.pop(key, None)
+
+
+class NotifierMetrics:
+    """The notifier's counters, on a registry of its own (served at /metrics)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.sent = Counter("onestop_notices_sent", "E-mail đã gửi / e-mails sent",
+                            ["kind"], registry=self.registry)
+        self.held_back = Counter(
+            "onestop_notices_held_back", "E-mail tạm giữ vì vượt giới hạn mỗi người nhận / "
+            "e-mails held back by the per-recipient limit", ["kind"], registry=self.registry)
+        self.failures = Counter("onestop_mail_failures", "Lần gửi e-mail lỗi (sẽ gửi lại) / "
+                                "failed attempts to send an e-mail (tried again later)",
+                                ["kind"], registry=self.registry)
+        self.refused = Counter(
+            "onestop_webhook_refused", "Lời gọi webhook bị từ chối / webhook calls refused "
+            "(reason: unauthenticated, too_large, malformed)", ["reason"],
+            registry=self.registry)
+
+
+class Alert(BaseModel):
+    """One alert of Alertmanager's webhook payload (the fields the notifier reads)."""
+
+    status: str
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    startsAt: str = ""  # noqa: N815 - Alertmanager's name
+    fingerprint: str = ""
+
+
+class AlertmanagerPayload(BaseModel):
+    alerts: list[Alert]
 
 
 class Mailer:
@@ -61,6 +163,10 @@ class Mailer:
         message["Subject"] = notice.subject
         message.set_content(notice.text)
         message.add_alternative(notice.html, subtype="html")
+        if notice.draft is not None:
+            maintype, subtype = notice.draft.content_type.split("/")
+            message.add_attachment(notice.draft.content, maintype=maintype, subtype=subtype,
+                                   filename=notice.draft.name)
         context = settings.smtp_tls_context()
         connection = (
             smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=20, context=context)
@@ -106,10 +212,13 @@ class Notifier:
         self.clock = clock or parse_clock(settings.clock)
         self.lock = threading.Lock()
         self.states: dict[str, bytes] = {}  # case id → changelog value, decoded on use
-        self.waiting: list[dict[str, Any]] = []  # derived events whose case is not known yet
+        self.waiting: list[dict[str, Any]] = []  # derived events not acted on yet
         self.missing_since: dict[str, float] = {}  # case id → when its apology went missing
         self.last_poll = time.monotonic()
         self.digests_done: dt.date | None = None  # the day whose digests have all gone out
+        self.limit = RecipientLimit(settings.mails_per_recipient_per_hour)
+        self.retries = Retries()
+        self.metrics = NotifierMetrics()
         topics = topics_for(settings)
         self.changelog = topics.case_changelog.name
         self.event_topics = (topics.derived_events.name, topics.alerts.name)
@@ -135,22 +244,53 @@ class Notifier:
         return found is not None
 
     def deliver(self, notice: Notice) -> int:
-        """Send `notice` to each recipient not yet sent it; the number sent."""
+        """Send `notice` to each recipient not yet sent it; the number sent. Raises
+        `HeldBack` for a recipient over the hour's limit, and the mail's own errors."""
         sent = 0
         for recipient in notice.recipients:
             if not recipient or self._already_sent(notice.key, recipient):
                 continue
-            self.mailer.send(notice, recipient)
+            wait = self.limit.wait(recipient, time.monotonic())
+            if wait:
+                self.metrics.held_back.labels(notice.kind).inc()
+                log.warning("onestop: %s notice for agency %s held back: its recipient had "
+                            "%d e-mails in the last hour (ONESTOP_MAILS_PER_RECIPIENT_PER_HOUR)",
+                            notice.kind, notice.agency, self.limit.per_hour)
+                raise HeldBack(wait)
+            try:
+                self.mailer.send(notice, recipient)
+            except (OSError, smtplib.SMTPException):
+                self.metrics.failures.labels(notice.kind).inc()
+                raise
             with self.engine.begin() as connection:
                 connection.execute(insert(notifications).values(
                     key=notice.key, recipient=recipient, kind=notice.kind, agency=notice.agency,
                     case_id=notice.case_id, subject=notice.subject,
                     sent_at=self.calendar.isoformat(self.clock.now()),
                 ))
+            self.metrics.sent.labels(notice.kind).inc()
             log.info("onestop: %s notice sent for agency %s", notice.kind, notice.agency)
             sent += 1
         self.sent += sent
         return sent
+
+    def send(self, notice: Notice) -> bool:
+        """Deliver `notice`, or schedule its next try: False while it must wait (mail
+        down, or its recipient over the hour's limit)."""
+        now = time.monotonic()
+        try:
+            self.deliver(notice)
+        except HeldBack as held:
+            self.retries.hold(notice.key, now + held.wait)
+            return False
+        except (OSError, smtplib.SMTPException) as error:
+            delay = self.retries.failed(notice.key, now)
+            log.warning("onestop: cannot send e-mail now (%s notice; %s); trying it again in "
+                        "%.0f s", notice.kind, mail_failure(error), delay)
+            log.debug("onestop: the e-mail failure in full: %r", error)
+            return False
+        self.retries.forget(notice.key)
+        return True
 
     # -- cases ---------------------------------------------------------------------
     def view(self, case_id: str, now: float) -> CaseView | None:
@@ -160,19 +300,21 @@ class Notifier:
         state: CaseState = decode_entry(raw).state
         return self.rules.evaluate(state, now)
 
-    def draft_link(self, view: CaseView, now: float) -> str:
+    def draft(self, view: CaseView, now: float) -> Attachment:
+        """The filled apology draft (form 04), for the late-case e-mail to the head."""
         today = self.calendar.local_date(now)
         draft = draft_for(view, self.reference, self.calendar,
                           self.settings.apology_extension_days, today)
-        name = safe_name(view.case_id)
-        write_docx(draft, self.settings.drafts_dir / name, today)
-        return f"{self.settings.public_url.rstrip('/')}/drafts/{name}"
+        return Attachment(safe_name(view.case_id), draft_docx(draft, today), DOCX_TYPE)
 
     def on_derived(self, event: dict[str, Any], now: float) -> bool:
-        """Act on one derived event; False when its case's state has not arrived yet."""
+        """Act on one derived event; False when it must wait (its case's state has not
+        arrived yet, or its e-mail could not go now)."""
         kind, case_id = event["type"], event.get("case_id") or ""
         if kind not in ("case_at_risk", "apology_required", "apology_missing"):
             return True
+        if not self.retries.due(event["event_id"], time.monotonic()):
+            return False
         view = self.view(case_id, now)
         if view is None:
             return False
@@ -182,16 +324,16 @@ class Notifier:
             return True
         if kind == "case_at_risk":
             if view.at_risk(now):
-                self.deliver(messages.at_risk(event["event_id"], agency, view, self.reference,
-                                              self.calendar))
+                return self.send(messages.at_risk(event["event_id"], agency, view,
+                                                  self.reference, self.calendar))
         elif view.apology == "missing":
             if kind == "apology_missing":
                 self.missing_since.setdefault(case_id, view.due_at)
             elif not self._already_sent(event["event_id"], agency.head_email):
                 # Checked before drafting: a restart re-reads every event, and the drafts
-                # of notices already sent need not be written again.
-                self.deliver(messages.late(event["event_id"], agency, view, self.reference,
-                                           self.calendar, self.draft_link(view, now)))
+                # of notices already sent need not be made again.
+                return self.send(messages.late(event["event_id"], agency, view, self.reference,
+                                               self.calendar, self.draft(view, now)))
         return True
 
     def escalate(self, now: float) -> None:
@@ -202,12 +344,16 @@ class Notifier:
         for case_id, since in list(self.missing_since.items()):
             if self.calendar.add_working_days(self.calendar.local_date(since), days) > today:
                 continue
+            key = f"escalation:{case_id}"
+            if not self.retries.due(key, time.monotonic()):
+                continue
             view = self.view(case_id, now)
             if view is not None and view.apology == "missing":
                 agency = self.reference.agencies.get(view.holder) or self.reference.agencies[
                     view.handling_agency]
-                self.deliver(messages.escalation(f"escalation:{case_id}", office, agency, view,
-                                                 self.reference, self.calendar, days))
+                if not self.send(messages.escalation(key, office, agency, view,
+                                                     self.reference, self.calendar, days)):
+                    continue
             del self.missing_since[case_id]
 
     def digests(self, now: float) -> None:
@@ -223,28 +369,31 @@ class Notifier:
                 continue
             if view.overdue or view.at_risk(now):
                 by_agency.setdefault(view.holder, []).append(view)
+        all_sent = True
         for code, views in sorted(by_agency.items()):
             agency = self.reference.agencies.get(code)
-            if agency is not None:
-                key = f"digest:{code}:{local.date().isoformat()}"
-                self.deliver(messages.digest(key, agency, local.date(), views, now,
-                                             self.reference, self.calendar))
-        # Not before every digest went out: a failed one is tried again at the next poll.
-        self.digests_done = local.date()
+            key = f"digest:{code}:{local.date().isoformat()}"
+            if agency is None or not self.retries.due(key, time.monotonic()):
+                all_sent = all_sent and agency is None
+                continue
+            all_sent &= self.send(messages.digest(key, agency, local.date(), views, now,
+                                                  self.reference, self.calendar))
+        if all_sent:  # a digest that could not go is tried again at a later poll
+            self.digests_done = local.date()
 
     # -- Alertmanager ----------------------------------------------------------------
-    def on_alertmanager(self, payload: dict[str, Any]) -> int:
+    def on_alertmanager(self, payload: AlertmanagerPayload) -> int:
         sent = 0
         with self.lock:
-            for alert in payload.get("alerts", []):
-                if alert.get("status") != "firing":
+            for alert in payload.alerts:
+                if alert.status != "firing":
                     continue
-                labels = alert.get("labels", {})
+                labels = alert.labels
                 agency = self.reference.agencies.get(
                     labels.get("agency") or labels.get("centre") or "")
                 recipient = agency.head_email if agency else self.settings.operations_email
-                key = f"alert:{alert.get('fingerprint')}:{alert.get('startsAt')}"
-                sent += self.deliver(messages.alert(key, recipient, alert))
+                key = f"alert:{alert.fingerprint}:{alert.startsAt}"
+                sent += self.deliver(messages.alert(key, recipient, alert.model_dump()))
         return sent
 
     # -- the loop ----------------------------------------------------------------------
@@ -268,28 +417,13 @@ class Notifier:
         now = self.clock.now()
         with self.lock:
             waiting, self.waiting = self.waiting + events, []
-            for event in waiting:
-                try:
-                    done = self.on_derived(event, now)
-                except (OSError, smtplib.SMTPException) as error:
-                    # Kept for the next poll: the ledger sends it once when mail is back.
-                    log.warning("onestop: cannot send e-mail now (%s); will retry",
-                                mail_failure(error))
-                    log.debug("onestop: the e-mail failure in full: %r", error)
-                    done = False
-                if not done:
-                    self.waiting.append(event)
+            self.waiting = [event for event in waiting if not self.on_derived(event, now)]
             if sum(len(records) for records in polled.values()) == POLL_RECORDS:
                 # Still catching up (at start): digests and escalations wait until every
                 # case's state is known.
                 return
-            try:
-                self.escalate(now)
-                self.digests(now)
-            except (OSError, smtplib.SMTPException) as error:
-                log.warning("onestop: cannot send e-mail now (%s); will retry",
-                            mail_failure(error))
-                log.debug("onestop: the e-mail failure in full: %r", error)
+            self.escalate(now)
+            self.digests(now)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -304,54 +438,95 @@ class Notifier:
         self.consumer.close(autocommit=False)
 
 
+def authorised(header: str | None, token: str) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time; nothing matches an
+    empty token (the webhook is closed until one is set)."""
+    scheme, _, given = (header or "").partition(" ")
+    # http.server decodes headers as Latin-1: encoding back gives the bytes as sent.
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("latin-1", "replace"), token.encode())
+
+
+class NotifierHandler(BaseHTTPRequestHandler):
+    """POST /alertmanager (Alertmanager's webhook, with the bearer token), GET /healthz and
+    GET /metrics (counts only). Nothing else: no personal data."""
+
+    notifier: Notifier
+    token: str
+    timeout = REQUEST_TIMEOUT_SECONDS  # on the socket: a silent caller is cut off
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        if self.path.rstrip("/") != "/alertmanager":
+            self.send_error(404)
+            return
+        payload = self.read_payload()
+        if payload is None:
+            return
+        try:
+            self.notifier.on_alertmanager(payload)
+        except HeldBack:
+            # Alertmanager tries again later; the ledger keeps it to one e-mail.
+            self.send_error(429, "too many e-mails to one recipient in the last hour")
+            return
+        except (OSError, smtplib.SMTPException) as error:
+            self.send_error(503, f"cannot send e-mail now: {mail_failure(error)}")
+            return
+        self.reply(200, b"", "text/plain; charset=utf-8")
+
+    def read_payload(self) -> AlertmanagerPayload | None:
+        """The caller's payload, once it proved who it is; None when refused (answered)."""
+        refused = self.notifier.metrics.refused
+        if not authorised(self.headers.get("Authorization"), self.token):
+            refused.labels("unauthenticated").inc()
+            self.send_error(401, "a bearer token is required")
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or "")
+        except ValueError:
+            refused.labels("malformed").inc()
+            self.send_error(411, "Content-Length is required")
+            return None
+        if not 0 <= length <= WEBHOOK_MAX_BYTES:
+            refused.labels("too_large").inc()
+            self.send_error(413, f"at most {WEBHOOK_MAX_BYTES} bytes")
+            return None
+        try:
+            return AlertmanagerPayload.model_validate_json(self.rfile.read(length))
+        except ValidationError as error:
+            refused.labels("malformed").inc()
+            self.send_error(400, f"not an Alertmanager webhook payload: "
+                            f"{error.error_count()} errors")
+            return None
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/healthz":
+            healthy = self.notifier.healthy()
+            body = b"ok\n" if healthy else b"the notifier has not read its topics lately\n"
+            self.reply(200 if healthy else 503, body, "text/plain; charset=utf-8")
+        elif self.path == "/metrics":
+            self.reply(200, generate_latest(self.notifier.metrics.registry),
+                       "text/plain; version=0.0.4; charset=utf-8")
+        else:
+            self.send_error(404)
+
+    def reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass  # the log has the notices' kinds and agencies; requests add nothing
+
+
 def serve(notifier: Notifier, host: str, port: int) -> ThreadingHTTPServer:
-    """POST /alertmanager (Alertmanager's webhook) and GET /drafts/<file>, on a thread."""
-    drafts = notifier.settings.drafts_dir
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
-            if self.path.rstrip("/") != "/alertmanager":
-                self.send_error(404)
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                payload = orjson.loads(self.rfile.read(length))
-                notifier.on_alertmanager(payload)
-            except (orjson.JSONDecodeError, AttributeError) as error:
-                self.send_error(400, f"not an Alertmanager webhook payload: {error}")
-                return
-            except (OSError, smtplib.SMTPException) as error:
-                # Alertmanager retries a failed delivery; the ledger keeps it to one e-mail.
-                self.send_error(503, f"cannot send e-mail now: {mail_failure(error)}")
-                return
-            self.send_response(200)
-            self.end_headers()
-
-        def do_GET(self) -> None:  # noqa: N802
-            if self.path == "/healthz":
-                healthy = notifier.healthy()
-                body = b"ok\n" if healthy else b"the notifier has not read its topics lately\n"
-                self.send_response(200 if healthy else 503)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-            name = self.path.removeprefix("/drafts/")
-            path = drafts / name
-            if name == self.path or "/" in name or not path.is_file():
-                self.send_error(404)
-                return
-            body = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/vnd.openxmlformats-officedocument."
-                             "wordprocessingml.document")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass  # requests name drafts, which name cases: not for the log
-
-    server = ThreadingHTTPServer((host, port), Handler)
+    """The notifier's HTTP endpoints (`NotifierHandler`), on a thread."""
+    token = notifier.settings.webhook_token.get_secret_value()
+    if not token:
+        log.warning("onestop: ONESTOP_WEBHOOK_TOKEN is not set: the Alertmanager webhook "
+                    "refuses every call")
+    handler = type("Handler", (NotifierHandler,), {"notifier": notifier, "token": token})
+    server = ThreadingHTTPServer((host, port), handler)
     threading.Thread(target=server.serve_forever, name="notifier-http", daemon=True).start()
     return server

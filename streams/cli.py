@@ -509,7 +509,8 @@ def notify(
     loglevel: Annotated[str, typer.Option(help="warning, info or debug.")] = "info",
 ) -> None:
     """Tell heads of agencies about their cases at risk and late, by e-mail, until Ctrl-C;
-    answer Alertmanager's webhook and serve the apology drafts."""
+    answer Alertmanager's webhook (with ONESTOP_WEBHOOK_TOKEN); the apology drafts travel
+    as attachments of the late-case e-mails."""
     import logging
     import signal
     import threading

@@ -7,7 +7,7 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.reference import SAMPLE_PROVINCE
@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite:///onestop.db", repr=False,
         description="SQLAlchemy URL of the report store (shown with its password hidden).",
+    )
+    database_password: SecretStr = Field(
+        default=SecretStr(""), description="The store's password, when the URL has none: "
+        "it is put into the URL (from a secrets file in containers, so that the URL itself "
+        "holds no secret).",
     )
     clock: str = Field(
         default="wall",
@@ -157,15 +162,21 @@ class Settings(BaseSettings):
     )
     notifier_host: str = Field(
         default="127.0.0.1",
-        description="Address of the notifier's Alertmanager webhook and drafts (`0.0.0.0` in "
-        "a container).",
+        description="Address of the notifier's Alertmanager webhook, health check and metrics "
+        "(`0.0.0.0` in a container).",
     )
     notifier_port: int = Field(
-        default=9095, ge=0, le=65535, description="Port of the notifier's webhook and drafts."
+        default=9095, ge=0, le=65535, description="Port of the notifier's webhook, health "
+        "check and metrics.",
     )
-    public_url: str = Field(
-        default="http://127.0.0.1:9095",
-        description="How people reach the notifier, for the drafts' links in e-mails.",
+    webhook_token: SecretStr = Field(
+        default=SecretStr(""), description="The bearer token Alertmanager must send to the "
+        "notifier's webhook (environment or secrets file only); while empty, the webhook "
+        "refuses every call.",
+    )
+    mails_per_recipient_per_hour: int = Field(
+        default=30, ge=1, description="At most this many e-mails to one address in any hour; "
+        "the notifier holds back the rest (counted, logged) and sends them later.",
     )
     sink_heartbeat_file: str = Field(
         default="",
@@ -176,9 +187,21 @@ class Settings(BaseSettings):
         default=1, ge=1, description="Replicas of each topic the pipeline creates (3 on a "
         "production cluster of three brokers or more).",
     )
-    drafts_dir: Path = Field(
-        default=Path("apology-drafts"), description="Where the apology drafts are written."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_into_url(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("database_password"):
+            return data
+        password = data["database_password"]
+        if isinstance(password, SecretStr):
+            password = password.get_secret_value()
+        from sqlalchemy.engine import make_url  # only where a password is to be put in
+
+        url = make_url(data.get("database_url") or "sqlite:///onestop.db")
+        if url.password is None:
+            url = url.set(password=password)
+        return {**data, "database_url": url.render_as_string(hide_password=False)}
 
     @field_validator("broker_url")
     @classmethod

@@ -40,6 +40,30 @@ def _close_refused_sockets() -> None:
 _close_refused_sockets()
 
 
+# Every secret the suite hands the code (passwords, tokens): none may appear in any test's
+# captured output or log (below), nor in a worker's log (tests/integration/conftest.py).
+SUITE_SECRETS: set[str] = set()
+
+
+def suite_secret(value: str) -> str:
+    SUITE_SECRETS.add(value)
+    return value
+
+
+def leaked_secrets(text: str) -> list[str]:
+    return sorted(secret for secret in SUITE_SECRETS if secret in text)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    leaks = [name for name, content in report.sections if leaked_secrets(content)]
+    if leaks and report.outcome != "failed":
+        report.outcome = "failed"
+        report.longrepr = f"a secret of the suite appears in: {', '.join(leaks)}"
+
+
 def agency(code: str, level: str = "province", centre: str = "CENTRE") -> Agency:
     return Agency(code, code, level, None, "Head of " + code, code.lower() + "@example.vn", centre)
 

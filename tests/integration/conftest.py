@@ -6,6 +6,8 @@ gets its own topic prefix and consumer group, so tests never see each other's re
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import signal
 import subprocess
@@ -13,20 +15,23 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from kafka import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError
 
 from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import stop_process
+from streams.broker import free_port, stop_process
 from streams.replay import Replay, derived_json
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests.brokers import broker_kinds, broker_of
+from tests.conftest import leaked_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +111,9 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     yield start
     for worker in workers:
         worker.stop()
+    for worker in workers:
+        assert not leaked_secrets(worker.log.read_text(errors="replace")), (
+            f"a secret of the suite appears in {worker.log}")
 
 
 def committed(settings: Settings) -> dict[tuple[str, int], int]:
@@ -153,3 +161,28 @@ def replay_of(path: Path, as_of: float) -> tuple[dict[str, Any], set[str]]:
     report = replay.report(as_of)
     ids = {derived_json(event, rules.calendar.isoformat)["event_id"] for event in replay.derived}
     return report, ids
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [message for message in self.messages if message["To"] == address]
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler, port = Inbox(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()

@@ -32,7 +32,9 @@ from streams.tansu_compat import is_tansu, read_to_end
 from streams.topics import create_topics, topics_for
 from tests.apache_kafka import ApacheKafka
 from tests.brokers import broker_kinds
+from tests.conftest import suite_secret
 from tests.integration.conftest import (
+    Inbox,
     committed,
     eventually,
     replay_of,
@@ -46,7 +48,7 @@ from tests.integration.test_live_pipeline import (
     live_matches,
     province_file,
 )
-from tests.integration.test_notifier import CLOCK, EVENTS, OFFICE, Inbox, run_notifier
+from tests.integration.test_notifier import CLOCK, EVENTS, OFFICE, run_notifier
 from tests.integration.test_sql_sink import drain
 
 pytestmark = [
@@ -55,7 +57,7 @@ pytestmark = [
                        reason="ONESTOP_TEST_BROKERS leaves Apache Kafka out"),
 ]
 
-PASSWORD = "mat-khau-" + uuid.uuid4().hex[:8]
+PASSWORD = suite_secret("mat-khau-" + uuid.uuid4().hex[:8])
 
 
 def admin_of(settings: Settings) -> KafkaAdminClient:
@@ -235,7 +237,7 @@ def test_every_client_logs_in_with_scram_and_a_wrong_password_is_refused_plainly
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     notifier_settings = settings.model_copy(update={
-        "smtp_port": port, "clock": CLOCK, "drafts_dir": tmp_path / "drafts",
+        "smtp_port": port, "clock": CLOCK,
         "province_office_email": OFFICE, "database_url": f"sqlite:///{tmp_path / 'n.db'}",
         "notifier_port": free_port(), "topic_prefix": settings.topic_prefix + "-n",
         "app_id": settings.app_id + "-n"})

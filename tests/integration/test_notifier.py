@@ -4,25 +4,30 @@ Alertmanager: who gets which e-mail, once."""
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
+import io
 import logging
 import smtplib
+import socket
 import threading
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 from docx import Document
+from pydantic import SecretStr
 
-from alerts.notifier import Notifier, mail_failure, serve
+from alerts.notifier import (
+    REQUEST_TIMEOUT_SECONDS,
+    WEBHOOK_MAX_BYTES,
+    Notifier,
+    mail_failure,
+    serve,
+)
 from consumers.store import connect, upgrade
 from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, load_reference
@@ -31,7 +36,8 @@ from streams.clock import parse_clock
 from streams.ingest import ingest_lines
 from streams.replay import Replay
 from streams.settings import Settings
-from tests.integration.conftest import eventually, wait_processed
+from tests.conftest import suite_secret
+from tests.integration.conftest import Inbox, eventually, wait_processed
 from tests.prometheus import DEPLOY, Server, binary
 
 pytestmark = pytest.mark.integration
@@ -39,41 +45,17 @@ pytestmark = pytest.mark.integration
 ZONE = dt.timezone(dt.timedelta(hours=7))
 CLOCK = "fixed:2026-04-20T17:00:00+07:00"  # a Monday, after the digest hour
 OFFICE = "vanphong@songxanh.gov.vn"
-
-
-class Inbox:
-    """aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-        self.messages.append(message)  # type: ignore[arg-type]
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [message for message in self.messages if message["To"] == address]
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+TOKEN = suite_secret("5f1c0e7a9b2d4c6e8f0a1b3c5d7e9f11")
 
 
 @pytest.fixture
 def notifier_settings(settings: Settings, inbox: tuple[Inbox, int], tmp_path: Path) -> Settings:
     port = free_port()
     return settings.model_copy(update={
-        "smtp_port": inbox[1], "clock": CLOCK, "drafts_dir": tmp_path / "drafts",
+        "smtp_port": inbox[1], "clock": CLOCK,
         "province_office_email": OFFICE, "operations_email": "vanhanh@songxanh.gov.vn",
         "database_url": f"sqlite:///{tmp_path / 'notify.db'}",
-        "notifier_port": port, "public_url": f"http://127.0.0.1:{port}",
+        "notifier_port": port, "webhook_token": SecretStr(TOKEN),
     })
 
 
@@ -98,6 +80,16 @@ EVENTS = [
     {"event_id": "DONE-1-p", "type": "processed", "case_id": "DONE-1",
      "occurred_at": "2026-04-14T10:00:00+07:00"},
 ]
+
+
+def http_status(url: str, data: bytes | None = None, headers: dict[str, str] | None = None,
+                ) -> int:
+    request = urllib.request.Request(url, data=data, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def head(code: str) -> str:
@@ -169,16 +161,20 @@ def test_heads_hear_about_their_own_cases_once(
         assert all("Trần Thị Bình" not in m.get_body(("plain",)).get_content()
                    for m in messages.messages)
 
-        # The late notice links to a filled apology draft.
-        plain = late_mail.get_body(("plain",)).get_content()
-        link = plain.split("apology draft: ")[1].split()[0]
-        with urllib.request.urlopen(link, timeout=5) as response:  # noqa: S310 - loopback
-            draft = response.read()
-        path = settings.drafts_dir / "fetched.docx"
-        path.write_bytes(draft)
-        text = "\n".join(p.text for p in Document(str(path)).paragraphs)
+        # The late notice carries the filled apology draft, and only it carries one.
+        [attachment] = late_mail.iter_attachments()
+        assert attachment.get_filename() == "LATE-1.docx"
+        assert "apology draft attached: LATE-1.docx" in late_mail.get_body(
+            ("plain",)).get_content()
+        draft = Document(io.BytesIO(attachment.get_content()))
+        text = "\n".join(p.text for p in draft.paragraphs)
         assert "Kính gửi: Trần Thị Bình" in text and "LATE-1" in text
         assert "15/04/2026" in text
+        assert [m["Subject"] for m in messages.messages if m is not late_mail
+                and list(m.iter_attachments())] == []
+        # Nothing of it is served over HTTP, whatever the name guessed.
+        for path in ("/drafts/LATE-1.docx", "/drafts/RISK-1.docx", "/LATE-1.docx"):
+            assert http_status(f"http://127.0.0.1:{settings.notifier_port}{path}") == 404
     finally:
         close()
 
@@ -219,7 +215,11 @@ def start_alertmanager(folder: Path, webhook: str) -> Server:
     """Alertmanager with the repository's routing, pointed at the test's notifier, at
     any hour (office hours dropped) and repeating every two seconds."""
     config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
-    config["receivers"][0]["webhook_configs"][0]["url"] = webhook
+    webhook_config = config["receivers"][0]["webhook_configs"][0]
+    webhook_config["url"] = webhook
+    token = folder / "webhook_token"
+    token.write_text(TOKEN)
+    webhook_config["http_config"]["authorization"]["credentials_file"] = str(token)
     config["route"].update(group_wait="0s", group_interval="1s", repeat_interval="2s")
     for route in config["route"]["routes"]:
         route.pop("active_time_intervals", None)
@@ -269,4 +269,125 @@ def test_alertmanager_reaches_the_head_of_the_agency_once(
     finally:
         if alertmanager is not None:
             alertmanager.stop()
+        close()
+
+
+# -- attacks: what anyone who reaches the notifier's port may try -------------------------
+
+AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+
+def alert_payload(fingerprint: str, summary: str = "on-time rate of SX-SXD is 80%") -> bytes:
+    return orjson.dumps({"alerts": [{
+        "status": "firing", "fingerprint": fingerprint, "startsAt": "2026-04-20T10:00:00Z",
+        "labels": {"alertname": "OnestopAgencyOnTimeBelowTarget", "agency": "SX-SXD",
+                   "audience": "agency"},
+        "annotations": {"summary": summary},
+    }]})
+
+
+def metric(settings: Settings, series: str) -> float:
+    url = f"http://127.0.0.1:{settings.notifier_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(series))
+
+
+def raw_request(port: int, head: bytes) -> bytes:
+    """What the notifier answers to `head` sent as it is (no body follows)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as connection:
+        connection.sendall(head)
+        return connection.recv(200)
+
+
+def test_a_forged_webhook_call_sends_nothing(
+    notifier_settings: Settings, inbox: tuple[Inbox, int]
+) -> None:
+    """The reproduction: attacker-written text sent to a head of agency from the official
+    sender, by anyone reaching the port. Without the token: 401, nothing sent."""
+    messages, _port = inbox
+    settings = notifier_settings
+    url = f"http://127.0.0.1:{settings.notifier_port}/alertmanager"
+    forged = alert_payload("forged", "Please re-enter your credentials at http://evil.example")
+    _notifier, close = run_notifier(settings, threading.Event())
+    try:
+        for authorization in (None, f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Basic {TOKEN}",
+                              TOKEN, "Bearer ", f"bearer{TOKEN}"):
+            headers = {"Content-Type": "application/json"}
+            if authorization is not None:
+                headers["Authorization"] = authorization
+            assert http_status(url, forged, headers) == 401, authorization
+        assert messages.messages == []
+        assert metric(settings, 'onestop_webhook_refused_total{reason="unauthenticated"}') == 7
+        # The same call with the token is Alertmanager's, and goes through.
+        assert http_status(url, alert_payload("real"), AUTH) == 200
+        assert [m["To"] for m in messages.messages] == [head("SX-SXD")]
+    finally:
+        close()
+
+    # A notifier given no token refuses everyone, an empty bearer included.
+    open_settings = settings.model_copy(update={"webhook_token": SecretStr(""),
+                                                "notifier_port": free_port()})
+    _notifier, close = run_notifier(open_settings, threading.Event())
+    try:
+        url = f"http://127.0.0.1:{open_settings.notifier_port}/alertmanager"
+        for authorization in ("Bearer ", "Bearer", f"Bearer {TOKEN}"):
+            assert http_status(url, forged, {"Authorization": authorization}) == 401
+        assert len(messages.messages) == 1
+    finally:
+        close()
+
+
+def test_the_webhook_refuses_what_is_not_a_payload_and_goes_on(
+    notifier_settings: Settings, inbox: tuple[Inbox, int]
+) -> None:
+    messages, _port = inbox
+    settings = notifier_settings
+    port = settings.notifier_port
+    url = f"http://127.0.0.1:{port}/alertmanager"
+    _notifier, close = run_notifier(settings, threading.Event())
+    try:
+        for body in (b"not json", b"[]", b"5", b'{"alerts": 5}', b'{"alerts": [{"status": 1}]}',
+                     b'{"alerts": [{"status": "firing", "labels": ["agency"]}]}',
+                     b'{"alerts": [7]}'):
+            assert http_status(url, body, AUTH) == 400, body
+        bearer = f"Authorization: Bearer {TOKEN}\r\n".encode()
+        # Too large: refused before the body is read.
+        too_large = raw_request(port, b"POST /alertmanager HTTP/1.1\r\nHost: x\r\n" + bearer
+                                + f"Content-Length: {WEBHOOK_MAX_BYTES + 1}\r\n\r\n".encode())
+        assert too_large.startswith(b"HTTP/1.0 413"), too_large
+        no_length = raw_request(port, b"POST /alertmanager HTTP/1.1\r\nHost: x\r\n" + bearer
+                                + b"\r\n")
+        assert no_length.startswith(b"HTTP/1.0 411"), no_length
+        # A caller that stops half-way is cut off, not waited for (raw_request's own
+        # timeout, 15 s, fails the test).
+        started = time.monotonic()
+        assert raw_request(port, b"POST /alertmanager HTTP/1.1\r\nHost: x\r\n") == b""
+        assert time.monotonic() - started >= REQUEST_TIMEOUT_SECONDS - 1
+        assert metric(settings, 'onestop_webhook_refused_total{reason="malformed"}') == 8
+        assert metric(settings, 'onestop_webhook_refused_total{reason="too_large"}') == 1
+        # And the next real call is served.
+        assert messages.messages == []
+        assert http_status(url, alert_payload("after"), AUTH) == 200
+        assert len(messages.messages) == 1
+    finally:
+        close()
+
+
+def test_a_flood_of_webhook_calls_sends_at_most_the_limit(
+    notifier_settings: Settings, inbox: tuple[Inbox, int]
+) -> None:
+    """The reproduction: one request sent 200 e-mails to one person in 1.6 s."""
+    messages, _port = inbox
+    settings = notifier_settings.model_copy(update={"mails_per_recipient_per_hour": 5})
+    url = f"http://127.0.0.1:{settings.notifier_port}/alertmanager"
+    _notifier, close = run_notifier(settings, threading.Event())
+    try:
+        statuses = [http_status(url, alert_payload(f"flood-{n}"), AUTH) for n in range(200)]
+        assert statuses.count(200) == 5 and statuses.count(429) == 195, statuses
+        assert len(messages.to(head("SX-SXD"))) == 5 and len(messages.messages) == 5
+        assert metric(settings, 'onestop_notices_held_back_total{kind="alert"}') == 195
+        assert metric(settings, 'onestop_notices_sent_total{kind="alert"}') == 5
+    finally:
         close()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import io
 
 import orjson
 from docx import Document
 
-from alerts.apology import TO_FILL, draft_for, write_docx
+from alerts.apology import DOCX_TYPE, TO_FILL, draft_docx, draft_for
 from models.case import CaseRules
 from models.reference import SAMPLE_PROVINCE, load_reference
 from streams.replay import Replay
@@ -31,18 +31,18 @@ def late_view(event: dict) -> tuple[CaseRules, object]:
     return rules, rules.evaluate(replay.cases[event["case_id"]], NOW)
 
 
-def document_text(path: Path) -> str:
-    document = Document(str(path))
+def document_text(content: bytes) -> str:
+    document = Document(io.BytesIO(content))
     cells = [cell.text for table in document.tables for row in table.rows for cell in row.cells]
     return "\n".join([paragraph.text for paragraph in document.paragraphs] + cells)
 
 
-def test_the_draft_carries_the_case_the_dates_and_the_signer(tmp_path: Path) -> None:
+def test_the_draft_carries_the_case_the_dates_and_the_signer() -> None:
     rules, view = late_view(RECEIVED)
     today = dt.date(2026, 4, 20)
     draft = draft_for(view, rules.reference, rules.calendar, 5, today)
     holder = rules.reference.agencies[view.holder]
-    text = document_text(write_docx(draft, tmp_path / "draft.docx", today))
+    text = document_text(draft_docx(draft, today))
 
     assert "VĂN BẢN XIN LỖI VÀ ĐỀ NGHỊ GIA HẠN THỜI GIAN GIẢI QUYẾT" in text
     assert "Kính gửi: Trần Thị Bình" in text
@@ -58,25 +58,26 @@ def test_the_draft_carries_the_case_the_dates_and_the_signer(tmp_path: Path) -> 
     assert "ngày 20 tháng 04 năm 2026" in text
 
 
-def test_an_applicant_the_event_did_not_name_is_left_for_the_agency(tmp_path: Path) -> None:
+def test_an_applicant_the_event_did_not_name_is_left_for_the_agency() -> None:
     event = {key: value for key, value in RECEIVED.items() if key != "applicant"}
     rules, view = late_view(event)
     draft = draft_for(view, rules.reference, rules.calendar, 5, dt.date(2026, 4, 20))
-    text = document_text(write_docx(draft, tmp_path / "draft.docx", dt.date(2026, 4, 20)))
+    text = document_text(draft_docx(draft, dt.date(2026, 4, 20)))
     assert f"Kính gửi: {TO_FILL}" in text
 
 
-def test_a_due_at_24_00_is_written_as_that_day(tmp_path: Path) -> None:
+def test_a_due_at_24_00_is_written_as_that_day() -> None:
     """Rulebook §11.13: due at the end of 15 April (00:00 of the 16th) is "ngày 15/04"."""
-    from alerts.messages import at_risk, late
+    from alerts.messages import Attachment, at_risk, late
 
     rules, view = late_view({**RECEIVED, "due_at": "2026-04-16T00:00:00+07:00"})
     today = dt.date(2026, 4, 20)
     draft = draft_for(view, rules.reference, rules.calendar, 5, today)
-    text = document_text(write_docx(draft, tmp_path / "draft.docx", today))
+    text = document_text(draft_docx(draft, today))
     assert "hẹn trả kết quả ngày 15/04/2026" in text
     agency = rules.reference.agencies[view.holder]
-    letter = late("k", agency, view, rules.reference, rules.calendar, "https://x/d").text
+    letter = late("k", agency, view, rules.reference, rules.calendar,
+                  Attachment("d.docx", b"", DOCX_TYPE)).text
     assert "hẹn trả 15/04/2026 / case" in letter and "due 15/04/2026." in letter
     assert "16/04/2026" not in letter
     assert "tiếp nhận 09:00 ngày 13/04/2026" in letter

@@ -20,37 +20,109 @@ from streams.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
-           "ONESTOP_SMTP_HOST": "mail.songxanh.gov.vn"}
+REQUIRED = {"ONESTOP_SMTP_HOST": "mail.songxanh.gov.vn"}
 OURS = ("topics", "worker", "sink", "notifier")
+# Which secret (file) each service gets, under which name in /run/secrets.
+SECRETS_OF = {
+    "topics": {"onestop_kafka_password"},
+    "worker": {"onestop_kafka_password"},
+    "sink": {"onestop_kafka_password", "onestop_database_password"},
+    "notifier": {"onestop_kafka_password", "onestop_database_password",
+                 "onestop_smtp_password", "onestop_webhook_token"},
+    "postgres": {"postgres_password"},
+    "grafana": {"grafana_admin_password"},
+    "alertmanager": {"onestop_webhook_token"},
+}
 
 
-def compose_config(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def compose_config(environment: dict[str, str], *overrides: Path,
+                   ) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.fail("docker-compose is missing: apt-get install docker-compose (.ci/run does)")
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("ONESTOP_", "POSTGRES_", "GRAFANA_"))}
+    files = [part for path in (COMPOSE, *overrides) for part in ("-f", str(path))]
     return subprocess.run(  # noqa: S603 - a fixed command
-        [binary, "-f", str(COMPOSE), "config"], capture_output=True, text=True,
+        [binary, *files, "config"], capture_output=True, text=True,
         env={**env, **environment}, check=False, cwd=ROOT,
     )
 
 
-@pytest.fixture(scope="module")
-def config() -> dict[str, Any]:
-    done = compose_config(SECRETS)
+def configured(environment: dict[str, str], *overrides: Path) -> dict[str, Any]:
+    done = compose_config(environment, *overrides)
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)  # type: ignore[no-any-return]
 
 
-def test_secrets_come_from_the_environment_and_nowhere_else() -> None:
-    for name in SECRETS:
-        done = compose_config({key: value for key, value in SECRETS.items() if key != name})
-        assert done.returncode != 0 and f"set {name}" in done.stderr, (name, done.stderr)
-    text = COMPOSE.read_text()
-    for value in SECRETS.values():
-        assert value not in text
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    return configured(REQUIRED)
+
+
+def test_each_service_gets_only_its_secrets_and_only_as_files(config: dict[str, Any]) -> None:
+    services = config["services"]
+    given = {name: {secret.get("target", secret["source"]) for secret in service["secrets"]}
+             for name, service in services.items() if "secrets" in service}
+    assert given == SECRETS_OF
+    for name, service in services.items():
+        for key, value in service.get("environment", {}).items():
+            assert not re.search(r"PASSWORD$|TOKEN$", key), (name, key)
+            assert "@postgres" not in str(value) or "onestop@postgres" in str(value), (name, key)
+    for name, secret in config["secrets"].items():
+        assert secret["file"] == str(ROOT / "secrets" / name)
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    # The names the services read: our settings, PostgreSQL's and Grafana's *_FILE.
+    known = set(Settings.model_fields)
+    for name in OURS:
+        assert {secret.removeprefix("onestop_") for secret in given[name]} <= known, name
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == (
+        "/run/secrets/postgres_password")
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == (
+        "/run/secrets/grafana_admin_password")
+    routes = yaml.safe_load((ROOT / "deploy/alertmanager/alertmanager.yml").read_text())
+    [hook] = [hook for receiver in routes["receivers"]
+              for hook in receiver.get("webhook_configs", [])]
+    assert hook["http_config"]["authorization"] == {
+        "type": "Bearer", "credentials_file": "/run/secrets/onestop_webhook_token"}
+
+
+def test_nothing_is_published_beyond_this_host_unless_asked(config: dict[str, Any]) -> None:
+    """Only Grafana (which has its own login) is published, and on 127.0.0.1; the operators'
+    override adds Prometheus and Alertmanager on 127.0.0.1."""
+    def published(services: dict[str, Any]) -> dict[str, list[str]]:
+        return {name: [str(port) for port in service["ports"]]
+                for name, service in services.items() if service.get("ports")}
+
+    assert published(config["services"]) == {"grafana": ["127.0.0.1:3000:3000/tcp"]}
+    operators = configured(REQUIRED, ROOT / "deploy" / "compose.operators.yml")
+    assert published(operators["services"]) == {
+        "grafana": ["127.0.0.1:3000:3000/tcp"],
+        "prometheus": ["127.0.0.1:9090:9090/tcp"],
+        "alertmanager": ["127.0.0.1:9093:9093/tcp"]}
+    # Wider only when the operator says so, for the reverse proxy on another host.
+    wider = configured({**REQUIRED, "GRAFANA_ADDRESS": "10.0.0.5"})
+    assert published(wider["services"]) == {"grafana": ["10.0.0.5:3000:3000/tcp"]}
+
+
+def test_the_secrets_script_makes_private_files_once(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    script = ROOT / "deploy" / "make-secrets"
+    env = {**os.environ, "ONESTOP_SECRETS_DIR": str(folder)}
+    subprocess.run([str(script)], env=env, stdin=subprocess.DEVNULL, check=True,  # noqa: S603
+                   capture_output=True)
+    made = {path.name: path.read_text() for path in folder.iterdir()}
+    assert set(made) == {name for names in SECRETS_OF.values() for name in names} - {
+        "onestop_database_password"} | {"postgres_password"}
+    assert folder.stat().st_mode & 0o777 == 0o700
+    for name in ("postgres_password", "grafana_admin_password", "onestop_webhook_token"):
+        assert len(made[name].strip()) >= 40 and re.fullmatch(r"[\w-]+\n", made[name]), name
+    assert made["onestop_smtp_password"] == "" and made["onestop_kafka_password"] == ""
+    (folder / "onestop_smtp_password").write_text("set-by-hand")
+    subprocess.run([str(script)], env=env, stdin=subprocess.DEVNULL, check=True,  # noqa: S603
+                   capture_output=True)
+    assert {path.name: path.read_text() for path in folder.iterdir()} == {
+        **made, "onestop_smtp_password": "set-by-hand"}
 
 
 def test_every_onestop_variable_is_a_setting_and_the_settings_parse(
@@ -100,8 +172,8 @@ def test_ports_match_what_the_other_parts_expect(config: dict[str, Any]) -> None
     notifier = Settings(notifier_port=environment["notifier"]["ONESTOP_NOTIFIER_PORT"])
 
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    [scrape] = prometheus["scrape_configs"]
-    [discovery] = scrape["dns_sd_configs"]
+    scrapes = {scrape["job_name"]: scrape for scrape in prometheus["scrape_configs"]}
+    [discovery] = scrapes["onestop-worker"]["dns_sd_configs"]
     assert discovery["names"] == ["worker"] and discovery["port"] == worker.metrics_port
     assert f"127.0.0.1:{worker.metrics_port}/healthz" in str(services["worker"]["healthcheck"])
     [alertmanager] = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
@@ -113,9 +185,9 @@ def test_ports_match_what_the_other_parts_expect(config: dict[str, Any]) -> None
             for hook in receiver.get("webhook_configs", [])]
     assert urls and all(url == f"http://notifier:{notifier.notifier_port}/alertmanager"
                         for url in urls)
-    assert {"published": notifier.notifier_port, "target": notifier.notifier_port} in [
-        {key: int(value) for key, value in port.items() if key in ("published", "target")}
-        for port in services["notifier"]["ports"]]
+    assert services["notifier"]["expose"] == [str(notifier.notifier_port)]
+    assert scrapes["onestop-notifier"]["static_configs"] == [
+        {"targets": [f"notifier:{notifier.notifier_port}"]}]
 
     source = yaml.safe_load(
         (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
@@ -124,9 +196,11 @@ def test_ports_match_what_the_other_parts_expect(config: dict[str, Any]) -> None
     for name in OURS:
         broker = Settings(broker_url=environment[name]["ONESTOP_BROKER_URL"])
         assert f"PLAINTEXT://{broker.bootstrap_servers[0]}" == kafka
-    database = environment["sink"]["ONESTOP_DATABASE_URL"]
-    assert re.fullmatch(r"postgresql\+psycopg://onestop:pg-secret@postgres:5432/onestop",
-                        database)
+    for name in ("sink", "notifier"):
+        store = Settings(database_url=environment[name]["ONESTOP_DATABASE_URL"],
+                         database_password="pg-secret")  # its secret file's content
+        assert store.database_url == "postgresql+psycopg://onestop:pg-secret@postgres:5432/onestop"
+    assert "ONESTOP_DATABASE_URL" not in environment["worker"]
     assert services["postgres"]["environment"]["POSTGRES_DB"] == "onestop"
 
 

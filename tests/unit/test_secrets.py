@@ -19,8 +19,9 @@ from alerts.notifier import Mailer
 from consumers.store import shown_url
 from streams.cli import app
 from streams.settings import Settings
+from tests.conftest import suite_secret
 
-SECRET = "Mat-khau-9x!"
+SECRET = suite_secret("Mat-khau-9x!")
 
 
 def test_passwords_are_in_no_repr_and_reach_a_child_process() -> None:
