@@ -105,8 +105,9 @@ END_KINDS = frozenset({"processed", "returned", "refused", "withdrawn", "stopped
 
 
 def without_applicant(state: CaseState) -> CaseState:
-    """The state with the applicant's personal data removed, for stores that keep cases
-    beyond the pipeline (the rules never read it)."""
+    """The state with the applicant's personal data removed: for stores that keep cases
+    beyond the pipeline, for a case that no longer needs it, and on request (the rules
+    never read it)."""
     facts = tuple(
         fact._replace(data=(*fact.data[:_APPLICANT], None, *fact.data[_APPLICANT + 1:]))
         if fact.kind == "received" and fact.data and fact.data[_APPLICANT] is not None
@@ -114,6 +115,18 @@ def without_applicant(state: CaseState) -> CaseState:
         for fact in state.facts
     )
     return state._replace(facts=facts)
+
+
+def holds_applicant(state: CaseState) -> bool:
+    return any(fact.kind == "received" and fact.data and fact.data[_APPLICANT] is not None
+               for fact in state.facts)
+
+
+def applicant_needed(view: CaseView) -> bool:
+    """Whether the case may still need its applicant's name and address: only for an
+    apology letter (contract §2), so while it is open, or late without an apology.
+    Decree 13/2023/NĐ-CP: personal data kept no longer than its purpose needs."""
+    return view.status == "open" or view.apology == "missing"
 
 
 # The part of each event the rules need, codes interned so that cases share them.
@@ -439,7 +452,12 @@ class CaseRules:
         facts = record(state.facts, fact)
         if facts is None:
             return state, []
-        return CaseState(state.case_id, facts, state.emitted), []
+        state = CaseState(state.case_id, facts, state.emitted)
+        if kind in ("applicant_erased", "received") and any(
+                fact.kind == "applicant_erased" for fact in facts):
+            # Erased at once, and a receipt that arrives after the request stays erased.
+            state = without_applicant(state)
+        return state, []
 
     def on_tick(self, state: CaseState, now: float) -> tuple[CaseState, list[DerivedEvent]]:
         """Outputs that time alone brings about: at risk, overdue, apologies, closing."""

@@ -125,6 +125,13 @@ class Rated(_CaseEvent):
     rating: Literal["very_satisfied", "satisfied", "unsatisfied"]
 
 
+class ApplicantErased(_CaseEvent):
+    """The monitor's own event (`onestop erase`), not a producer's: the applicant asked
+    for their personal data to be erased (Decree 13/2023/NĐ-CP); the case stays."""
+
+    type: Literal["applicant_erased"]
+
+
 class _QueueEvent(_Event):
     ticket_id: Annotated[str, Field(min_length=1, max_length=64)]
     centre: Code
@@ -164,6 +171,7 @@ CaseEvent = (
     | Withdrawn
     | Stopped
     | Rated
+    | ApplicantErased
 )
 QueueEvent = TicketIssued | TicketCalled | ServiceCompleted | TicketAbandoned
 Event = CaseEvent | QueueEvent

@@ -13,7 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from models.case import CaseRules, CaseState, DerivedEvent
+from models.case import (
+    CaseRules,
+    CaseState,
+    DerivedEvent,
+    applicant_needed,
+    without_applicant,
+)
 from models.measures import Measure, case_measures, visit_measures
 from models.queue import QueueRules, TicketState
 
@@ -63,6 +69,8 @@ def judge_case(rules: CaseRules, state: CaseState, start: float, end: float) -> 
     change, then at `end`."""
     state, outputs, view, after = _through(rules, state, start, end)
     measures: tuple[Measure, ...] = ()
+    if view is not None and view.applicant is not None and not applicant_needed(view):
+        state = without_applicant(state)
     if view is not None:
         field = rules.reference.procedures[view.procedure].field
         measures = case_measures(view, field, end)

@@ -378,6 +378,53 @@ def ingest(
 
 
 @app.command()
+def erase(
+    case: Annotated[str, typer.Option(
+        "--case", help="The case (dossier) code whose applicant asked to be erased.")],
+    broker_url: BrokerOption = None,
+    timeout: Annotated[float, typer.Option(
+        help="Seconds to wait for a worker to confirm the erasure.")] = 60.0,
+) -> None:
+    """Erase one applicant's name, address, phone and e-mail from what the monitor keeps
+    (Decree 13/2023/NĐ-CP), and say what it cannot remove."""
+    from kafka.errors import KafkaError
+
+    from streams.clock import parse_clock
+    from streams.erase import erase_case
+    from streams.topics import topics_for
+
+    settings = _kafka_settings(broker_url=broker_url)
+    topics = topics_for(settings)
+    try:
+        place = erase_case(settings, case, parse_clock(settings.clock).now(), timeout)
+    except KafkaError as error:
+        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
+    if place is None:
+        raise _fail(f"no worker confirmed within {timeout:.0f} s that case {case}'s applicant "
+                    f"is erased: the request is in {topics.case_events.name} and takes effect "
+                    "when a worker runs; run this command again to check")
+    partition, offset = place
+    days = settings.dead_letter_retention_days
+    typer.echo("\n".join([
+        f"Hồ sơ {case}: đã xoá họ tên, địa chỉ, điện thoại, e-mail của người nộp khỏi trạng "
+        f"thái xử lý / case {case}: the applicant's name, address, phone and e-mail are "
+        f"erased from the live state ({topics.case_changelog.name}, partition {partition}, "
+        f"offset {offset}).",
+        "Không lưu ở nơi khác / kept nowhere else by the monitor: the SQL store and the "
+        "notifications ledger keep cases without their applicant; apology drafts travel "
+        "only as e-mail attachments and are never stored.",
+        "Hệ thống không tự xoá được / what the monitor cannot remove:",
+        f"- the original events in {topics.case_events.name} (kept as long as its "
+        "retention.ms says: the province's setting, README: Security);",
+        f"- dead letters of this case in {topics.dead_letters.name} (deleted after "
+        f"{days} days: ONESTOP_DEAD_LETTER_RETENTION_DAYS);",
+        f"- older records of {topics.case_changelog.name} until the broker compacts it "
+        "(within 7 days on Apache Kafka);",
+        "- e-mails already sent to the head of the agency, with the apology draft.",
+    ]))
+
+
+@app.command()
 def snapshot(
     broker_url: BrokerOption = None,
     as_of: Annotated[

@@ -183,6 +183,10 @@ class Settings(BaseSettings):
         description="The sink touches this file after each stored batch (a container's "
         "health check); empty for none.",
     )
+    dead_letter_retention_days: int = Field(
+        default=30, ge=1, description="Days the dead-letter topic keeps a rejected record "
+        "(it may hold personal data) for repair; applies when the topic is created.",
+    )
     replication_factor: int = Field(
         default=1, ge=1, description="Replicas of each topic the pipeline creates (3 on a "
         "production cluster of three brokers or more).",

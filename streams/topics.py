@@ -15,6 +15,9 @@ from kafka.errors import TopicAlreadyExistsError
 
 from streams.settings import Settings
 
+DAY_MS = 24 * 3600 * 1000
+WEEK_MS = 7 * DAY_MS
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -25,11 +28,18 @@ class TopicSpec:
     # The input topics are the record of every case: kept forever, so that history can be
     # judged again after a rule change (README: Operations).
     kept_forever: bool = False
+    retention_days: int | None = None  # None: the broker's default
 
     def configs(self) -> dict[str, str]:
         if self.compacted:
-            return {"cleanup.policy": "compact"}
-        return {"retention.ms": "-1"} if self.kept_forever else {}
+            # A replaced record (the state before an applicant was erased) is compacted
+            # away within a week, not whenever its segment happens to roll.
+            return {"cleanup.policy": "compact", "max.compaction.lag.ms": str(WEEK_MS)}
+        if self.kept_forever:
+            return {"retention.ms": "-1"}
+        if self.retention_days is not None:
+            return {"retention.ms": str(self.retention_days * DAY_MS)}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,10 @@ def topics_for(settings: Settings) -> Topics:
             f"{prefix}.aggregates", partitions, "scope:code:day:partition", compacted=True
         ),
         alerts=TopicSpec(f"{prefix}.alerts", partitions, "agency"),
-        dead_letters=TopicSpec(f"{prefix}.dead-letters", 1, "the rejected record's key"),
+        # Dead letters keep the original record, personal data included, for repair: for
+        # a limited time.
+        dead_letters=TopicSpec(f"{prefix}.dead-letters", 1, "the rejected record's key",
+                               retention_days=settings.dead_letter_retention_days),
         case_changelog=TopicSpec(
             f"{settings.app_id}-{CASE_TABLE}-changelog", partitions, "case_id", compacted=True
         ),

@@ -124,6 +124,8 @@ def case_story(case_id: str, applicant: dict[str, str], start: float) -> list[di
          "channel": "online", **common},
         {"event_id": f"{case_id}-13", "type": "rated", "occurred_at": at(271),
          "rating": "satisfied", **common},
+        {"event_id": f"{case_id}-14", "type": "applicant_erased", "occurred_at": at(272),
+         "source": "onestop erase", **common},
     ]
 
 

@@ -39,6 +39,19 @@ def test_a_password_may_come_from_a_mounted_secrets_file(tmp_path: Path) -> None
     assert Settings(_secrets_dir=tmp_path).smtp_password.get_secret_value() == SECRET
 
 
+def test_the_database_password_may_come_alone_and_joins_its_url(tmp_path: Path) -> None:
+    """The compose stack's way: a URL without a password, the password as a secret file."""
+    (tmp_path / "onestop_database_password").write_text(SECRET + "\n")
+    settings = Settings(_secrets_dir=tmp_path,
+                        database_url="postgresql+psycopg://onestop@postgres:5432/onestop")
+    assert settings.database_url == (
+        "postgresql+psycopg://onestop:Mat-khau-9x%21@postgres:5432/onestop")
+    assert SECRET not in repr(settings) and "Mat-khau" not in repr(settings)
+    # A URL that names its own password keeps it.
+    own = Settings(database_password="other", database_url="postgresql+psycopg://u:pw@h/d")
+    assert own.database_url == "postgresql+psycopg://u:pw@h/d"
+
+
 @pytest.mark.parametrize(("url", "shown"), [
     ("postgresql+psycopg://onestop:s3cret@db:5432/onestop",
      "postgresql+psycopg://onestop:***@db:5432/onestop"),
