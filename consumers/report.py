@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, or_, select
 
 from consumers.schema import agency_day_figures, case_states, ticket_states
 from models.aggregates import AgencyFigures
-from models.case import CaseRules
+from models.case import CaseRules, days_late
 from models.reference import Reference
 from models.targets import judge
 from streams.codec import decode_entry
@@ -120,12 +120,15 @@ def build_report(
     agencies.update(figures["agencies"])
     centres = figures["centres"]
     goals = reference.targets
-    ranking = rank(agencies)
-    late_cases = [
-        {"case_id": case_id, **case}
-        for case_id, case in sorted(figures["cases"].items())
-        if case["verdict"] == "late" or case["overdue"]
-    ]
+    ranking = rank(agencies, reference)
+    judged_at = min(as_of, end)
+    late_cases = sorted(
+        ({"case_id": case_id, **case, "days_late": days_late(
+            rules.evaluate(replay.cases[case_id], judged_at), judged_at, calendar)}
+         for case_id, case in figures["cases"].items()
+         if case["verdict"] == "late" or case["overdue"]),
+        key=lambda case: (-case["days_late"], case["case_id"]),
+    )
     late_paper_transfers = figures["findings"]["late_paper_transfers"]
     if agency is not None:
         if agency not in agencies:
@@ -165,24 +168,48 @@ def _judged(figures: dict[str, Any], goals: dict[str, float], scope: str) -> lis
     ]
 
 
-def rank(agencies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Agencies by completed-on-time rate, then service-index rate, then cases ended;
-    agencies that ended no case in the period come last, unranked."""
+# How the ranking breaks ties, as the report states it.
+TIE_RULE = ("Xếp theo tỷ lệ giải quyết đúng hạn, rồi tỷ lệ đúng hạn theo Chỉ số phục vụ; "
+            "cơ quan bằng nhau ở cả hai tỷ lệ cùng hạng. Cơ quan chưa giải quyết hồ sơ nào "
+            "không xếp hạng / ranked by the completed-on-time rate, then the service-index "
+            "on-time rate; agencies equal on both share a rank. Agencies that ended no case "
+            "are not ranked")
+
+
+def rank(agencies: dict[str, dict[str, Any]], reference: Reference) -> list[dict[str, Any]]:
+    """Agencies ranked within their level (provincial agencies; commune level) by
+    completed-on-time rate, then service-index rate; equal on both, equal rank (1, 1, 3);
+    listed within a rank by cases ended, then code. Agencies that ended no case in the
+    period come last, unranked."""
     def rate(figures: dict[str, Any], name: str) -> float:
         ratio = figures[name]
         return ratio["numerator"] / ratio["denominator"] if ratio["denominator"] else -1.0
 
-    ordered = sorted(
-        agencies.items(),
-        key=lambda item: (-rate(item[1], "completed_on_time_rate"),
-                          -rate(item[1], "service_index_on_time_rate"),
-                          -item[1]["ended"], item[0]),
-    )
-    ranking = []
-    for position, (code, figures) in enumerate(ordered, 1):
+    def level(code: str) -> str:
+        agency = reference.agencies.get(code)
+        return agency.level if agency is not None else "province"
+
+    def score(figures: dict[str, Any]) -> tuple[float, float]:
+        return (rate(figures, "completed_on_time_rate"),
+                rate(figures, "service_index_on_time_rate"))
+
+    ordered = sorted(agencies.items(), key=lambda item: (
+        level(item[0]) != "province", level(item[0]),
+        tuple(-value for value in score(item[1])), -item[1]["ended"], item[0]))
+    ranking: list[dict[str, Any]] = []
+    for code, figures in ordered:
         ranked = figures["completed_on_time_rate"]["denominator"] > 0
+        peers = [entry for entry in ranking if entry["level"] == level(code)]
+        position = None
+        if ranked:
+            if peers and peers[-1]["rank"] is not None and score(
+                    agencies[peers[-1]["agency"]]) == score(figures):
+                position = peers[-1]["rank"]
+            else:
+                position = len(peers) + 1
         ranking.append({
-            "rank": position if ranked else None,
+            "rank": position,
+            "level": level(code),
             "agency": code,
             "ended": figures["ended"],
             "completed_on_time_rate": figures["completed_on_time_rate"]["ratio"],

@@ -117,6 +117,16 @@ def without_applicant(state: CaseState) -> CaseState:
     return state._replace(facts=facts)
 
 
+def days_late(view: CaseView, as_of: float, calendar: WorkingCalendar) -> int:
+    """Calendar days from the due day to the day processing ended, or to `as_of` for a case
+    still open (0: not late). Due at 24:00 of 9 March (shown as 9 March, §11.13) and
+    processed on 11 March: 2 days late."""
+    end = view.end_at if view.end_at is not None else as_of
+    if end <= view.due_at:
+        return 0
+    return max((calendar.day_ending(end) - calendar.day_ending(view.due_at)).days, 1)
+
+
 def holds_applicant(state: CaseState) -> bool:
     return any(fact.kind == "received" and fact.data and fact.data[_APPLICANT] is not None
                for fact in state.facts)

@@ -591,7 +591,7 @@ def notify(
         running.close()
 
 
-REPORT_FORMATS = ("xlsx", "md", "html", "json")
+REPORT_FORMATS = ("pdf", "html", "xlsx", "md", "json")
 
 
 @app.command()
@@ -600,7 +600,8 @@ def report(
     url: DatabaseOption = None,
     agency: Annotated[str | None, typer.Option(help="Only this agency (code).")] = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="xlsx, md, html or json (default: from --out).")
+        str, typer.Option("--format", help="pdf, html (the document to send), xlsx (the "
+                          "working file), md or json (default: from --out).")
     ] = "",
     out: Annotated[
         Path | None, typer.Option(help="Write here (default: stdout, not for xlsx).")
@@ -612,22 +613,39 @@ def report(
     reference: ReferenceOption = SAMPLE_PROVINCE,
 ) -> None:
     """The provincial report for a month, quarter or year, from the SQL store."""
+    from consumers.document import (
+        comparison_for,
+        document_html,
+        document_pdf,
+        load_letterhead,
+    )
     from consumers.render import render
     from consumers.report import PeriodError, build_report, parse_period
 
     chosen = output_format or (out.suffix.lstrip(".") if out else "md")
     if chosen not in REPORT_FORMATS:
         raise _fail(f"--format '{chosen}': give one of {', '.join(REPORT_FORMATS)}")
-    if chosen == "xlsx" and out is None:
-        raise _fail("an Excel report needs --out FILE.xlsx")
+    if chosen in ("xlsx", "pdf") and out is None:
+        raise _fail(f"a {chosen} report needs --out FILE.{chosen}")
     instant = None if as_of is None else _instant(as_of, "--as-of")
     reference_data = _load(reference)
     store = _store(url, migrate=False)
     try:
-        built = build_report(store.engine, reference_data, parse_period(period), agency, instant)
+        chosen_period = parse_period(period)
+        built = build_report(store.engine, reference_data, chosen_period, agency, instant)
     except PeriodError as error:
         raise _fail(str(error)) from None
-    payload = render(built, reference_data, chosen)
+    if chosen in ("html", "pdf"):
+        judged = dt.datetime.fromisoformat(built["as_of"]).timestamp()
+        page = document_html(built, reference_data, load_letterhead(reference),
+                             comparison_for(store.engine, reference_data, chosen_period, agency,
+                                            judged))
+        try:
+            payload = page if chosen == "html" else document_pdf(page)
+        except RuntimeError as error:
+            raise _fail(str(error)) from None
+    else:
+        payload = render(built, reference_data, chosen)
     if out is None:
         sys.stdout.buffer.write(payload)
     else:

@@ -355,3 +355,18 @@ def test_11_13_the_rules_and_the_screens_read_a_day_alike(rules):
     calendar = rules.calendar
     for text in ("2026-03-10 00:00", "2026-03-09 23:59", "2026-03-10 00:01", "2026-03-09 17:00"):
         assert calendar.day_ending(at(text)) == shown_date(calendar.to_datetime(at(text)))
+
+
+# ---- days late, as the report's late-case list shows them (§11.13) -----------------------
+
+def test_days_late_count_from_the_due_day_to_the_day_processing_ended(rules):
+    from models.case import days_late
+
+    base = [received("2026-03-02 09:00")]  # due at 24:00 of Monday 9 March
+    late = view_of(rules, [*base, event("processed", "2026-03-11 10:00")], LATER)
+    assert days_late(late, at(LATER), rules.calendar) == 2
+    in_time = view_of(rules, [*base, event("processed", "2026-03-09 16:00")], LATER)
+    assert days_late(in_time, at(LATER), rules.calendar) == 0
+    # Still open, judged at 24:00 of Wednesday 11 March: that day counts, the next not.
+    still_open = view_of(rules, base, "2026-03-12 00:00")
+    assert days_late(still_open, at("2026-03-12 00:00"), rules.calendar) == 2

@@ -1,0 +1,546 @@
+"""The provincial report as a document a province can send: HTML laid out as an
+administrative document (Decree 30/2020/NĐ-CP: issuing body, number, place and date,
+title, "Kính gửi", body, recipients, signer), printed to an A4 PDF by headless Chromium.
+
+Vietnamese only, in Vietnamese formats (1.566; 96,1 %; 02/03/2026; tháng 3/2026). The
+body is written from the report's figures: a summary with the change against the
+previous period and the same period last year where the store has them, charts (inline
+SVG, so the HTML stands alone), the agencies split by level with a total row, the
+ranking with its tie rule, the late cases by severity, by field and by procedure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import shutil
+import subprocess
+import tempfile
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from consumers.report import TIE_RULE, PeriodError, ReportPeriod, build_report, parse_period
+from consumers.vietnamese import date, number, percent, period_name
+from models.calendar import shown_date
+from models.reference import Reference
+
+LETTERHEAD_FILE = "report.toml"
+
+
+@dataclass(frozen=True)
+class Letterhead:
+    """Who issues the report and to whom (the reference folder's report.toml)."""
+
+    parent: str = "Ủy ban nhân dân tỉnh"
+    issuer: str = "Sở Nội vụ"
+    abbreviation: str = "SNV"
+    place: str = ""
+    to: tuple[str, ...] = ("Ủy ban nhân dân tỉnh",)
+    copies: tuple[str, ...] = ("Như trên", "Lưu: VT")
+    signer_title: str = "Giám đốc"
+    signer_name: str = ""
+
+
+def load_letterhead(reference_dir: Path) -> Letterhead:
+    """The province's letterhead, or neutral defaults where it has none."""
+    path = reference_dir / LETTERHEAD_FILE
+    if not path.is_file():
+        return Letterhead()
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    issuer, recipients, signer = (data.get(name, {}) for name in ("issuer", "recipients",
+                                                                    "signer"))
+    default = Letterhead()
+    return Letterhead(
+        parent=issuer.get("parent", default.parent), issuer=issuer.get("name", default.issuer),
+        abbreviation=issuer.get("abbreviation", default.abbreviation),
+        place=issuer.get("place", default.place),
+        to=tuple(recipients.get("to", default.to)),
+        copies=tuple(recipients.get("copies", default.copies)),
+        signer_title=signer.get("title", default.signer_title),
+        signer_name=signer.get("name", default.signer_name),
+    )
+
+
+@dataclass
+class Comparison:
+    """The same figures for earlier periods, where the store holds them."""
+
+    previous: dict[str, Any] | None = None  # the period before
+    last_year: dict[str, Any] | None = None  # the same period a year earlier
+    trend: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, report)
+
+
+def _shifted(period: ReportPeriod, months: int) -> ReportPeriod:
+    """The period of the same length `months` months earlier."""
+    index = period.first.year * 12 + period.first.month - 1 - months
+    year, month = divmod(index, 12)
+    span = (period.last.year - period.first.year) * 12 + period.last.month - period.first.month
+    if span == 0:
+        return parse_period(f"{year}-{month + 1:02d}")
+    if span == 2:
+        return parse_period(f"{year}-Q{month // 3 + 1}")
+    return parse_period(str(year))
+
+
+def comparison_for(engine: Engine, reference: Reference, period: ReportPeriod,
+                   agency: str | None, as_of: float) -> Comparison:
+    """The previous period, the same period a year earlier and, for a month, the eleven
+    months before it: each where the store holds cases received in it."""
+    def built(earlier: ReportPeriod) -> dict[str, Any] | None:
+        try:
+            report = build_report(engine, reference, earlier, agency, as_of)
+        except PeriodError:
+            return None
+        scope = report["province"] if agency is None else report["agencies"][agency]
+        return report if scope["received"] else None
+
+    span = (period.last.year - period.first.year) * 12 + period.last.month - period.first.month
+    step = span + 1
+    trend = []
+    if span == 0:
+        for months in range(11, 0, -1):
+            earlier = _shifted(period, months)
+            if (report := built(earlier)) is not None:
+                trend.append((period_name(earlier.first, earlier.last), report))
+    return Comparison(built(_shifted(period, step)), built(_shifted(period, 12)), trend)
+
+
+# ---- the period -------------------------------------------------------------------------
+
+def _period(report: dict[str, Any]) -> tuple[dt.date, dt.date]:
+    period = report["period"]
+    return dt.date.fromisoformat(period["from"]), dt.date.fromisoformat(period["to"])
+
+
+def _judged_at(report: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(report["period"]["judged_as_of"])
+
+
+def provisional(report: dict[str, Any]) -> str | None:
+    """"Số liệu tạm tính đến …" when the figures stop before the period's end."""
+    _first, last = _period(report)
+    judged = _judged_at(report)
+    period_end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), judged.tzinfo)
+    if judged >= period_end:
+        return None
+    return f"Số liệu tạm tính đến {judged:%H:%M} ngày {date(judged.date())}"
+
+
+def period_words(report: dict[str, Any]) -> str:
+    return period_name(*_period(report))
+
+
+# ---- the summary ------------------------------------------------------------------------
+
+def _ratio(figures: dict[str, Any], name: str) -> float | None:
+    value = figures[name]
+    return value["ratio"] if isinstance(value, dict) else None
+
+
+def _change(now: float | None, before: float | None, rate: bool) -> str:
+    """"tăng 12,0 %", "giảm 1,5 điểm %" or "" (nothing to compare)."""
+    if now is None or before is None:
+        return ""
+    if rate:
+        points = 100 * (now - before)
+        if abs(points) < 0.05:
+            return "không đổi"
+        return f"{'tăng' if points > 0 else 'giảm'} {number(abs(points), 1)} điểm %"
+    if before == 0:
+        return ""
+    change = (now - before) / before
+    if abs(change) < 0.0005:
+        return "không đổi"
+    return f"{'tăng' if change > 0 else 'giảm'} {percent(abs(change))}"
+
+
+def _compared(name: str, now: float | None, comparison: Comparison, rate: bool,
+              whole_period: bool = True) -> str:
+    """The change against earlier periods; counts only for a whole period (a month cut on
+    the 12th is not compared with a whole month)."""
+    if not (rate or whole_period):
+        return ""
+    parts = []
+    for label, other in (("so với kỳ trước", comparison.previous),
+                         ("so với cùng kỳ năm trước", comparison.last_year)):
+        if other is not None:
+            before = _ratio(other["province"], name) if rate else other["province"][name]
+            change = _change(now, before, rate)
+            if change:
+                parts.append(f"{change} {label}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def summary(report: dict[str, Any], reference: Reference, comparison: Comparison) -> list[str]:
+    """The summary's paragraphs, every number from the report (and the comparisons)."""
+    scope = report["province"] if report["agency"] is None else report["agencies"][
+        report["agency"]]
+    who = "toàn tỉnh" if report["agency"] is None else reference.agencies[report["agency"]].name
+    on_time = _ratio(scope, "completed_on_time_rate")
+    target = reference.targets.get("completed_on_time_rate")
+    whole = provisional(report) is None
+    paragraphs = [
+        f"Trong {period_words(report)}, {who} tiếp nhận {number(scope['received'])} hồ sơ"
+        f"{_compared('received', scope['received'], comparison, False, whole)}, trong đó "
+        f"{number(scope['received_online'])} hồ sơ trực tuyến, "
+        f"{number(scope['received_counter'])} hồ sơ trực tiếp và "
+        f"{number(scope['received_postal'])} hồ sơ qua bưu chính.",
+        f"Đã giải quyết {number(scope['ended'])} hồ sơ: {number(scope['early'])} trước hạn, "
+        f"{number(scope['on_time'])} đúng hạn, {number(scope['late'])} quá hạn. Tỷ lệ giải "
+        f"quyết đúng hạn {percent(on_time)}"
+        f"{_compared('completed_on_time_rate', on_time, comparison, True)}"
+        + (f", {'đạt' if on_time >= target else 'chưa đạt'} mục tiêu {percent(target)}."
+           if on_time is not None and target is not None else "."),
+        f"{'Cuối kỳ' if whole else 'Đến thời điểm báo cáo'} còn "
+        f"{number(scope['overdue_open'])} hồ sơ đang quá hạn. "
+        f"{number(scope['apologies_required'])} hồ sơ phải có văn bản xin lỗi: "
+        f"{number(scope['apologies_in_time'])} xin lỗi đúng hạn, "
+        f"{number(scope['apologies_late'])} xin lỗi muộn, "
+        f"{number(scope['apologies_missing'])} chưa xin lỗi.",
+        f"Tỷ lệ hồ sơ luân chuyển điện tử giữa các cơ quan "
+        f"{percent(_ratio(scope, 'e_transfer_share'))}; nộp trực tuyến "
+        f"{percent(_ratio(scope, 'online_submission_share'))}; thanh toán trực tuyến "
+        f"{percent(_ratio(scope, 'online_payment_share'))}.",
+    ]
+    waits = _waits(report)
+    if waits is not None:
+        visits, within = waits
+        paragraphs.append(
+            f"Tại Bộ phận Một cửa, {number(visits)} lượt chờ, {percent(within)} được phục vụ "
+            "trong vòng 15 phút.")
+    return paragraphs
+
+
+def _waits(report: dict[str, Any]) -> tuple[int, float | None] | None:
+    visits = sum(centre["visits_waited"] for centre in report["centres"].values())
+    if not visits:
+        return None
+    numerator = sum(c["wait_within_target"]["numerator"] for c in report["centres"].values())
+    denominator = sum(c["wait_within_target"]["denominator"]
+                      for c in report["centres"].values())
+    return visits, numerator / denominator if denominator else None
+
+
+# ---- charts (inline SVG) ------------------------------------------------------------------
+
+def bar_chart(title: str, bars: list[tuple[str, float | None]], target: float | None = None,
+              share: bool = True) -> str:
+    """Horizontal bars, one per label; shares on 0–100 %, counts on 0–their most; the
+    target as a red line."""
+    if not bars:
+        return ""
+    top = 1.0 if share else max((value or 0 for _label, value in bars), default=1) or 1
+    label_width, plot, row = 300, 360, 18
+    height = row * len(bars) + 44
+    escape = html.escape
+    parts = [f'<figure class="chart"><svg xmlns="http://www.w3.org/2000/svg" width="700" '
+             f'height="{height}" role="img" aria-label="{escape(title)}">']
+    for index, (label, value) in enumerate(bars):
+        y = 10 + index * row
+        shown = label if len(label) <= 46 else label[:45] + "…"
+        parts.append(f'<text x="{label_width - 6}" y="{y + 12}" text-anchor="end" '
+                     f'font-size="10">{escape(shown)}</text>')
+        if value is not None:
+            width = plot * value / top
+            below = target is not None and value < target
+            parts.append(f'<rect x="{label_width}" y="{y + 2}" width="{width:.1f}" height="12" '
+                         f'fill="{"#c0392b" if below else "#2e6da4"}"/>')
+            text = percent(value) if share else number(value)
+            parts.append(f'<text x="{label_width + width + 4:.1f}" y="{y + 12}" '
+                         f'font-size="10">{text}</text>')
+    if target is not None:
+        x = label_width + plot * target / top
+        bottom = 10 + row * len(bars)
+        parts.append(f'<line x1="{x:.1f}" y1="6" x2="{x:.1f}" y2="{bottom}" stroke="#c0392b" '
+                     'stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{x:.1f}" y="{bottom + 14}" font-size="10" fill="#c0392b" '
+                     f'text-anchor="middle">mục tiêu {percent(target) if share else number(target)}'
+                     '</text>')
+    parts.append(f"</svg><figcaption>{escape(title)}</figcaption></figure>")
+    return "".join(parts)
+
+
+def trend_chart(comparison: Comparison, report: dict[str, Any]) -> str:
+    """The on-time rate month by month (oldest first), where the store has the months."""
+    points = [(label, _ratio(other["province"], "completed_on_time_rate"))
+              for label, other in comparison.trend]
+    points.append((period_words(report), _ratio(report["province"], "completed_on_time_rate")))
+    points = [(label, value) for label, value in points if value is not None]
+    if len(points) < 2:
+        return ""
+    return bar_chart("Tỷ lệ giải quyết đúng hạn qua các kỳ", points)
+
+
+# ---- tables -----------------------------------------------------------------------------
+
+def _table(headings: list[str], rows: list[list[str]], numeric_from: int = 1,
+           total: list[str] | None = None) -> str:
+    escape = html.escape
+    head = "".join(f"<th>{escape(text)}</th>" for text in headings)
+    body = []
+    for cells in rows + ([total] if total else []):
+        css = ' class="total"' if total is not None and cells is total else ""
+        body.append(f"<tr{css}>" + "".join(
+            f'<td{" class=num" if index >= numeric_from else ""}>{escape(text)}</td>'
+            for index, text in enumerate(cells)) + "</tr>")
+    return (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            if rows or total else "<p>Không có.</p>")
+
+
+AGENCY_COLUMNS = ["Cơ quan", "Tiếp nhận", "Đã giải quyết", "Trước và đúng hạn", "Quá hạn",
+                  "Đang quá hạn", "Tỷ lệ đúng hạn", "Chưa xin lỗi", "Luân chuyển điện tử"]
+
+
+def _agency_cells(name: str, figures: dict[str, Any]) -> list[str]:
+    return [name, number(figures["received"]), number(figures["ended"]),
+            number(figures["early"] + figures["on_time"]), number(figures["late"]),
+            number(figures["overdue_open"]),
+            percent(_ratio(figures, "completed_on_time_rate")),
+            number(figures["apologies_missing"]), percent(_ratio(figures, "e_transfer_share"))]
+
+
+def agency_tables(report: dict[str, Any], reference: Reference) -> str:
+    """One table per level, each with its total row; the province's total last."""
+    parts = []
+    levels = (("province", "Các sở, ban, ngành và cơ quan cấp tỉnh"),
+              ("commune", "Ủy ban nhân dân cấp xã và các phòng trực thuộc"))
+    for level, heading in levels:
+        codes = [code for code in report["agencies"]
+                 if (agency := reference.agencies.get(code)) is not None and agency.level == level]
+        if not codes:
+            continue
+        rows = [_agency_cells(reference.agencies[code].name, report["agencies"][code])
+                for code in codes]
+        parts.append(f"<h3>{html.escape(heading)}</h3>")
+        parts.append(_table(AGENCY_COLUMNS, rows, total=_agency_cells(
+            "Cộng", _summed([report["agencies"][code] for code in codes]))))
+    if report["agency"] is None:
+        parts.append("<h3>Toàn tỉnh</h3>" + _table(
+            AGENCY_COLUMNS, [], total=_agency_cells("Toàn tỉnh", report["province"])))
+    return "".join(parts)
+
+
+def _summed(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts added up; each rate from its added numerators and denominators."""
+    total: dict[str, Any] = {}
+    for name in ("received", "ended", "early", "on_time", "late", "overdue_open",
+                 "apologies_missing"):
+        total[name] = sum(row[name] for row in rows)
+    for name in ("completed_on_time_rate", "e_transfer_share"):
+        numerator = sum(row[name]["numerator"] for row in rows)
+        denominator = sum(row[name]["denominator"] for row in rows)
+        total[name] = {"ratio": numerator / denominator if denominator else None}
+    return total
+
+
+APOLOGY_WORDS = {"not_required": "không phải", "issued_in_time": "đã xin lỗi đúng hạn",
+                 "issued_late": "xin lỗi muộn", "missing": "chưa xin lỗi"}
+STATUS_WORDS = {"open": "đang giải quyết", "processed": "đã giải quyết",
+                "returned": "đã trả kết quả", "refused": "từ chối", "stopped": "dừng",
+                "withdrawn": "rút hồ sơ"}
+
+
+def late_case_table(report: dict[str, Any], reference: Reference) -> str:
+    names = {code: agency.name for code, agency in reference.agencies.items()}
+    rows = []
+    for case in report["late_cases"]:
+        procedure = reference.procedures.get(case["procedure"])
+        due = shown_date(dt.datetime.fromisoformat(case["due_at"]))
+        rows.append([case["case_id"], procedure.name if procedure else case["procedure"],
+                     names.get(case["handling_agency"], case["handling_agency"]),
+                     date(due), number(case["days_late"]), STATUS_WORDS[case["status"]],
+                     ", ".join(names.get(code, code) for code in case["responsible"]),
+                     APOLOGY_WORDS[case["apology"]]])
+    return _table(["Mã hồ sơ", "Thủ tục", "Cơ quan giải quyết", "Hẹn trả", "Số ngày quá hạn",
+                   "Tình trạng", "Đơn vị chịu trách nhiệm", "Xin lỗi"], rows, numeric_from=4)
+
+
+def late_by_field_and_procedure(report: dict[str, Any], reference: Reference) -> str:
+    by_field: Counter[str] = Counter()
+    by_procedure: Counter[str] = Counter()
+    for case in report["late_cases"]:
+        procedure = reference.procedures.get(case["procedure"])
+        by_field[procedure.field if procedure else "Khác"] += 1
+        by_procedure[case["procedure"]] += 1
+    if not by_field:
+        return "<p>Không có hồ sơ quá hạn.</p>"
+    chart = bar_chart("Hồ sơ quá hạn theo lĩnh vực",
+                      [(name, float(count)) for name, count in by_field.most_common()],
+                      share=False)
+    rows = [[reference.procedures[code].name if code in reference.procedures else code,
+             number(count)] for code, count in by_procedure.most_common(10)]
+    return chart + "<h3>Thủ tục có nhiều hồ sơ quá hạn nhất</h3>" + _table(
+        ["Thủ tục", "Số hồ sơ quá hạn"], rows)
+
+
+def ranking_tables(report: dict[str, Any], reference: Reference) -> str:
+    parts = [f"<p class=note>{html.escape(TIE_RULE.split(' / ')[0])}.</p>"]
+    for level, heading in (("province", "Cấp tỉnh"), ("commune", "Cấp xã")):
+        entries = [entry for entry in report["ranking"] if entry.get("level") == level]
+        if not entries:
+            continue
+        rows = [["–" if entry["rank"] is None else str(entry["rank"]),
+                 reference.agencies[entry["agency"]].name if entry["agency"] in
+                 reference.agencies else entry["agency"], number(entry["ended"]),
+                 percent(entry["completed_on_time_rate"]),
+                 percent(entry["service_index_on_time_rate"])] for entry in entries]
+        parts.append(f"<h3>{heading}</h3>" + _table(
+            ["Hạng", "Cơ quan", "Đã giải quyết", "Tỷ lệ đúng hạn", "Đúng hạn (Chỉ số phục vụ)"],
+            rows, numeric_from=2))
+    return "".join(parts)
+
+
+def waits_section(report: dict[str, Any], reference: Reference) -> str:
+    centres = sorted(report["centres"].items())
+    if not centres:
+        return "<p>Không có lượt chờ trong kỳ.</p>"
+    names = {code: agency.name for code, agency in reference.agencies.items()}
+    goal = reference.targets.get("wait_within_target_share")
+    chart = bar_chart("Tỷ lệ lượt chờ không quá 15 phút theo Bộ phận Một cửa",
+                      [(names.get(code, code), figures["wait_within_target"]["ratio"])
+                       for code, figures in centres], goal)
+
+    def minutes(seconds: float | None) -> str:
+        return "–" if seconds is None else number(seconds / 60, 1)
+
+    rows = [[names.get(code, code), number(figures["visits_waited"]),
+             percent(figures["wait_within_target"]["ratio"]),
+             minutes(figures["wait_p50_seconds"]), minutes(figures["wait_p90_seconds"]),
+             number(figures["no_shows"])] for code, figures in centres]
+    return chart + _table(["Bộ phận Một cửa", "Lượt chờ", "Chờ không quá 15 phút",
+                           "Trung vị (phút)", "90 % chờ không quá (phút)", "Không đến"], rows)
+
+
+def targets_table(report: dict[str, Any]) -> str:
+    from models.targets import TARGETS
+
+    names = {target.metric: target.vi for target in TARGETS}
+    scope = report["targets"]["province"] if report["agency"] is None else report["targets"][
+        "agencies"][report["agency"]]
+    rows = []
+    for item in scope:
+        points = item["metric"] == "service_index_score"
+        shown = (lambda value: "–" if value is None else number(value, 1)) if points else percent
+        rows.append([names.get(item["metric"], item["metric"]), shown(item["value"]),
+                     shown(item["target"]),
+                     {True: "Đạt", False: "Không đạt", None: "Chưa đánh giá"}[item["met"]]])
+    return _table(["Chỉ tiêu", "Kết quả", "Mục tiêu", "Đánh giá"], rows)
+
+
+# ---- the document -------------------------------------------------------------------------
+
+_CSS = """
+@page { size: A4; margin: 20mm 15mm 20mm 30mm; }
+body { font-family: "Times New Roman", "Liberation Serif", "DejaVu Serif", serif;
+       font-size: 13pt; line-height: 1.35; color: #000; }
+table.head { width: 100%; border: none; margin-bottom: 8pt; }
+table.head td { border: none; text-align: center; vertical-align: top; padding: 0; }
+.upper { text-transform: uppercase; } .bold { font-weight: bold; }
+.motto { font-weight: bold; text-decoration: underline; }
+.dateline { font-style: italic; }
+h1 { font-size: 14pt; text-align: center; margin: 14pt 0 0; }
+p.subject { text-align: center; font-weight: bold; margin-top: 2pt; }
+p.to { text-align: center; }
+h2 { font-size: 13pt; margin: 14pt 0 4pt; } h3 { font-size: 12pt; margin: 10pt 0 4pt; }
+p { text-align: justify; margin: 4pt 0; text-indent: 1cm; }
+p.note, p.to, p.subject { text-indent: 0; }
+p.note { font-size: 11pt; font-style: italic; }
+.provisional { border: 1.5pt solid #c0392b; color: #c0392b; padding: 4pt 8pt;
+               font-weight: bold; text-align: center; text-indent: 0; }
+table { border-collapse: collapse; width: 100%; font-size: 10pt; margin: 4pt 0 8pt;
+        page-break-inside: auto; }
+th, td { border: 0.5pt solid #555; padding: 2pt 4pt; vertical-align: top; }
+th { background: #eee; } td.num { text-align: right; white-space: nowrap; }
+tr { page-break-inside: avoid; } thead { display: table-header-group; }
+tr.total td { font-weight: bold; }
+figure.chart { margin: 6pt 0; page-break-inside: avoid; }
+figcaption { font-size: 10pt; font-style: italic; text-align: center; }
+table.sign { width: 100%; border: none; margin-top: 18pt; page-break-inside: avoid; }
+table.sign td { border: none; vertical-align: top; font-size: 12pt; }
+"""
+
+
+def document_html(report: dict[str, Any], reference: Reference, letterhead: Letterhead,
+                  comparison: Comparison | None = None) -> bytes:
+    comparison = comparison or Comparison()
+    escape = html.escape
+    judged = _judged_at(report)
+    issued = dt.datetime.now(judged.tzinfo)  # the date line: the day it is drawn up
+    agency = reference.agencies.get(report["agency"] or "")
+    subject = (f"Kết quả giải quyết thủ tục hành chính {period_words(report)}"
+               + (f" của {agency.name}" if agency is not None else ""))
+    warning = provisional(report)
+    body = [
+        "<!DOCTYPE html>", '<html lang="vi"><head><meta charset="utf-8">',
+        f"<title>Báo cáo {escape(subject)}</title><style>{_CSS}</style></head><body>",
+        '<table class="head"><tr><td>'
+        f'<div class="upper">{escape(letterhead.parent)}</div>'
+        f'<div class="upper bold">{escape(letterhead.issuer)}</div>'
+        f"<div>Số: &nbsp;&nbsp;&nbsp;&nbsp;/BC-{escape(letterhead.abbreviation)}</div></td>"
+        '<td><div class="bold">CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM</div>'
+        '<div class="motto">Độc lập - Tự do - Hạnh phúc</div>'
+        f'<div class="dateline">{escape(letterhead.place or "……")}, ngày {issued:%d} tháng '
+        f"{issued:%m} năm {issued:%Y}</div></td></tr></table>",
+        "<h1>BÁO CÁO</h1>", f'<p class="subject">{escape(subject)}</p>',
+        f'<p class="to">Kính gửi: {escape("; ".join(letterhead.to))}.</p>',
+    ]
+    if warning:
+        body.append(f'<p class="provisional">{escape(warning)}: kỳ báo cáo chưa kết thúc, '
+                    "số liệu sẽ thay đổi.</p>")
+    body.append("<h2>I. TÌNH HÌNH CHUNG</h2>")
+    body += [f"<p>{escape(text)}</p>" for text in summary(report, reference, comparison)]
+    body.append("<h2>II. KẾT QUẢ SO VỚI MỤC TIÊU</h2>" + targets_table(report))
+    scope_agencies = [(reference.agencies[code].name if code in reference.agencies else code,
+                       figures) for code, figures in report["agencies"].items()
+                      if figures["completed_on_time_rate"]["denominator"]]
+    body.append(bar_chart("Tỷ lệ giải quyết đúng hạn theo cơ quan",
+                          [(name, _ratio(figures, "completed_on_time_rate"))
+                           for name, figures in scope_agencies],
+                          reference.targets.get("completed_on_time_rate")))
+    body.append(trend_chart(comparison, report))
+    body.append("<h2>III. KẾT QUẢ THEO CƠ QUAN</h2>" + agency_tables(report, reference))
+    if report["agency"] is None:
+        body.append("<h2>IV. XẾP HẠNG</h2>" + ranking_tables(report, reference))
+    body.append("<h2>V. HỒ SƠ QUÁ HẠN</h2>" + late_by_field_and_procedure(report, reference))
+    body.append("<h3>Danh sách hồ sơ quá hạn (quá hạn nhiều nhất trước)</h3>"
+                + late_case_table(report, reference))
+    body.append("<h2>VI. THỜI GIAN CHỜ TẠI BỘ PHẬN MỘT CỬA</h2>"
+                + waits_section(report, reference))
+    body.append(
+        '<table class="sign"><tr><td><b><i>Nơi nhận:</i></b><br>'
+        + "<br>".join(f"- {escape(line)};" for line in letterhead.copies).rstrip(";")
+        + '.</td><td style="text-align:center"><b class="upper">'
+        f"{escape(letterhead.signer_title)}</b><br><i>(Ký, ghi rõ họ tên và đóng dấu)</i>"
+        f"<br><br><br><br><b>{escape(letterhead.signer_name)}</b></td></tr></table>")
+    body.append("</body></html>")
+    return "\n".join(body).encode()
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError("a PDF needs Chromium: apt-get install chromium (or give --format html "
+                       "and print it from a browser)")
+
+
+def document_pdf(page: bytes, timeout: float = 120) -> bytes:
+    """The HTML printed to PDF by headless Chromium (A4, the page's own margins)."""
+    with tempfile.TemporaryDirectory(prefix="onestop-report-") as folder:
+        source, target = Path(folder) / "report.html", Path(folder) / "report.pdf"
+        source.write_bytes(page)
+        done = subprocess.run(  # noqa: S603 - our own command line
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+             "--no-pdf-header-footer", f"--user-data-dir={folder}/profile",
+             f"--print-to-pdf={target}", source.as_uri()],
+            capture_output=True, timeout=timeout, check=False)
+        if not target.is_file():
+            raise RuntimeError("Chromium made no PDF: "
+                               + done.stderr.decode(errors="replace")[-500:])
+        return target.read_bytes()

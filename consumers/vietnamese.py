@@ -1,0 +1,50 @@
+"""Numbers, dates and periods as Vietnamese readers write them.
+
+A Vietnamese reader takes "1,566" and "96.1%" for decimals: thousands are grouped with
+dots, decimals follow a comma, and a percent sign is set off by a space (1.566; 96,1 %).
+Dates are day/month/year; periods are "tháng 3/2026", "quý I/2026", "năm 2026".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+QUARTERS = ("I", "II", "III", "IV")
+
+
+def number(value: float, decimals: int = 0) -> str:
+    """1566 → "1.566"; 12.25 with one decimal → "12,3"."""
+    text = f"{value:,.{decimals}f}"
+    return text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+
+
+def percent(ratio: float | None, decimals: int = 1) -> str:
+    """0.961 → "96,1 %" (a no-break space before the sign); None (no denominator) → "–"."""
+    return "–" if ratio is None else f"{number(100 * ratio, decimals)}\u00a0%"
+
+
+def date(day: dt.date) -> str:
+    return f"{day:%d/%m/%Y}"
+
+
+def period_name(first: dt.date, last: dt.date) -> str:
+    """A month, a quarter or a year as the report's title names it."""
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    if months == 1:
+        return f"tháng {first.month}/{first.year}"
+    if months == 3 and first.month % 3 == 1:
+        return f"quý {QUARTERS[first.month // 3]}/{first.year}"
+    if months == 12 and first.month == 1:
+        return f"năm {first.year}"
+    return f"từ {date(first)} đến {date(last)}"
+
+
+def period_name_en(first: dt.date, last: dt.date) -> str:
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    if months == 1:
+        return f"{first:%B %Y}"
+    if months == 3 and first.month % 3 == 1:
+        return f"Q{first.month // 3 + 1} {first.year}"
+    if months == 12 and first.month == 1:
+        return str(first.year)
+    return f"{first:%d/%m/%Y} to {last:%d/%m/%Y}"

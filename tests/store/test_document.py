@@ -1,0 +1,158 @@
+"""The report as a document (HTML and its PDF from headless Chromium): the administrative
+layout, Vietnamese formats, a summary whose numbers are the report's, the comparison
+with the previous period, an interim and an agency report that say what they are."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import Engine
+
+from consumers.backfill import backfill
+from consumers.document import (
+    comparison_for,
+    document_html,
+    document_pdf,
+    load_letterhead,
+    provisional,
+    summary,
+)
+from consumers.report import build_report, parse_period
+from consumers.store import Store, connect, upgrade
+from consumers.vietnamese import number, percent
+from models.case import CaseRules
+from models.reference import SAMPLE_PROVINCE, load_reference
+from streams.replay import Replay
+from streams.simulate import SimulationSettings, simulate
+
+REFERENCE = load_reference(SAMPLE_PROVINCE)
+ZONE = dt.timezone(dt.timedelta(hours=7))
+# The simulation runs 2 March – 14 April: March is whole, April is cut by the data.
+AS_OF = dt.datetime(2026, 4, 20, 17, tzinfo=ZONE).timestamp()
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    lines = [orjson.dumps(event) for event in simulate(
+        REFERENCE, SimulationSettings(cases=1500, seed=3, days=44))]
+    replay = Replay.for_rules(CaseRules(REFERENCE), True)
+    list(replay.feed_lines(lines))
+    store_engine = connect(f"sqlite:///{tmp_path_factory.mktemp('doc') / 'doc.db'}")
+    upgrade(store_engine)
+    backfill(Store(store_engine), replay, AS_OF, partitions=4)
+    yield store_engine
+    store_engine.dispose()
+
+
+def report_of(engine: Engine, period: str, agency: str | None = None) -> dict[str, Any]:
+    return build_report(engine, REFERENCE, parse_period(period), agency, as_of=AS_OF)
+
+
+def page_of(engine: Engine, period: str, agency: str | None = None) -> str:
+    report = report_of(engine, period, agency)
+    comparison = comparison_for(engine, REFERENCE, parse_period(period), agency, AS_OF)
+    return document_html(report, REFERENCE, load_letterhead(SAMPLE_PROVINCE),
+                         comparison).decode()
+
+
+def test_the_pdf_is_an_a4_document_with_the_title_period_and_total_in_vietnamese(
+    engine: Engine,
+) -> None:
+    if shutil.which("chromium") is None or shutil.which("pdftotext") is None:
+        pytest.fail("chromium and poppler-utils are missing: tests/install-needs installs them")
+    report = report_of(engine, "2026-03")
+    pdf = document_pdf(page_of(engine, "2026-03").encode())
+    info = subprocess.run(["pdfinfo", "-"], input=pdf, capture_output=True, check=True).stdout
+    pages = int(re.search(rb"Pages:\s+(\d+)", info)[1])  # type: ignore[index]
+    assert 3 <= pages <= 12, pages
+    assert b"(A4)" in info and b"Page rot:        0" in info, info
+    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True,
+                          check=True).stdout.decode()
+    assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in text and "BÁO CÁO" in text
+    assert "Kết quả giải quyết thủ tục hành chính tháng 3/2026" in text
+    assert "Kính gửi: Ủy ban nhân dân tỉnh Sông Xanh." in text
+    received = report["province"]["received"]
+    assert received >= 1000
+    # Thousands grouped with a dot (1.566, never 1,566, which reads as a decimal).
+    [shown] = re.findall(r"toàn tỉnh tiếp nhận (\d{1,3}(?:\.\d{3})+) hồ sơ", text)
+    assert int(shown.replace(".", "")) == received
+    assert "Nơi nhận" in text and "GIÁM ĐỐC" in text and "Nguyễn Thị Lan" in text
+    assert "tạm tính" not in text
+
+
+def test_the_summary_s_numbers_are_the_report_s(engine: Engine) -> None:
+    report = report_of(engine, "2026-03")
+    province = report["province"]
+    paragraphs = summary(report, REFERENCE, comparison_for(
+        engine, REFERENCE, parse_period("2026-03"), None, AS_OF))
+    text = " ".join(paragraphs)
+    expected = [
+        number(province[name]) for name in (
+            "received", "received_online", "received_counter", "received_postal", "ended",
+            "early", "on_time", "late")
+    ] + [percent(province["completed_on_time_rate"]["ratio"]), percent(0.95),
+         number(province["overdue_open"]), number(province["apologies_required"]),
+         number(province["apologies_in_time"]), number(province["apologies_late"]),
+         number(province["apologies_missing"]),
+         percent(province["e_transfer_share"]["ratio"]),
+         percent(province["online_submission_share"]["ratio"]),
+         percent(province["online_payment_share"]["ratio"])]
+    found = re.findall(r"\d[\d.]*(?:,\d+)?(?:\u00a0%)?", text.replace("tháng 3/2026", ""))
+    assert found[:len(expected)] == expected, (found, expected)
+    # No earlier month in the store: nothing compared, nothing invented.
+    assert "so với" not in text
+
+
+def test_a_later_month_is_compared_with_the_one_before(engine: Engine) -> None:
+    """April (cut on the 14th by the data, so interim) against the whole of March: the
+    rates are compared, the counts are not."""
+    april, march = report_of(engine, "2026-04"), report_of(engine, "2026-03")
+    comparison = comparison_for(engine, REFERENCE, parse_period("2026-04"), None, AS_OF)
+    assert comparison.previous is not None and comparison.last_year is None
+    assert [label for label, _report in comparison.trend] == ["tháng 3/2026"]
+    text = " ".join(summary(april, REFERENCE, comparison))
+    now = april["province"]["completed_on_time_rate"]["ratio"]
+    before = march["province"]["completed_on_time_rate"]["ratio"]
+    points = number(abs(100 * (now - before)), 1)
+    assert f"{'tăng' if now > before else 'giảm'} {points} điểm % so với kỳ trước" in text
+    assert f"tiếp nhận {number(april['province']['received'])} hồ sơ, trong đó" in text
+
+
+def test_an_interim_report_says_so(engine: Engine) -> None:
+    april = report_of(engine, "2026-04")
+    assert provisional(april) == "Số liệu tạm tính đến 17:00 ngày 20/04/2026"
+    page = page_of(engine, "2026-04")
+    assert "Số liệu tạm tính đến 17:00 ngày 20/04/2026" in page
+    assert "Cuối kỳ" not in page and "Đến thời điểm báo cáo còn" in page
+    assert provisional(report_of(engine, "2026-03")) is None
+
+
+def test_an_agency_report_is_about_that_agency(engine: Engine) -> None:
+    code = "SX-X-ANPHU"
+    name = REFERENCE.agencies[code].name
+    report = report_of(engine, "2026-03", code)
+    page = page_of(engine, "2026-03", code)
+    assert f"Kết quả giải quyết thủ tục hành chính tháng 3/2026 của {name}" in page
+    figures = report["agencies"][code]
+    assert f"Trong tháng 3/2026, {name} tiếp nhận {number(figures['received'])} hồ sơ" in page
+    assert "toàn tỉnh" not in page.lower() and "XẾP HẠNG" not in page
+
+
+def test_late_cases_are_listed_by_days_late_with_names(engine: Engine) -> None:
+    report = report_of(engine, "2026-03")
+    days = [case["days_late"] for case in report["late_cases"]]
+    assert days and days == sorted(days, reverse=True) and min(days) >= 1
+    page = page_of(engine, "2026-03")
+    worst = report["late_cases"][0]
+    procedure = REFERENCE.procedures[worst["procedure"]].name
+    assert re.search(re.escape(worst["case_id"]) + r"</td><td>" + re.escape(procedure), page)
+    # Names, not codes: only the case codes remain in the list.
+    listed = page.split("Danh sách hồ sơ quá hạn")[1].split("VI. THỜI GIAN CHỜ")[0]
+    assert "SX-" not in re.sub(r"SX-2026-\d+", "", listed)

@@ -1,0 +1,21 @@
+"""Numbers, dates and periods as Vietnamese readers write them (consumers/vietnamese.py)."""
+
+import datetime as dt
+
+from consumers.vietnamese import date, number, percent, period_name
+
+
+def test_numbers_group_thousands_with_dots_and_decimals_with_commas() -> None:
+    assert number(1566) == "1.566"
+    assert number(1234567.891, 2) == "1.234.567,89"
+    assert number(12.34, 1) == "12,3"
+    assert percent(0.961) == "96,1\u00a0%" and percent(1.0) == "100,0\u00a0%"
+    assert percent(None) == "–"
+
+
+def test_dates_and_periods() -> None:
+    assert date(dt.date(2026, 3, 2)) == "02/03/2026"
+    assert period_name(dt.date(2026, 3, 1), dt.date(2026, 3, 31)) == "tháng 3/2026"
+    assert period_name(dt.date(2026, 1, 1), dt.date(2026, 3, 31)) == "quý I/2026"
+    assert period_name(dt.date(2026, 10, 1), dt.date(2026, 12, 31)) == "quý IV/2026"
+    assert period_name(dt.date(2026, 1, 1), dt.date(2026, 12, 31)) == "năm 2026"
