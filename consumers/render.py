@@ -1,4 +1,5 @@
-"""The report as Markdown, HTML, Excel or JSON.
+"""The report's data as Markdown, Excel or JSON (the document, HTML and PDF, is
+consumers/document.py).
 
 The report's sections are built once as tables (`sections`); each format only lays them
 out. Headings are bilingual, Vietnamese first. Shares stay numbers in Excel (formatted as
@@ -8,8 +9,6 @@ percentages), waits are minutes.
 from __future__ import annotations
 
 import datetime as dt
-import html
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,115 +277,12 @@ def markdown(report: dict[str, Any], reference: Reference) -> bytes:
     return "\n".join(lines).encode()
 
 
-_CSS = """
-body { font-family: "Noto Sans", "DejaVu Sans", Arial, sans-serif; font-size: 10pt;
-       margin: 1.5em; color: #1a1a1a; }
-h1 { font-size: 15pt; margin-bottom: 0.2em; } h2 { font-size: 12pt; margin-top: 1.6em; }
-p.sub, p.note { color: #555; margin-top: 0; }
-table { border-collapse: collapse; width: 100%; page-break-inside: auto; }
-th, td { border: 1px solid #bbb; padding: 3px 6px; vertical-align: top; }
-th { background: #e8eef6; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr { page-break-inside: avoid; } thead { display: table-header-group; }
-td.met { color: #11632c; } td.notmet { color: #a3160b; font-weight: bold; }
-@page { size: A4 landscape; margin: 12mm; }
-"""
-
-
-def html_page(report: dict[str, Any], reference: Reference) -> bytes:
-    title, subtitle = _title(report)
-    escape = html.escape
-    parts = [
-        "<!DOCTYPE html>", '<html lang="vi"><head><meta charset="utf-8">',
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>", f'<p class="sub">{escape(subtitle)}</p>',
-    ]
-    for section in sections(report, reference):
-        parts.append(f'<h2 id="{section.key}">{escape(section.heading)}</h2>')
-        if section.note:
-            parts.append(f'<p class="note">{escape(section.note)}</p>')
-        if not section.rows:
-            parts.append("<p>Không có / none</p>")
-            continue
-        parts.append("<table><thead><tr>" + "".join(
-            f"<th>{escape(column.vi)}<br><small>{escape(column.en)}</small></th>"
-            for column in section.columns) + "</tr></thead><tbody>")
-        for row in section.rows:
-            cells = []
-            for value, column in zip(row, section.columns, strict=True):
-                css = "num" if column.kind != TEXT else ""
-                if value == MET[True]:
-                    css = "met"
-                elif value == MET[False]:
-                    css = "notmet"
-                cells.append(f'<td class="{css}">{escape(_text(value, column.kind))}</td>')
-            parts.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append("</tbody></table>")
-    parts.append("</body></html>")
-    return "\n".join(parts).encode()
-
-
-_EXCEL_FORMATS = {SHARE: "0.0%", COUNT: "#,##0", MINUTES: "0.0", POINTS: "0.0"}
-
-
-def excel(report: dict[str, Any], reference: Reference) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.utils import get_column_letter
-
-    title, subtitle = _title(report)
-    book = Workbook()
-    book.remove(book.active)
-    thin = Side(style="thin", color="BBBBBB")
-    border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    heading_fill = PatternFill("solid", fgColor="E8EEF6")
-    for section in sections(report, reference):
-        # Sheet names: at most 31 characters, Vietnamese first.
-        sheet = book.create_sheet(f"{section.vi} - {section.en}"[:31])
-        sheet["A1"] = title
-        sheet["A1"].font = Font(bold=True, size=13)
-        sheet["A2"] = subtitle
-        sheet["A3"] = section.heading
-        sheet["A3"].font = Font(bold=True, size=12)
-        if section.note:
-            sheet["A4"] = section.note
-            sheet["A4"].font = Font(italic=True, color="555555")
-        header_row = 5
-        for number, column in enumerate(section.columns, 1):
-            cell = sheet.cell(header_row, number, f"{column.vi}\n{column.en}")
-            cell.font = Font(bold=True)
-            cell.fill = heading_fill
-            cell.border = border
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-        for offset, row in enumerate(section.rows, 1):
-            for number, (value, column) in enumerate(zip(row, section.columns, strict=True), 1):
-                cell = sheet.cell(header_row + offset, number, value)
-                cell.border = border
-                if column.kind in _EXCEL_FORMATS and isinstance(value, int | float):
-                    cell.number_format = _EXCEL_FORMATS[column.kind]
-        for number, column in enumerate(section.columns, 1):
-            longest = max([len(column.vi), len(column.en),
-                           *(len(_text(row[number - 1], column.kind)) for row in section.rows)])
-            sheet.column_dimensions[get_column_letter(number)].width = min(60, max(8, longest + 2))
-        sheet.row_dimensions[header_row].height = 32
-        sheet.freeze_panes = sheet.cell(header_row + 1, 1)
-        sheet.print_title_rows = f"{header_row}:{header_row}"
-        sheet.page_setup.orientation = "landscape"
-        sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-        sheet.page_setup.fitToWidth = 1
-        sheet.page_setup.fitToHeight = 0
-        sheet.sheet_properties.pageSetUpPr.fitToPage = True
-        sheet.print_options.gridLines = False
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 def render(report: dict[str, Any], reference: Reference, output_format: str) -> bytes:
     if output_format == "json":
         return report_json(report)
     if output_format == "md":
         return markdown(report, reference)
-    if output_format == "html":
-        return html_page(report, reference)
+    # Imported here: consumers.excel lays out this module's sections.
+    from consumers.excel import excel
+
     return excel(report, reference)

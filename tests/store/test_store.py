@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, inspect, select
 
 from consumers.backfill import backfill
-from consumers.render import excel
+from consumers.render import render
 from consumers.report import build_report, parse_period
 from consumers.rows import add_aggregate_record, add_derived_record, add_state_record
 from consumers.schema import metadata
@@ -183,63 +184,125 @@ def test_a_report_for_one_agency_keeps_its_figures_and_late_cases(
     assert [entry["agency"] for entry in one["ranking"]] == ["SX-SYT"]
 
 
-def test_the_excel_report_holds_the_figures_as_numbers_cell_by_cell(
+def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filters(
     tmp_path: Path, province_lines: list[bytes], migrated: Any,
 ) -> None:
     engine, store = migrated(f"sqlite:///{tmp_path / 'xl.db'}")
     backfill(store, replayed(province_lines), AS_OF, partitions=4)
     report = build_report(engine, REFERENCE, parse_period("2026-03"), as_of=AS_OF)
     path = tmp_path / "report.xlsx"
-    path.write_bytes(excel(report, REFERENCE))
+    path.write_bytes(render(report, REFERENCE, "xlsx"))
 
     book = load_workbook(path)
     assert book.sheetnames == [
-        "Tổng hợp toàn tỉnh - Province s", "So với mục tiêu của tỉnh - Agai",
-        "Theo cơ quan - By agency", "Xếp hạng cơ quan - Agencies ran",
-        "Thời gian chờ tại Bộ phận Một c", "Chỉ số phục vụ (Quyết định 766)",
-        "Hồ sơ quá hạn - Late cases", "Hồ sơ giấy chuyển muộn - Late p",
+        "Tổng hợp", "Mục tiêu", "Theo cơ quan", "Xếp hạng", "Thời gian chờ",
+        "Chỉ số phục vụ", "Hồ sơ quá hạn", "Hồ sơ giấy chuyển muộn",
     ]
+    title = "Báo cáo kết quả giải quyết thủ tục hành chính tháng 3/2026"
+    for sheet in book:
+        assert sheet["A1"].value == title
+        assert sheet["A3"].value is None  # March is over: no provisional figures
+        assert sheet.auto_filter.ref.startswith("A6:")
+        assert sheet.oddHeader.center.text == title
+        assert sheet.oddFooter.center.text == "Trang &P / &N"
+        assert sheet.print_title_rows == "$6:$6"
+        assert sheet.page_setup.orientation == "landscape"
+        assert str(sheet.page_setup.paperSize) == sheet.PAPERSIZE_A4
+
     province = report["province"]
-    summary = book["Tổng hợp toàn tỉnh - Province s"]
-    assert summary["A1"].value.startswith("Báo cáo kết quả giải quyết thủ tục hành chính kỳ 2026-03")
-    assert summary["A5"].value == "Chỉ tiêu\nIndicator"
-    assert summary["A6"].value == "Hồ sơ tiếp nhận / Cases received"
-    assert summary["B6"].value == province["received"]
-    assert summary["B7"].value == province["ended"]
-    assert summary["B11"].value == province["overdue_open"]
-    assert summary.page_setup.orientation == "landscape"
-    assert summary.print_title_rows == "$5:$5"
+    summary = book["Tổng hợp"]
+    assert summary["A7"].value == "Hồ sơ tiếp nhận / Cases received"
+    assert (summary["B7"].value, summary["B7"].number_format) == (province["received"], "#,##0")
+    assert summary.auto_filter.ref == f"A6:B{summary.max_row}"
 
-    targets = book["So với mục tiêu của tỉnh - Agai"]
+    targets = book["Mục tiêu"]
     on_time = province["completed_on_time_rate"]
-    assert targets["A6"].value == "Giải quyết đúng hạn / Completed on time"
-    assert targets["B6"].value == pytest.approx(on_time["numerator"] / on_time["denominator"])
-    assert targets["B6"].number_format == "0.0%"
-    assert (targets["C6"].value, targets["D6"].value) == (
-        on_time["numerator"], on_time["denominator"])
-    assert targets["E6"].value == REFERENCE.targets["completed_on_time_rate"]
-    met = on_time["numerator"] / on_time["denominator"] >= 0.95
-    assert targets["F6"].value == ("Đạt / Met" if met else "Không đạt / Not met")
+    assert targets["A7"].value == "Giải quyết đúng hạn / Completed on time"
+    assert targets["B7"].value == pytest.approx(on_time["numerator"] / on_time["denominator"])
+    assert targets["B7"].number_format == "0.0%"
+    results = {rule.formula[0] for cells in targets.conditional_formatting for rule in cells.rules}
+    assert '"Không đạt / Not met"' in results
 
-    agencies = book["Theo cơ quan - By agency"]
-    codes = [agencies.cell(row, 1).value for row in range(6, agencies.max_row + 1)]
+    agencies = book["Theo cơ quan"]
+    heading = [str(cell.value).split("\n")[0] for cell in agencies[6]]
+    column = {name: number for number, name in enumerate(heading, 1)}
+    codes = [agencies.cell(row, 1).value for row in range(7, 7 + len(report["agencies"]))]
     assert codes == list(report["agencies"])
-    row = 6 + codes.index("SX-SYT")
     syt = report["agencies"]["SX-SYT"]
-    assert agencies.cell(row, 2).value == REFERENCE.agencies["SX-SYT"].name
-    assert [agencies.cell(row, column).value for column in range(3, 8)] == [
-        syt["received"], syt["ended"], syt["early"], syt["on_time"], syt["late"]]
-    assert agencies.cell(row, 15).value == syt["completed_on_time_rate"]["ratio"]
+    row = 7 + codes.index("SX-SYT")
+    assert agencies.cell(row, column["Cơ quan"]).value == REFERENCE.agencies["SX-SYT"].name
+    assert agencies.cell(row, column["Tỷ lệ đúng hạn"]).value == syt["completed_on_time_rate"]["ratio"]
+    assert agencies.cell(row, column["Tỷ lệ đúng hạn"]).number_format == "0.0%"
+    assert agencies.cell(row, column["Mục tiêu"]).value == REFERENCE.targets["completed_on_time_rate"]
+    total = 7 + len(codes)
+    assert agencies.cell(total, column["Cơ quan"]).value == "Tổng cộng / Total"
+    for key, vi in [("received", "Hồ sơ tiếp nhận"), ("ended", "Hồ sơ đã giải quyết"),
+                    ("late", "Quá hạn"), ("overdue_open", "Đang quá hạn cuối kỳ")]:
+        assert agencies.cell(total, column[vi]).value == province[key]
+        assert agencies.cell(total, column[vi]).number_format == "#,##0"
+    assert agencies.cell(total, column["Tỷ lệ đúng hạn"]).value == pytest.approx(
+        on_time["numerator"] / on_time["denominator"])
+    e_transfer = province["e_transfer_share"]
+    assert agencies.cell(total, column["Luân chuyển điện tử"]).value == pytest.approx(
+        e_transfer["numerator"] / e_transfer["denominator"])
+    assert agencies.cell(total, column["Trực tuyến"]).value == pytest.approx(
+        province["received_online"] / province["received"])
+    assert agencies.cell(total, column["Đạt mục tiêu"]).value == (
+        "Đạt / Met" if on_time["numerator"] / on_time["denominator"]
+        >= REFERENCE.targets["completed_on_time_rate"] else "Không đạt / Not met")
+    assert agencies.auto_filter.ref == f"A6:{agencies.cell(6, len(heading)).column_letter}{total - 1}"
+    assert len(agencies._charts) == 1
+    rate = agencies.cell(7, column["Tỷ lệ đúng hạn"]).coordinate
+    coloured = {(str(cells.sqref), rule.formula[0]) for cells in agencies.conditional_formatting
+                for rule in cells.rules}
+    target = agencies.cell(7, column["Mục tiêu"]).coordinate
+    assert any(sqref.startswith(rate) and f"{rate}<{target}" in formula
+               for sqref, formula in coloured)
 
-    waits = book["Thời gian chờ tại Bộ phận Một c"]
+    waits = book["Thời gian chờ"]
     centre, figures = next(iter(sorted(report["centres"].items())))
-    assert waits["A6"].value == centre
-    assert waits["C6"].value == figures["visits_waited"]
-    assert waits["G6"].value == pytest.approx(figures["wait_p50_seconds"] / 60, abs=0.05)
+    assert (waits["A7"].value, waits["B7"].value) == (centre, REFERENCE.agencies[centre].name)
+    assert (waits["C7"].value, waits["C7"].number_format) == (figures["visits_waited"], "#,##0")
+    assert waits["G7"].value == pytest.approx(figures["wait_p50_seconds"] / 60, abs=0.05)
+    assert waits["G7"].number_format == "0.0"
+    assert len(waits._charts) == 1
+    assert any("D7<E7" in rule.formula[0]
+               for cells in waits.conditional_formatting for rule in cells.rules)
 
-    late = book["Hồ sơ quá hạn - Late cases"]
-    assert late.max_row - 5 == len(report["late_cases"])
-    assert late["A6"].value == report["late_cases"][0]["case_id"]
+    late = book["Hồ sơ quá hạn"]
+    heading = [str(cell.value).split("\n")[0] for cell in late[6]]
+    column = {name: number for number, name in enumerate(heading, 1)}
+    rows = list(late.iter_rows(min_row=7))
+    assert len(rows) == len(report["late_cases"]) > 0
+    days = [row[column["Số ngày quá hạn"] - 1].value for row in rows]
+    assert days == sorted(days, reverse=True) and days[0] > days[-1] >= 1
+    by_id = {case["case_id"]: case for case in report["late_cases"]}
+    formats = set()
+    for row in rows:
+        case = by_id[row[0].value]
+        due = row[column["Hạn giải quyết"] - 1]
+        due_at = dt.datetime.fromisoformat(case["due_at"])
+        assert due.is_date
+        if due_at.time() == dt.time(0):  # 24:00 of the day before (rulebook §11.13)
+            shown = (dt.datetime.combine(due_at.date() - dt.timedelta(days=1), dt.time()),
+                     "dd/mm/yyyy")
+        else:
+            shown = (due_at.replace(tzinfo=None), "dd/mm/yyyy hh:mm")
+        assert (due.value, due.number_format) == shown
+        formats.add(due.number_format)
+        assert row[column["Số ngày quá hạn"] - 1].value == case["days_late"]
+        assert row[column["Thủ tục"] - 1].value == REFERENCE.procedures[case["procedure"]].name
+        assert row[column["Cơ quan giải quyết"] - 1].value == (
+            REFERENCE.agencies[case["handling_agency"]].name)
+    assert formats == {"dd/mm/yyyy", "dd/mm/yyyy hh:mm"}  # days and times of day both seen
+
+    # One agency's report for a month not yet over: its name, and provisional figures.
+    april = build_report(engine, REFERENCE, parse_period("2026-04"), "SX-SYT", as_of=AS_OF)
+    one = load_workbook(io.BytesIO(render(april, REFERENCE, "xlsx")))["Tổng hợp"]
+    assert one["A1"].value == (
+        "Báo cáo kết quả giải quyết thủ tục hành chính tháng 4/2026 – Sở Y tế tỉnh Sông Xanh")
+    assert one["A3"].value == (
+        "Số liệu tạm tính đến 20/04/2026 17:00 / provisional figures as of 20/04/2026 17:00")
 
 
 def test_periods_are_months_quarters_and_years() -> None:
