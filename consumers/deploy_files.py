@@ -60,7 +60,7 @@ def _panel(kind: str, title: str, queries: list[tuple[str, str]], x: int, y: int
 def _variable(name: str, label: str, query: str) -> dict[str, Any]:
     return {
         "name": name, "label": label, "type": "query", "datasource": DATASOURCE,
-        "query": {"query": query, "refId": name}, "definition": query,
+        "query": {"query": query, "refId": name},
         "refresh": 2, "sort": 1, "includeAll": False, "multi": False,
     }
 
@@ -148,7 +148,7 @@ def agency_drill_down() -> dict[str, Any]:
         _panel("table", "Hồ sơ đã giải quyết theo lĩnh vực / ended cases by field",
                [(f"sum by (field, verdict) (onestop_cases_ended_total{agency})",
                  "{{field}} {{verdict}}")], 12, 5, 12, 9,
-               options={"options": {"showHeader": True}}),
+               options={"showHeader": True}),
         _panel("bargauge", "Tỷ lệ / shares",
                [(f"agency:onestop_e_transfer_share:ratio{agency}",
                  "Luân chuyển điện tử / e-transfer"),
@@ -186,7 +186,7 @@ def centre_waits() -> dict[str, Any]:
                 _target("wait_within_target_share")], 0, 5, 12, 9, ratio),
         _panel("heatmap", "Phân bố thời gian chờ / wait distribution",
                [(f"sum by (le) (increase(onestop_wait_seconds_bucket{centre}[1h]))", "{{le}}")],
-               12, 5, 12, 9, options={"options": {"calculate": False}}),
+               12, 5, 12, 9, options={"calculate": False}),
         _panel("timeseries", "Lấy số, vắng mặt, gọi lại / tickets, no-shows, recalls",
                [(f"sum(increase(onestop_visits_total{centre}[1h]))", "Lấy số / tickets"),
                 (f"sum(increase(onestop_no_shows_total{centre}[1h]))", "Vắng mặt / no-shows"),

@@ -4,9 +4,11 @@ dashboard query parses and names only series that exist."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -117,3 +119,43 @@ def test_dashboards_are_provisioned_from_their_folder() -> None:
     assert uids == {source["datasources"][0]["uid"]}
     titles = {board["title"] for board in dashboards().values()}
     assert len(titles) == 4 and all(" / " in title for title in titles)
+
+
+def _plain(value: Any) -> Any:
+    """A schema object of the Grafana SDK back to JSON, all the way down."""
+    if hasattr(value, "to_json"):
+        return _plain(value.to_json())
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _unknown(ours: Any, schema: Any, path: str = "") -> list[str]:
+    """The paths of `ours` that the schema's reading of it dropped: keys Grafana ignores."""
+    if isinstance(ours, dict):
+        if not isinstance(schema, dict):
+            return [path]
+        return [found for key, item in ours.items() for found in (
+            [f"{path}.{key}"] if key not in schema else _unknown(item, schema[key],
+                                                              f"{path}.{key}"))]
+    if isinstance(ours, list) and isinstance(schema, list):
+        return [found for index, (item, read) in enumerate(zip(ours, schema, strict=True))
+                for found in _unknown(item, read, f"{path}[{index}]")]
+    return []
+
+
+def test_every_board_and_panel_option_is_one_grafana_knows() -> None:
+    """Read with the schema of the Grafana that docker-compose pins (11.2, through
+    grafana-foundation-sdk): nothing of ours may be dropped, at the board's level or in
+    any panel's options (an option nested one level too deep is silently ignored)."""
+    from grafana_foundation_sdk.models import dashboard
+
+    for name, board in dashboards().items():
+        assert _unknown(board, _plain(dashboard.Dashboard.from_json(board))) == [], name
+        for panel in board["panels"]:
+            kind = importlib.import_module(f"grafana_foundation_sdk.models.{panel['type']}")
+            options = panel.get("options", {})
+            read = _plain(kind.Options.from_json(options))
+            assert _unknown(options, read) == [], (name, panel["title"])
