@@ -27,6 +27,7 @@ from streams.broker import EmbeddedBroker, stop_process
 from streams.clock import Clock
 from streams.ingest import producer, route
 from streams.live_view import LiveFigures
+from streams.report_tables import figures_table, waits_table
 from streams.settings import Settings
 from streams.simulate import SimulationSettings, simulate
 from streams.topics import create_topics, topics_for
@@ -93,8 +94,6 @@ def run_demo(
     seconds: float | None, console: Console,
 ) -> LiveFigures:
     """Run everything until Ctrl-C or `seconds`; return the figures last seen."""
-    from streams.cli import figures_table, waits_table
-
     folder = Path(tempfile.mkdtemp(prefix="onestop-demo-"))
     console.print(f"Mô phỏng / simulating {simulation.cases:,} cases over {simulation.days} days…")
     events = [orjson.dumps(event) for event in simulate(reference, simulation)]
