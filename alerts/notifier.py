@@ -30,15 +30,15 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, insert, select
 
-from alerts import messages
-from alerts.apology import draft_for, write_docx
-from alerts.messages import Notice
-from consumers.schema import notifications
-from models.case import CaseRules, CaseState, CaseView
-from streams.clock import Clock, parse_clock
-from streams.codec import decode_entry
-from streams.settings import Settings
-from streams.topics import topics_for
+from onestop.alerts import messages
+from onestop.alerts.apology import draft_for, write_docx
+from onestop.alerts.messages import Notice
+from onestop.consumers.schema import notifications
+from onestop.models.case import CaseRules, CaseState, CaseView
+from onestop.streams.clock import Clock, parse_clock
+from onestop.streams.codec import decode_entry
+from onestop.streams.settings import Settings
+from onestop.streams.topics import topics_for
 
 log = logging.getLogger("onestop.notify")
 

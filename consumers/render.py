@@ -13,10 +13,10 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.report import report_json
-from models.calendar import shown_instant
-from models.reference import Reference
-from models.targets import TARGETS
+from onestop.consumers.report import report_json
+from onestop.models.calendar import shown_instant
+from onestop.models.reference import Reference
+from onestop.models.targets import TARGETS
 
 # Column kinds: how a value is shown.
 TEXT, COUNT, SHARE, MINUTES, POINTS = "text", "count", "share", "minutes", "points"

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from models.case import CaseRules, CaseState, DerivedEvent
-from models.measures import Measure, case_measures, visit_measures
-from models.queue import QueueRules, TicketState
+from .case import CaseRules, CaseState, DerivedEvent
+from .measures import Measure, case_measures, visit_measures
+from .queue import QueueRules, TicketState
 
 
 class _Rules(Protocol):

@@ -8,9 +8,9 @@ from typing import Any, NamedTuple
 import orjson
 from faust.serializers import codecs
 
-from models.case import CaseState
-from models.facts import Fact
-from models.queue import TicketState
+from onestop.models.case import CaseState
+from onestop.models.facts import Fact
+from onestop.models.queue import TicketState
 
 # The key of tick messages; no case or ticket id can be empty.
 TICK_KEY = b""

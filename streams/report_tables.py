@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from models.reference import Reference
+from onestop.models.reference import Reference
 
 
 def _percent(ratio: dict[str, Any]) -> str:

@@ -10,13 +10,13 @@ import datetime as dt
 
 import orjson
 
-from models.case import CaseRules
-from models.reference import load_reference
-from streams.codec import decode_entry
-from streams.replay import Replay
-from streams.settings import Settings
-from streams.tansu_compat import read_to_end
-from streams.topics import topics_for
+from onestop.models.case import CaseRules
+from onestop.models.reference import load_reference
+from onestop.streams.codec import decode_entry
+from onestop.streams.replay import Replay
+from onestop.streams.settings import Settings
+from onestop.streams.tansu_compat import read_to_end
+from onestop.streams.topics import topics_for
 
 
 def pipeline_clock(settings: Settings) -> float | None:

@@ -5,8 +5,8 @@ month on an accelerated clock, against the same run at its normal volume.
                                      [--baseline-days 7] [--malformed 12]
 
 What runs, twice (the baseline at `--volume 1` for `--baseline-days`, then the load at
-`--volume`): a fresh embedded broker, the topics, one worker process (`python -m streams
-worker`, the product's default settings, clock `accelerated:<start>:<speed>@<anchor>`),
+`--volume`): a fresh embedded broker, the topics, one worker process
+(`python -m onestop.streams worker`, the product's default settings, clock `accelerated:<start>:<speed>@<anchor>`),
 and a feeder that produces the simulated events when the accelerated clock reaches their
 event time (as `onestop demo` does), with the simulator's duplicate events (the second
 copy 5 simulated minutes after the first) and a few deliberately malformed messages of
@@ -67,16 +67,16 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from models.events import QUEUE_EVENT_TYPES  # noqa: E402
-from models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from streams import cli  # noqa: E402
-from streams.broker import EmbeddedBroker, free_port, stop_process  # noqa: E402
-from streams.clock import Clock  # noqa: E402
-from streams.ingest import producer  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.simulate import SimulationSettings, simulate  # noqa: E402
-from streams.tansu_compat import read_to_end  # noqa: E402
-from streams.topics import create_topics, topics_for  # noqa: E402
+from onestop.models.events import QUEUE_EVENT_TYPES  # noqa: E402
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
+from onestop.streams import cli  # noqa: E402
+from onestop.streams.broker import EmbeddedBroker, free_port, stop_process  # noqa: E402
+from onestop.streams.clock import Clock  # noqa: E402
+from onestop.streams.ingest import producer  # noqa: E402
+from onestop.streams.settings import Settings  # noqa: E402
+from onestop.streams.simulate import SimulationSettings, simulate  # noqa: E402
+from onestop.streams.tansu_compat import read_to_end  # noqa: E402
+from onestop.streams.topics import create_topics, topics_for  # noqa: E402
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 # The demo province: `onestop demo`'s default number of cases, over its default days.
@@ -349,7 +349,7 @@ class Run:
 def worker_process(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as handle:
         process = subprocess.Popen(  # noqa: S603 - this very program
-            [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
+            [sys.executable, "-m", "onestop.streams", "worker", "--loglevel", "warn"],
             env=settings.environment(), stdout=handle, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, cwd=ROOT,
             # Out of the terminal's process group: Ctrl-C reaches this script alone, which

@@ -15,13 +15,13 @@ import faust
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from models.case import CaseRules  # noqa: E402
-from models.events import Rejection, decode_event  # noqa: E402
-from models.queue import QueueRules  # noqa: E402
-from models.reference import load_reference  # noqa: E402
-from streams.codec import ENTRY_CODEC, Entry  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.topics import topics_for  # noqa: E402
+from onestop.models.case import CaseRules  # noqa: E402
+from onestop.models.events import Rejection, decode_event  # noqa: E402
+from onestop.models.queue import QueueRules  # noqa: E402
+from onestop.models.reference import load_reference  # noqa: E402
+from onestop.streams.codec import ENTRY_CODEC, Entry  # noqa: E402
+from onestop.streams.settings import Settings  # noqa: E402
+from onestop.streams.topics import topics_for  # noqa: E402
 
 
 def create_empty_app(settings: Settings) -> faust.App:

@@ -20,12 +20,12 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError
 
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import stop_process
-from streams.replay import Replay, derived_json
-from streams.settings import Settings
-from streams.topics import create_topics
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.broker import stop_process
+from onestop.streams.replay import Replay, derived_json
+from onestop.streams.settings import Settings
+from onestop.streams.topics import create_topics
 from tests.brokers import broker_kinds, broker_of
 
 pytestmark = pytest.mark.integration
@@ -68,7 +68,7 @@ def settings(bootstrap: str, tmp_path: Path) -> Settings:
 class Worker:
     """`onestop worker` as a child process; its log is kept for the test to read."""
 
-    def __init__(self, settings: Settings, log: Path, module: str = "streams",
+    def __init__(self, settings: Settings, log: Path, module: str = "onestop.streams",
                  env: dict[str, str] | None = None, **extra: object) -> None:
         self.log = log
         handle = log.open("ab")

@@ -22,15 +22,15 @@ import yaml
 from aiosmtpd.controller import Controller
 from docx import Document
 
-from alerts.notifier import Notifier, mail_failure, serve
-from consumers.store import connect, upgrade
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import free_port
-from streams.clock import parse_clock
-from streams.ingest import ingest_lines
-from streams.replay import Replay
-from streams.settings import Settings
+from onestop.alerts.notifier import Notifier, mail_failure, serve
+from onestop.consumers.store import connect, upgrade
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.broker import free_port
+from onestop.streams.clock import parse_clock
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.replay import Replay
+from onestop.streams.settings import Settings
 from tests.integration.conftest import eventually, wait_processed
 from tests.prometheus import DEPLOY, Server, binary
 

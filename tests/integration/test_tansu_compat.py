@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 from kafka import KafkaProducer
 
-from streams.settings import Settings
-from streams.tansu_compat import fetched_high_watermarks, is_tansu, read_to_end
-from streams.topics import topics_for
+from onestop.streams.settings import Settings
+from onestop.streams.tansu_compat import fetched_high_watermarks, is_tansu, read_to_end
+from onestop.streams.topics import topics_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ its apology is due by the end of Friday 6 March.
 import datetime as dt
 from dataclasses import replace
 
-from models.aggregates import AgencyFigures, Period, add_case, notifying_sources
-from models.calendar import WorkingCalendar, shown_date, shown_instant
-from models.case import CaseRules, move_due
-from models.judge import first_instant, judge_case
-from models.measures import case_measures
-from models.queue import QueueRules
+from onestop.models.aggregates import AgencyFigures, Period, add_case, notifying_sources
+from onestop.models.calendar import WorkingCalendar, shown_date, shown_instant
+from onestop.models.case import CaseRules, move_due
+from onestop.models.judge import first_instant, judge_case
+from onestop.models.measures import case_measures
+from onestop.models.queue import QueueRules
 from tests.conftest import at, event, local, received, small_reference, story, view_of
 
 LATER = "2026-03-31 00:00"

@@ -16,17 +16,17 @@ from alembic.migration import MigrationContext
 from openpyxl import load_workbook
 from sqlalchemy import Engine, inspect, select
 
-from consumers.backfill import backfill
-from consumers.render import excel
-from consumers.report import build_report, parse_period
-from consumers.rows import add_aggregate_record, add_derived_record, add_state_record
-from consumers.schema import metadata
-from consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.codec import Entry, encode_entry
-from streams.replay import Replay
-from streams.simulate import SimulationSettings, simulate
+from onestop.consumers.backfill import backfill
+from onestop.consumers.render import excel
+from onestop.consumers.report import build_report, parse_period
+from onestop.consumers.rows import add_aggregate_record, add_derived_record, add_state_record
+from onestop.consumers.schema import metadata
+from onestop.consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.codec import Entry, encode_entry
+from onestop.streams.replay import Replay
+from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 TABLES = {"case_states", "ticket_states", "agency_day_figures", "centre_day_figures",
@@ -257,8 +257,8 @@ def test_periods_are_months_quarters_and_years() -> None:
 def test_stored_case_states_carry_no_personal_data_and_judge_the_same(
     province_lines: list[bytes],
 ) -> None:
-    from consumers.rows import case_row
-    from streams.codec import decode_entry
+    from onestop.consumers.rows import case_row
+    from onestop.streams.codec import decode_entry
 
     replay = replayed(province_lines[:2000], collect_derived=False)
     with_applicant = [state for state in replay.cases.values()

@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.app import CaseKeeper, Pipeline
-from streams.clock import Clock
-from streams.codec import TICK_KEY, encode_tick
-from streams.replay import Replay
-from streams.settings import Settings
-from streams.simulate import SimulationSettings, simulate
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.app import CaseKeeper, Pipeline
+from onestop.streams.clock import Clock
+from onestop.streams.codec import TICK_KEY, encode_tick
+from onestop.streams.replay import Replay
+from onestop.streams.settings import Settings
+from onestop.streams.simulate import SimulationSettings, simulate
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 
