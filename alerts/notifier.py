@@ -35,10 +35,10 @@ from onestop.alerts.apology import draft_for, write_docx
 from onestop.alerts.messages import Notice
 from onestop.consumers.schema import notifications
 from onestop.models.case import CaseRules, CaseState, CaseView
-from onestop.streams.clock import Clock, parse_clock
-from onestop.streams.codec import decode_entry
-from onestop.streams.settings import Settings
-from onestop.streams.topics import topics_for
+from onestop.shared.clock import Clock, parse_clock
+from onestop.shared.codec import decode_entry
+from onestop.shared.settings import Settings
+from onestop.shared.topics import topics_for
 
 log = logging.getLogger("onestop.notify")
 

@@ -31,7 +31,7 @@ from onestop.models.aggregates import Period, agency_figures, centre_figures
 from onestop.models.case import END_KINDS as CASE_END_KINDS
 from onestop.models.facts import Fact
 from onestop.models.queue import END_KINDS as TICKET_END_KINDS
-from onestop.streams.replay import Replay, derived_json
+from onestop.shared.replay import Replay, derived_json
 
 SOURCE = (FROM_FILE, 0)
 

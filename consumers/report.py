@@ -23,8 +23,8 @@ from onestop.models.aggregates import AgencyFigures
 from onestop.models.case import CaseRules
 from onestop.models.reference import Reference
 from onestop.models.targets import judge
-from onestop.streams.codec import decode_entry
-from onestop.streams.replay import Replay
+from onestop.shared.codec import decode_entry
+from onestop.shared.replay import Replay
 
 
 class PeriodError(ValueError):

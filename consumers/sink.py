@@ -36,10 +36,10 @@ from onestop.consumers.rows import (
     add_state_record,
 )
 from onestop.consumers.store import Rows, Store
-from onestop.streams.clock import parse_clock
-from onestop.streams.codec import dead_letter_json
-from onestop.streams.settings import Settings
-from onestop.streams.topics import create_topics, topics_for
+from onestop.shared.clock import parse_clock
+from onestop.shared.codec import dead_letter_json
+from onestop.shared.settings import Settings
+from onestop.shared.topics import create_topics, topics_for
 
 log = logging.getLogger("onestop.sink")
 

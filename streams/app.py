@@ -47,8 +47,8 @@ from onestop.models.judge import Judgement, first_instant, judge_case, judge_tic
 from onestop.models.queue import END_KINDS as TICKET_END_KINDS
 from onestop.models.queue import QueueRules, TicketState
 from onestop.models.reference import load_reference
-from onestop.streams.clock import Clock, parse_clock
-from onestop.streams.codec import (
+from onestop.shared.clock import Clock, parse_clock
+from onestop.shared.codec import (
     ENTRY_CODEC,
     TICK_KEY,
     Entry,
@@ -57,12 +57,12 @@ from onestop.streams.codec import (
     encode_entry,
     encode_tick,
 )
+from onestop.shared.replay import derived_json
+from onestop.shared.settings import Settings
+from onestop.shared.topics import CASE_TABLE, TICKET_TABLE, topics_for
 from onestop.streams.metrics import Tally, WorkerMetrics, serve
 from onestop.streams.portal import PortalBridge
-from onestop.streams.replay import derived_json
-from onestop.streams.settings import Settings
 from onestop.streams.tansu_compat import TansuTransport, is_tansu
-from onestop.streams.topics import CASE_TABLE, TICKET_TABLE, topics_for
 from onestop.streams.transport import Transport
 
 log = logging.getLogger("onestop")

@@ -23,14 +23,14 @@ from rich.live import Live
 from rich.text import Text
 
 from onestop.models.reference import Reference
+from onestop.shared.clock import Clock
+from onestop.shared.settings import Settings
+from onestop.shared.topics import create_topics, topics_for
 from onestop.streams.broker import EmbeddedBroker, stop_process
-from onestop.streams.clock import Clock
 from onestop.streams.ingest import producer, route
 from onestop.streams.live_view import LiveFigures
 from onestop.streams.report_tables import figures_table, waits_table
-from onestop.streams.settings import Settings
 from onestop.streams.simulate import SimulationSettings, simulate
-from onestop.streams.topics import create_topics, topics_for
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:

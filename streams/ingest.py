@@ -9,8 +9,8 @@ import orjson
 from kafka import KafkaProducer
 
 from onestop.models.events import QUEUE_EVENT_TYPES, oversized
-from onestop.streams.settings import Settings
-from onestop.streams.topics import topics_for
+from onestop.shared.settings import Settings
+from onestop.shared.topics import topics_for
 
 
 @dataclass

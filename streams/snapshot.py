@@ -12,11 +12,11 @@ import orjson
 
 from onestop.models.case import CaseRules
 from onestop.models.reference import load_reference
-from onestop.streams.codec import decode_entry
-from onestop.streams.replay import Replay
-from onestop.streams.settings import Settings
+from onestop.shared.codec import decode_entry
+from onestop.shared.replay import Replay
+from onestop.shared.settings import Settings
+from onestop.shared.topics import topics_for
 from onestop.streams.tansu_compat import read_to_end
-from onestop.streams.topics import topics_for
 
 
 def pipeline_clock(settings: Settings) -> float | None:

@@ -39,11 +39,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
+from onestop.shared.settings import Settings  # noqa: E402
+from onestop.shared.topics import create_topics, topics_for  # noqa: E402
 from onestop.streams.broker import EmbeddedBroker  # noqa: E402
 from onestop.streams.ingest import ingest_lines  # noqa: E402
-from onestop.streams.settings import Settings  # noqa: E402
 from onestop.streams.simulate import SimulationSettings, simulate  # noqa: E402
-from onestop.streams.topics import create_topics, topics_for  # noqa: E402
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from onestop.models.case import CaseRules  # noqa: E402
 from onestop.models.events import decode_event  # noqa: E402
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from onestop.streams.replay import Replay  # noqa: E402
+from onestop.shared.replay import Replay  # noqa: E402
 from onestop.streams.simulate import SimulationSettings, simulate, write_jsonl  # noqa: E402
 
 

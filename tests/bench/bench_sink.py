@@ -33,8 +33,8 @@ from onestop.consumers.sink import Sink  # noqa: E402
 from onestop.consumers.store import Rows, Store, connect, upgrade  # noqa: E402
 from onestop.models.case import CaseRules  # noqa: E402
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from onestop.streams.codec import Entry, encode_entry  # noqa: E402
-from onestop.streams.replay import Replay, derived_json  # noqa: E402
+from onestop.shared.codec import Entry, encode_entry  # noqa: E402
+from onestop.shared.replay import Replay, derived_json  # noqa: E402
 from onestop.streams.simulate import SimulationSettings, simulate  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
@@ -155,10 +155,10 @@ def end_to_end(prepared: list[Record], server: PostgresServer, batch: int
     """Seconds to read every record from the broker alone, and through the sink."""
     from kafka import KafkaProducer
 
+    from onestop.shared.settings import Settings
+    from onestop.shared.topics import create_topics, topics_for
     from onestop.streams.broker import EmbeddedBroker
-    from onestop.streams.settings import Settings
     from onestop.streams.tansu_compat import read_to_end
-    from onestop.streams.topics import create_topics, topics_for
 
     with EmbeddedBroker() as broker:
         settings = Settings(broker_url=broker.url, app_id="bench", topic_prefix="bench",

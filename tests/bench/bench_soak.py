@@ -69,14 +69,14 @@ sys.path.insert(0, str(ROOT))
 
 from onestop.models.events import QUEUE_EVENT_TYPES  # noqa: E402
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
+from onestop.shared.clock import Clock  # noqa: E402
+from onestop.shared.settings import Settings  # noqa: E402
+from onestop.shared.topics import create_topics, topics_for  # noqa: E402
 from onestop.streams import cli  # noqa: E402
 from onestop.streams.broker import EmbeddedBroker, free_port, stop_process  # noqa: E402
-from onestop.streams.clock import Clock  # noqa: E402
 from onestop.streams.ingest import producer  # noqa: E402
-from onestop.streams.settings import Settings  # noqa: E402
 from onestop.streams.simulate import SimulationSettings, simulate  # noqa: E402
 from onestop.streams.tansu_compat import read_to_end  # noqa: E402
-from onestop.streams.topics import create_topics, topics_for  # noqa: E402
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 # The demo province: `onestop demo`'s default number of cases, over its default days.

@@ -22,10 +22,10 @@ from kafka.errors import CoordinatorNotAvailableError
 
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.replay import Replay, derived_json
+from onestop.shared.settings import Settings
+from onestop.shared.topics import create_topics
 from onestop.streams.broker import stop_process
-from onestop.streams.replay import Replay, derived_json
-from onestop.streams.settings import Settings
-from onestop.streams.topics import create_topics
 from tests.brokers import broker_kinds, broker_of
 
 pytestmark = pytest.mark.integration

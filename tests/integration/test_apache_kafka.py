@@ -24,12 +24,12 @@ from kafka.errors import KafkaError
 
 from onestop.consumers.sink import Sink
 from onestop.consumers.store import Store, connect, upgrade
+from onestop.shared.settings import Settings
+from onestop.shared.topics import create_topics, topics_for
 from onestop.streams.app import create_app
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines
-from onestop.streams.settings import Settings
 from onestop.streams.tansu_compat import is_tansu, read_to_end
-from onestop.streams.topics import create_topics, topics_for
 from tests.apache_kafka import ApacheKafka
 from tests.brokers import broker_kinds
 from tests.integration.conftest import (

@@ -24,14 +24,14 @@ from onestop.consumers.sink import Sink
 from onestop.consumers.store import Store, connect, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.clock import parse_clock
+from onestop.shared.replay import Replay
+from onestop.shared.settings import Settings
+from onestop.shared.topics import create_topics, topics_for
 from onestop.streams.app import Outbox, Pipeline
 from onestop.streams.broker import free_port
-from onestop.streams.clock import parse_clock
 from onestop.streams.ingest import ingest_lines
-from onestop.streams.replay import Replay
-from onestop.streams.settings import Settings
 from onestop.streams.tansu_compat import read_to_end
-from onestop.streams.topics import create_topics, topics_for
 from tests.brokers import broker_of, port_of
 from tests.integration.conftest import (
     committed,

@@ -16,12 +16,12 @@ import pytest
 
 from onestop.models.case import derived_event_id
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.settings import Settings
+from onestop.shared.topics import topics_for
 from onestop.streams.ingest import ingest_lines
-from onestop.streams.settings import Settings
 from onestop.streams.simulate import SimulationSettings, simulate
 from onestop.streams.snapshot import live_replay
 from onestop.streams.tansu_compat import read_to_end
-from onestop.streams.topics import topics_for
 from tests.integration.conftest import eventually, replay_of, wait_processed
 
 pytestmark = pytest.mark.integration

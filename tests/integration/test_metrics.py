@@ -12,9 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.settings import Settings
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines
-from onestop.streams.settings import Settings
 from tests.integration.conftest import eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
 from tests.metric_figures import agency_figures, centre_figures, replay_part

@@ -26,11 +26,11 @@ from onestop.alerts.notifier import Notifier, mail_failure, serve
 from onestop.consumers.store import connect, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.clock import parse_clock
+from onestop.shared.replay import Replay
+from onestop.shared.settings import Settings
 from onestop.streams.broker import free_port
-from onestop.streams.clock import parse_clock
 from onestop.streams.ingest import ingest_lines
-from onestop.streams.replay import Replay
-from onestop.streams.settings import Settings
 from tests.integration.conftest import eventually, wait_processed
 from tests.prometheus import DEPLOY, Server, binary
 

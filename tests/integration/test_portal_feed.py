@@ -12,11 +12,11 @@ import pytest
 
 from onestop.models.portal import VIETNAM, portal_event
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.settings import Settings
+from onestop.shared.topics import topics_for
 from onestop.streams.ingest import ingest_lines
-from onestop.streams.settings import Settings
 from onestop.streams.simulate import SimulationSettings, simulate
 from onestop.streams.tansu_compat import read_to_end
-from onestop.streams.topics import topics_for
 from tests.integration.conftest import eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, live_matches
 

@@ -19,11 +19,11 @@ from onestop.consumers.sink import Sink
 from onestop.consumers.store import Rows, Store, connect, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.replay import Replay
+from onestop.shared.settings import Settings
+from onestop.shared.topics import topics_for
 from onestop.streams.ingest import ingest_lines
-from onestop.streams.replay import Replay
-from onestop.streams.settings import Settings
 from onestop.streams.tansu_compat import read_to_end
-from onestop.streams.topics import topics_for
 from tests.integration.conftest import wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
 

@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 from kafka import KafkaProducer
 
-from onestop.streams.settings import Settings
+from onestop.shared.settings import Settings
+from onestop.shared.topics import topics_for
 from onestop.streams.tansu_compat import fetched_high_watermarks, is_tansu, read_to_end
-from onestop.streams.topics import topics_for
 
 pytestmark = pytest.mark.integration
 

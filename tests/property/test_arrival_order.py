@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.streams.replay import Replay
+from onestop.shared.replay import Replay
 from onestop.streams.simulate import SimulationSettings, simulate
 
 

@@ -36,7 +36,7 @@ from onestop.models.events import CASE_EVENT_TYPES, QUEUE_EVENT_TYPES, Rejection
 from onestop.models.measures import case_measures, visit_measures
 from onestop.models.queue import QueueRules, TicketState
 from onestop.models.reference import SAMPLE_PROVINCE, ReferenceError, load_reference
-from onestop.streams.codec import Entry, decode_entry, encode_entry
+from onestop.shared.codec import Entry, decode_entry, encode_entry
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 RULES = CaseRules(REFERENCE)

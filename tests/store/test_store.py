@@ -24,8 +24,8 @@ from onestop.consumers.schema import metadata
 from onestop.consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.streams.codec import Entry, encode_entry
-from onestop.streams.replay import Replay
+from onestop.shared.codec import Entry, encode_entry
+from onestop.shared.replay import Replay
 from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
@@ -258,7 +258,7 @@ def test_stored_case_states_carry_no_personal_data_and_judge_the_same(
     province_lines: list[bytes],
 ) -> None:
     from onestop.consumers.rows import case_row
-    from onestop.streams.codec import decode_entry
+    from onestop.shared.codec import decode_entry
 
     replay = replayed(province_lines[:2000], collect_derived=False)
     with_applicant = [state for state in replay.cases.values()

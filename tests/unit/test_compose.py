@@ -15,8 +15,8 @@ import pytest
 import yaml
 from typer.main import get_command
 
+from onestop.shared.settings import Settings
 from onestop.streams.cli import app
-from onestop.streams.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -12,12 +12,12 @@ from pydantic import ValidationError
 from onestop.models.case import CaseRules
 from onestop.models.queue import QueueRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.streams.clock import parse_clock
-from onestop.streams.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
+from onestop.shared.clock import parse_clock
+from onestop.shared.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
+from onestop.shared.replay import Replay
+from onestop.shared.settings import Settings
 from onestop.streams.ingest import route
 from onestop.streams.live_view import LiveFigures
-from onestop.streams.replay import Replay
-from onestop.streams.settings import Settings
 from onestop.streams.simulate import SimulationSettings, simulate
 from tests.conftest import at
 from tests.unit.test_queue import ticket

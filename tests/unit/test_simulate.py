@@ -14,7 +14,7 @@ import pytest
 from onestop.models.case import CaseRules
 from onestop.models.events import Rejection, decode_event
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.streams.replay import Replay
+from onestop.shared.replay import Replay
 from onestop.streams.simulate import SimulationSettings, simulate, write_jsonl
 
 

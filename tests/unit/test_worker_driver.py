@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.clock import Clock
+from onestop.shared.codec import TICK_KEY, encode_tick
+from onestop.shared.replay import Replay
+from onestop.shared.settings import Settings
 from onestop.streams.app import CaseKeeper, Pipeline
-from onestop.streams.clock import Clock
-from onestop.streams.codec import TICK_KEY, encode_tick
-from onestop.streams.replay import Replay
-from onestop.streams.settings import Settings
 from onestop.streams.simulate import SimulationSettings, simulate
 
 ZONE = dt.timezone(dt.timedelta(hours=7))

@@ -11,7 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from onestop.models.reference import SAMPLE_PROVINCE
-from onestop.streams.clock import parse_clock
+from onestop.shared.clock import parse_clock
 
 # Where an orchestrator mounts secrets as files.
 SECRETS_DIR = "/run/secrets"
