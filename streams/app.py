@@ -49,7 +49,6 @@ from onestop.models.queue import QueueRules, TicketState
 from onestop.models.reference import load_reference
 from onestop.shared.clock import Clock, parse_clock
 from onestop.shared.codec import (
-    ENTRY_CODEC,
     TICK_KEY,
     Entry,
     dead_letter_json,
@@ -62,6 +61,7 @@ from onestop.shared.settings import Settings
 from onestop.shared.topics import CASE_TABLE, TICKET_TABLE, topics_for
 from onestop.streams.metrics import Tally, WorkerMetrics, serve
 from onestop.streams.portal import PortalBridge
+from onestop.streams.table_codec import ENTRY_CODEC
 from onestop.streams.tansu_compat import TansuTransport, is_tansu
 from onestop.streams.transport import Transport
 

@@ -19,9 +19,10 @@ from onestop.models.case import CaseRules  # noqa: E402
 from onestop.models.events import Rejection, decode_event  # noqa: E402
 from onestop.models.queue import QueueRules  # noqa: E402
 from onestop.models.reference import load_reference  # noqa: E402
-from onestop.shared.codec import ENTRY_CODEC, Entry  # noqa: E402
+from onestop.shared.codec import Entry  # noqa: E402
 from onestop.shared.settings import Settings  # noqa: E402
 from onestop.shared.topics import topics_for  # noqa: E402
+from onestop.streams.table_codec import ENTRY_CODEC  # noqa: E402
 
 
 def create_empty_app(settings: Settings) -> faust.App:
