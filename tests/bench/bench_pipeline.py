@@ -35,15 +35,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.settings import Settings
+from onestop.shared.topics import create_topics, topics_for
+from onestop.streams.broker import EmbeddedBroker
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.simulate import SimulationSettings, simulate
 
-from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from onestop.shared.settings import Settings  # noqa: E402
-from onestop.shared.topics import create_topics, topics_for  # noqa: E402
-from onestop.streams.broker import EmbeddedBroker  # noqa: E402
-from onestop.streams.ingest import ingest_lines  # noqa: E402
-from onestop.streams.simulate import SimulationSettings, simulate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 

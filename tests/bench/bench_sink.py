@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import psycopg
 
+# The repository root, for tests.postgres; onestop itself is the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from onestop.consumers.rows import add_derived_record, add_state_record  # noqa: E402

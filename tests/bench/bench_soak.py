@@ -64,19 +64,18 @@ from pathlib import Path
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from onestop.models.events import QUEUE_EVENT_TYPES
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.shared.clock import Clock
+from onestop.shared.settings import Settings
+from onestop.shared.topics import create_topics, topics_for
+from onestop.streams import cli
+from onestop.streams.broker import EmbeddedBroker, free_port, stop_process
+from onestop.streams.ingest import producer
+from onestop.streams.simulate import SimulationSettings, simulate
+from onestop.streams.tansu_compat import read_to_end
 
-from onestop.models.events import QUEUE_EVENT_TYPES  # noqa: E402
-from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from onestop.shared.clock import Clock  # noqa: E402
-from onestop.shared.settings import Settings  # noqa: E402
-from onestop.shared.topics import create_topics, topics_for  # noqa: E402
-from onestop.streams import cli  # noqa: E402
-from onestop.streams.broker import EmbeddedBroker, free_port, stop_process  # noqa: E402
-from onestop.streams.ingest import producer  # noqa: E402
-from onestop.streams.simulate import SimulationSettings, simulate  # noqa: E402
-from onestop.streams.tansu_compat import read_to_end  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 # The demo province: `onestop demo`'s default number of cases, over its default days.
