@@ -33,12 +33,12 @@ from sqlalchemy import Engine, insert, select
 from onestop.alerts import messages
 from onestop.alerts.apology import draft_for, write_docx
 from onestop.alerts.messages import Notice
+from onestop.common.clock import Clock, parse_clock
+from onestop.common.codec import decode_entry
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
 from onestop.consumers.schema import notifications
 from onestop.models.case import CaseRules, CaseState, CaseView
-from onestop.shared.clock import Clock, parse_clock
-from onestop.shared.codec import decode_entry
-from onestop.shared.settings import Settings
-from onestop.shared.topics import topics_for
 
 log = logging.getLogger("onestop.notify")
 

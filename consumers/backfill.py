@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from kafka.partitioner.default import murmur2
 
+from onestop.common.replay import Replay, derived_json
 from onestop.consumers.rows import FROM_FILE, case_row, day_figures_row, derived_row, ticket_row
 from onestop.consumers.schema import (
     agency_day_figures,
@@ -31,7 +32,6 @@ from onestop.models.aggregates import Period, agency_figures, centre_figures
 from onestop.models.case import END_KINDS as CASE_END_KINDS
 from onestop.models.facts import Fact
 from onestop.models.queue import END_KINDS as TICKET_END_KINDS
-from onestop.shared.replay import Replay, derived_json
 
 SOURCE = (FROM_FILE, 0)
 

@@ -18,13 +18,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, func, or_, select
 
+from onestop.common.codec import decode_entry
+from onestop.common.replay import Replay
 from onestop.consumers.schema import agency_day_figures, case_states, ticket_states
 from onestop.models.aggregates import AgencyFigures
 from onestop.models.case import CaseRules
 from onestop.models.reference import Reference
 from onestop.models.targets import judge
-from onestop.shared.codec import decode_entry
-from onestop.shared.replay import Replay
 
 
 class PeriodError(ValueError):

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from onestop.common.codec import Entry, decode_entry, encode_entry
 from onestop.consumers.schema import (
     AGENCY_COUNTS,
     RATIO_COLUMNS,
@@ -19,7 +20,6 @@ from onestop.consumers.schema import (
 from onestop.consumers.store import Rows
 from onestop.models.case import END_KINDS, CaseState, without_applicant
 from onestop.models.queue import TicketState
-from onestop.shared.codec import Entry, decode_entry, encode_entry
 
 # The partition of rows written from a file by `onestop replay --db` rather than read
 # from Kafka: such a row always replaces a row read from a topic, and the other way round.

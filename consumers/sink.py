@@ -29,6 +29,10 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from onestop.common.clock import parse_clock
+from onestop.common.codec import dead_letter_json
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
 from onestop.consumers.rows import (
     BadRecord,
     add_aggregate_record,
@@ -36,10 +40,6 @@ from onestop.consumers.rows import (
     add_state_record,
 )
 from onestop.consumers.store import Rows, Store
-from onestop.shared.clock import parse_clock
-from onestop.shared.codec import dead_letter_json
-from onestop.shared.settings import Settings
-from onestop.shared.topics import create_topics, topics_for
 
 log = logging.getLogger("onestop.sink")
 

@@ -26,6 +26,18 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 
+from onestop.common.clock import Clock, parse_clock
+from onestop.common.codec import (
+    TICK_KEY,
+    Entry,
+    dead_letter_json,
+    decode_tick,
+    encode_entry,
+    encode_tick,
+)
+from onestop.common.replay import derived_json
+from onestop.common.settings import Settings
+from onestop.common.topics import CASE_TABLE, TICKET_TABLE, topics_for
 from onestop.models.aggregates import (
     AgencyFigures,
     CentreFigures,
@@ -47,18 +59,6 @@ from onestop.models.judge import Judgement, first_instant, judge_case, judge_tic
 from onestop.models.queue import END_KINDS as TICKET_END_KINDS
 from onestop.models.queue import QueueRules, TicketState
 from onestop.models.reference import load_reference
-from onestop.shared.clock import Clock, parse_clock
-from onestop.shared.codec import (
-    TICK_KEY,
-    Entry,
-    dead_letter_json,
-    decode_tick,
-    encode_entry,
-    encode_tick,
-)
-from onestop.shared.replay import derived_json
-from onestop.shared.settings import Settings
-from onestop.shared.topics import CASE_TABLE, TICKET_TABLE, topics_for
 from onestop.streams.metrics import Tally, WorkerMetrics, serve
 from onestop.streams.portal import PortalBridge
 from onestop.streams.table_codec import ENTRY_CODEC

@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from onestop.common.replay import Replay, derived_json
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, Reference, ReferenceError, load_reference
-from onestop.shared.replay import Replay, derived_json
 from onestop.streams.report_tables import figures_table, waits_table
 
 app = typer.Typer(
@@ -227,7 +227,7 @@ def _settings(**overrides: Any) -> Any:
     """Settings from the environment, with the command's options on top."""
     from pydantic import ValidationError
 
-    from onestop.shared.settings import Settings
+    from onestop.common.settings import Settings
 
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
@@ -291,7 +291,7 @@ def broker(
 
 def _create_topics(settings: Any) -> list[str]:
     """The missing topics created (their names), or a clear error and exit."""
-    from onestop.shared.topics import TopicMismatch, create_topics
+    from onestop.common.topics import TopicMismatch, create_topics
 
     try:
         return create_topics(settings)
@@ -304,7 +304,7 @@ def _create_topics(settings: Any) -> list[str]:
 @app.command()
 def topics(broker_url: BrokerOption = None) -> None:
     """Create the pipeline's topics and exit (the one-shot job of docker-compose)."""
-    from onestop.shared.topics import topics_for
+    from onestop.common.topics import topics_for
 
     settings = _kafka_settings(broker_url=broker_url)
     created = _create_topics(settings)
@@ -388,7 +388,7 @@ def snapshot(
 ) -> None:
     """Print the live figures in the replay JSON format (contract §6), read from the
     running pipeline's state."""
-    from onestop.shared.clock import parse_clock
+    from onestop.common.clock import parse_clock
     from onestop.streams.snapshot import live_replay, pipeline_clock
 
     settings = _kafka_settings(broker_url=broker_url)

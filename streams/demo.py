@@ -22,10 +22,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from onestop.common.clock import Clock
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
 from onestop.models.reference import Reference
-from onestop.shared.clock import Clock
-from onestop.shared.settings import Settings
-from onestop.shared.topics import create_topics, topics_for
 from onestop.streams.broker import EmbeddedBroker, stop_process
 from onestop.streams.ingest import producer, route
 from onestop.streams.live_view import LiveFigures

@@ -10,12 +10,12 @@ import datetime as dt
 
 import orjson
 
+from onestop.common.codec import decode_entry
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
 from onestop.models.case import CaseRules
 from onestop.models.reference import load_reference
-from onestop.shared.codec import decode_entry
-from onestop.shared.replay import Replay
-from onestop.shared.settings import Settings
-from onestop.shared.topics import topics_for
 from onestop.streams.tansu_compat import read_to_end
 
 

@@ -1,5 +1,5 @@
 """The Faust codec of the tables' values, registered under ENTRY_CODEC on import. Kept
-apart from shared/codec.py, which must not load Faust."""
+apart from common/codec.py, which must not load Faust."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from faust.serializers import codecs
 
-from onestop.shared.codec import decode_entry, encode_entry
+from onestop.common.codec import decode_entry, encode_entry
 
 
 class EntryCodec(codecs.Codec):

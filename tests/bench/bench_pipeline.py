@@ -35,9 +35,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.settings import Settings
-from onestop.shared.topics import create_topics, topics_for
 from onestop.streams.broker import EmbeddedBroker
 from onestop.streams.ingest import ingest_lines
 from onestop.streams.simulate import SimulationSettings, simulate

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import orjson
 
+from onestop.common.replay import Replay
 from onestop.models.case import CaseRules
 from onestop.models.events import decode_event
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.replay import Replay
 from onestop.streams.simulate import SimulationSettings, simulate, write_jsonl
 
 

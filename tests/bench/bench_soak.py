@@ -64,11 +64,11 @@ from pathlib import Path
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from onestop.common.clock import Clock
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
 from onestop.models.events import QUEUE_EVENT_TYPES
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.clock import Clock
-from onestop.shared.settings import Settings
-from onestop.shared.topics import create_topics, topics_for
 from onestop.streams import cli
 from onestop.streams.broker import EmbeddedBroker, free_port, stop_process
 from onestop.streams.ingest import producer

@@ -12,13 +12,13 @@ from typing import Any
 
 import faust
 
+from onestop.common.codec import Entry
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
 from onestop.models.case import CaseRules
 from onestop.models.events import Rejection, decode_event
 from onestop.models.queue import QueueRules
 from onestop.models.reference import load_reference
-from onestop.shared.codec import Entry
-from onestop.shared.settings import Settings
-from onestop.shared.topics import topics_for
 from onestop.streams.table_codec import ENTRY_CODEC
 
 

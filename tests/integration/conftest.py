@@ -20,11 +20,11 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError
 
+from onestop.common.replay import Replay, derived_json
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.replay import Replay, derived_json
-from onestop.shared.settings import Settings
-from onestop.shared.topics import create_topics
 from onestop.streams.broker import stop_process
 from tests.brokers import broker_kinds, broker_of
 

@@ -22,10 +22,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
 from onestop.consumers.sink import Sink
 from onestop.consumers.store import Store, connect, upgrade
-from onestop.shared.settings import Settings
-from onestop.shared.topics import create_topics, topics_for
 from onestop.streams.app import create_app
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines

@@ -19,15 +19,15 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
+from onestop.common.clock import parse_clock
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
 from onestop.consumers.report import build_report, parse_period
 from onestop.consumers.sink import Sink
 from onestop.consumers.store import Store, connect, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.clock import parse_clock
-from onestop.shared.replay import Replay
-from onestop.shared.settings import Settings
-from onestop.shared.topics import create_topics, topics_for
 from onestop.streams.app import Outbox, Pipeline
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines

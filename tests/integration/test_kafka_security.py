@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from onestop.shared.topics import create_topics
+from onestop.common.topics import create_topics
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines
 from tests.brokers import broker_of, port_of

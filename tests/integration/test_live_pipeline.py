@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
 from onestop.models.case import derived_event_id
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.settings import Settings
-from onestop.shared.topics import topics_for
 from onestop.streams.ingest import ingest_lines
 from onestop.streams.simulate import SimulationSettings, simulate
 from onestop.streams.snapshot import live_replay

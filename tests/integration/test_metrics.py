@@ -11,8 +11,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from onestop.common.settings import Settings
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.settings import Settings
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines
 from tests.integration.conftest import eventually, replay_of, wait_processed

@@ -23,12 +23,12 @@ from aiosmtpd.controller import Controller
 from docx import Document
 
 from onestop.alerts.notifier import Notifier, mail_failure, serve
+from onestop.common.clock import parse_clock
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
 from onestop.consumers.store import connect, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.clock import parse_clock
-from onestop.shared.replay import Replay
-from onestop.shared.settings import Settings
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines
 from tests.integration.conftest import eventually, wait_processed

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
 from onestop.consumers.report import build_report, parse_period
 from onestop.consumers.rows import add_aggregate_record, add_derived_record, add_state_record
 from onestop.consumers.schema import metadata
@@ -19,9 +22,6 @@ from onestop.consumers.sink import Sink
 from onestop.consumers.store import Rows, Store, connect, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.replay import Replay
-from onestop.shared.settings import Settings
-from onestop.shared.topics import topics_for
 from onestop.streams.ingest import ingest_lines
 from onestop.streams.tansu_compat import read_to_end
 from tests.integration.conftest import wait_processed

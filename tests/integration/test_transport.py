@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from kafka import KafkaProducer
 
-from onestop.shared.settings import Settings
-from onestop.shared.topics import topics_for
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
 from onestop.streams.transport import seek_to_committed
 
 pytestmark = pytest.mark.integration

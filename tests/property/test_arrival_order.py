@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from onestop.common.replay import Replay
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.replay import Replay
 from onestop.streams.simulate import SimulationSettings, simulate
 
 

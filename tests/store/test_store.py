@@ -16,6 +16,8 @@ from alembic.migration import MigrationContext
 from openpyxl import load_workbook
 from sqlalchemy import Engine, inspect, select
 
+from onestop.common.codec import Entry, encode_entry
+from onestop.common.replay import Replay
 from onestop.consumers.backfill import backfill
 from onestop.consumers.render import excel
 from onestop.consumers.report import build_report, parse_period
@@ -24,8 +26,6 @@ from onestop.consumers.schema import metadata
 from onestop.consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.codec import Entry, encode_entry
-from onestop.shared.replay import Replay
 from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
@@ -257,8 +257,8 @@ def test_periods_are_months_quarters_and_years() -> None:
 def test_stored_case_states_carry_no_personal_data_and_judge_the_same(
     province_lines: list[bytes],
 ) -> None:
+    from onestop.common.codec import decode_entry
     from onestop.consumers.rows import case_row
-    from onestop.shared.codec import decode_entry
 
     replay = replayed(province_lines[:2000], collect_derived=False)
     with_applicant = [state for state in replay.cases.values()

@@ -9,9 +9,9 @@ import orjson
 from docx import Document
 
 from onestop.alerts.apology import TO_FILL, draft_for, write_docx
+from onestop.common.replay import Replay
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.replay import Replay
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 NOW = dt.datetime(2026, 4, 20, 17, tzinfo=ZONE).timestamp()

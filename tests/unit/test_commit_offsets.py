@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from onestop.shared.settings import Settings
+from onestop.common.settings import Settings
 from onestop.streams.app import create_app
 
 SETTINGS = Settings(broker_url="kafka://127.0.0.1:1", broker_flavour="kafka", metrics_port=0)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.main import get_command
 
-from onestop.shared.settings import Settings
+from onestop.common.settings import Settings
 from onestop.streams.cli import app
 
 ROOT = Path(__file__).parents[2]

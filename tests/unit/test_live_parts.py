@@ -9,13 +9,13 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from onestop.common.clock import parse_clock
+from onestop.common.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
 from onestop.models.case import CaseRules
 from onestop.models.queue import QueueRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.clock import parse_clock
-from onestop.shared.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
-from onestop.shared.replay import Replay
-from onestop.shared.settings import Settings
 from onestop.streams.ingest import route
 from onestop.streams.live_view import LiveFigures
 from onestop.streams.simulate import SimulationSettings, simulate

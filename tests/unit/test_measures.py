@@ -10,10 +10,10 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from onestop.common.replay import Replay
 from onestop.models.case import CaseRules
 from onestop.models.measures import case_measures, visit_measures
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.replay import Replay
 from onestop.streams.metrics import WorkerMetrics
 from onestop.streams.simulate import SimulationSettings, simulate
 from tests.metric_figures import agency_figures, centre_figures, replay_part

@@ -6,7 +6,7 @@ from pathlib import Path
 MODELS = Path(__file__).parents[2] / "models"
 INFRASTRUCTURE = {"faust", "kafka", "aiokafka", "sqlalchemy", "prometheus_client", "typer",
                   "rich", "requests", "socket"}
-OURS = {"onestop", "models", "shared", "consumers", "alerts", "streams"}
+OURS = {"onestop", "models", "common", "consumers", "alerts", "streams"}
 WALL_CLOCK = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 
 

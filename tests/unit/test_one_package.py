@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-FOLDERS = ("models", "shared", "consumers", "alerts", "streams")
+FOLDERS = ("models", "common", "consumers", "alerts", "streams")
 
 
 def modules(*folders: str) -> list[str]:
@@ -37,7 +37,7 @@ def python(code: str) -> str:
 
 @pytest.mark.parametrize("names", [
     ["onestop.consumers.report"],
-    modules("models", "shared", "consumers", "alerts"),
+    modules("models", "common", "consumers", "alerts"),
 ], ids=["the report", "every module below streams"])
 def test_below_streams_nothing_loads_faust(names):
     assert python(f"import sys, {', '.join(names)}; print('faust' in sys.modules)") == "False"

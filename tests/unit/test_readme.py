@@ -40,7 +40,7 @@ def test_target_metrics_are_documented_in_the_sample_province():
 
 
 def test_every_setting_is_documented_with_its_default():
-    from onestop.shared.settings import Settings
+    from onestop.common.settings import Settings
 
     rows = dict(re.findall(r"^\| `(ONESTOP_\w+)` \| (.*?) \|", README, re.M))
     names = {"ONESTOP_" + name.upper() for name in Settings.model_fields}
@@ -53,8 +53,8 @@ def test_every_setting_is_documented_with_its_default():
 
 
 def test_every_topic_is_documented():
-    from onestop.shared.settings import Settings
-    from onestop.shared.topics import topics_for
+    from onestop.common.settings import Settings
+    from onestop.common.topics import topics_for
 
     documented = set(re.findall(r"^\| `(onestop[.-][\w.-]+)` \|", README, re.M))
     assert documented == {spec.name for spec in topics_for(Settings()).all()}

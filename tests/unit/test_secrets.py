@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from onestop.alerts.messages import Notice
 from onestop.alerts.notifier import Mailer
+from onestop.common.settings import Settings
 from onestop.consumers.store import shown_url
-from onestop.shared.settings import Settings
 from onestop.streams.cli import app
 
 SECRET = "Mat-khau-9x!"

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
+from onestop.common.replay import Replay
 from onestop.models.case import CaseRules
 from onestop.models.events import Rejection, decode_event
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.replay import Replay
 from onestop.streams.simulate import SimulationSettings, simulate, write_jsonl
 
 

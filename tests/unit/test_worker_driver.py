@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
+from onestop.common.clock import Clock
+from onestop.common.codec import TICK_KEY, encode_tick
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.shared.clock import Clock
-from onestop.shared.codec import TICK_KEY, encode_tick
-from onestop.shared.replay import Replay
-from onestop.shared.settings import Settings
 from onestop.streams.app import CaseKeeper, Pipeline
 from onestop.streams.simulate import SimulationSettings, simulate
 

@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from onestop.shared.settings import Settings
+from onestop.common.settings import Settings
 
 
 @dataclass(frozen=True)
