@@ -22,7 +22,7 @@ demo: $(BIN)/onestop
 test: $(BIN)/onestop
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 	PYTHON=$(BIN)/python tests/install-needs
 	$(BIN)/python -m pytest -m "not slow"
 
