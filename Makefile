@@ -16,11 +16,13 @@ install: $(BIN)/onestop
 demo: $(BIN)/onestop
 	$(BIN)/onestop demo
 
-# Lint and types first (ruff; mypy strict on models/), then installs what the suite needs
-# once (Debian packages, Apache Kafka's jars) and runs it.
+# Lint, types and the layer contract first (ruff; mypy strict on models/; import-linter,
+# README: Layout), then installs what the suite needs once (Debian packages, Apache
+# Kafka's jars) and runs it.
 test: $(BIN)/onestop
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	PYTHON=$(BIN)/python tests/install-needs
 	$(BIN)/python -m pytest -m "not slow"
 

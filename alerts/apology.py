@@ -12,9 +12,9 @@ from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Pt
 
-from models.calendar import WorkingCalendar
-from models.case import CaseView
-from models.reference import Reference
+from onestop.models.calendar import WorkingCalendar
+from onestop.models.case import CaseView
+from onestop.models.reference import Reference
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.calendar import WorkingCalendar, shown_date, shown_instant
-from models.case import CaseView
-from models.reference import Agency, Reference
+from onestop.models.calendar import WorkingCalendar, shown_date, shown_instant
+from onestop.models.case import CaseView
+from onestop.models.reference import Agency, Reference
 
 SUBJECT_PREFIX = "[Một cửa / One-stop]"
 

@@ -41,15 +41,15 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, insert, select
 
-from alerts import messages
-from alerts.apology import DOCX_TYPE, draft_docx, draft_for
-from alerts.messages import Attachment, Notice
-from consumers.schema import notifications
-from models.case import CaseRules, CaseState, CaseView
-from streams.clock import Clock, parse_clock
-from streams.codec import decode_entry
-from streams.settings import Settings
-from streams.topics import topics_for
+from onestop.alerts import messages
+from onestop.alerts.apology import DOCX_TYPE, draft_docx, draft_for
+from onestop.alerts.messages import Attachment, Notice
+from onestop.common.clock import Clock, parse_clock
+from onestop.common.codec import decode_entry
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.consumers.schema import notifications
+from onestop.models.case import CaseRules, CaseState, CaseView
 
 log = logging.getLogger("onestop.notify")
 

@@ -18,20 +18,20 @@ from typing import Any
 import orjson
 from kafka.partitioner.default import murmur2
 
-from consumers.rows import FROM_FILE, case_row, day_figures_row, derived_row, ticket_row
-from consumers.schema import (
+from onestop.common.replay import Replay, derived_json
+from onestop.consumers.rows import FROM_FILE, case_row, day_figures_row, derived_row, ticket_row
+from onestop.consumers.schema import (
     agency_day_figures,
     case_states,
     centre_day_figures,
     derived_events,
     ticket_states,
 )
-from consumers.store import Rows, Store
-from models.aggregates import Period, agency_figures, centre_figures
-from models.case import END_KINDS as CASE_END_KINDS
-from models.facts import Fact
-from models.queue import END_KINDS as TICKET_END_KINDS
-from streams.replay import Replay, derived_json
+from onestop.consumers.store import Rows, Store
+from onestop.models.aggregates import Period, agency_figures, centre_figures
+from onestop.models.case import END_KINDS as CASE_END_KINDS
+from onestop.models.facts import Fact
+from onestop.models.queue import END_KINDS as TICKET_END_KINDS
 
 SOURCE = (FROM_FILE, 0)
 

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from models.reference import Reference
-from models.targets import TARGETS
+from onestop.models.reference import Reference
+from onestop.models.targets import TARGETS
 
 DATASOURCE = {"type": "prometheus", "uid": "onestop-prometheus"}
 TARGET_RULE = "onestop:target:{metric}"

@@ -24,10 +24,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from consumers.report import TIE_RULE, PeriodError, ReportPeriod, build_report, parse_period
-from consumers.vietnamese import date, number, percent, period_name
-from models.calendar import shown_date
-from models.reference import Reference
+from onestop.consumers.report import TIE_RULE, PeriodError, ReportPeriod, build_report, parse_period
+from onestop.consumers.vietnamese import date, number, percent, period_name
+from onestop.models.calendar import shown_date
+from onestop.models.reference import Reference
 
 LETTERHEAD_FILE = "report.toml"
 
@@ -417,7 +417,7 @@ def waits_section(report: dict[str, Any], reference: Reference) -> str:
 
 
 def targets_table(report: dict[str, Any]) -> str:
-    from models.targets import TARGETS
+    from onestop.models.targets import TARGETS
 
     names = {target.metric: target.vi for target in TARGETS}
     scope = report["targets"]["province"] if report["agency"] is None else report["targets"][

@@ -26,7 +26,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from consumers.render import (
+from onestop.consumers.render import (
     APOLOGY,
     CHANNELS,
     COUNT,
@@ -39,9 +39,9 @@ from consumers.render import (
     Section,
     sections,
 )
-from consumers.vietnamese import period_name, period_name_en
-from models.calendar import shown_date
-from models.reference import Reference
+from onestop.consumers.vietnamese import period_name, period_name_en
+from onestop.models.calendar import shown_date
+from onestop.models.reference import Reference
 
 # Sheet names: Excel allows 31 characters, so the section's short Vietnamese name; its
 # bilingual heading is written above the table.

@@ -12,10 +12,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.report import report_json
-from models.calendar import shown_instant
-from models.reference import Reference
-from models.targets import TARGETS
+from onestop.models.calendar import shown_instant
+from onestop.models.reference import Reference
+from onestop.models.targets import TARGETS
 
 # Column kinds: how a value is shown.
 TEXT, COUNT, SHARE, MINUTES, POINTS = "text", "count", "share", "minutes", "points"
@@ -275,14 +274,3 @@ def markdown(report: dict[str, Any], reference: Reference) -> bytes:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines).encode()
-
-
-def render(report: dict[str, Any], reference: Reference, output_format: str) -> bytes:
-    if output_format == "json":
-        return report_json(report)
-    if output_format == "md":
-        return markdown(report, reference)
-    # Imported here: consumers.excel lays out this module's sections.
-    from consumers.excel import excel
-
-    return excel(report, reference)

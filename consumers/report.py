@@ -18,13 +18,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, func, or_, select
 
-from consumers.schema import agency_day_figures, case_states, ticket_states
-from models.aggregates import AgencyFigures
-from models.case import CaseRules, days_late
-from models.reference import Reference
-from models.targets import judge
-from streams.codec import decode_entry
-from streams.replay import Replay
+from onestop.common.codec import decode_entry
+from onestop.common.replay import Replay
+from onestop.consumers.schema import agency_day_figures, case_states, ticket_states
+from onestop.models.aggregates import AgencyFigures
+from onestop.models.case import CaseRules, days_late
+from onestop.models.reference import Reference
+from onestop.models.targets import judge
 
 
 class PeriodError(ValueError):

@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from consumers.schema import (
+from onestop.common.codec import Entry, decode_entry, encode_entry
+from onestop.consumers.schema import (
     AGENCY_COUNTS,
     RATIO_COLUMNS,
     agency_day_figures,
@@ -16,10 +17,9 @@ from consumers.schema import (
     derived_events,
     ticket_states,
 )
-from consumers.store import Rows
-from models.case import END_KINDS, CaseState, without_applicant
-from models.queue import TicketState
-from streams.codec import Entry, decode_entry, encode_entry
+from onestop.consumers.store import Rows
+from onestop.models.case import END_KINDS, CaseState, without_applicant
+from onestop.models.queue import TicketState
 
 # The partition of rows written from a file by `onestop replay --db` rather than read
 # from Kafka: such a row always replaces a row read from a topic, and the other way round.

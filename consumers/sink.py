@@ -29,17 +29,17 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from consumers.rows import (
+from onestop.common.clock import parse_clock
+from onestop.common.codec import dead_letter_json
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
+from onestop.consumers.rows import (
     BadRecord,
     add_aggregate_record,
     add_derived_record,
     add_state_record,
 )
-from consumers.store import Rows, Store
-from streams.clock import parse_clock
-from streams.codec import dead_letter_json
-from streams.settings import Settings
-from streams.topics import create_topics, topics_for
+from onestop.consumers.store import Rows, Store
 
 log = logging.getLogger("onestop.sink")
 

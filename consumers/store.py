@@ -19,7 +19,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 
-from consumers.schema import (
+from onestop.consumers.schema import (
     agency_day_figures,
     case_states,
     centre_day_figures,

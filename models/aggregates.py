@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from models.case import CaseRules, CaseState, CaseView, overdue_notice_source
-from models.queue import QueueRules, TicketState, Visit
+from .case import CaseRules, CaseState, CaseView, overdue_notice_source
+from .queue import QueueRules, TicketState, Visit
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from models.reference import DEFAULT_PERIODS, Periods, Reference
+from .reference import DEFAULT_PERIODS, Periods, Reference
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 # The table starts around this year and grows to whatever years the events need; the rules

@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from models.calendar import SUPPORTED_YEARS, WorkingCalendar
-from models.events import CaseEvent, Event, Received
-from models.facts import Fact, record
-from models.reference import Procedure, Reference
+from .calendar import SUPPORTED_YEARS, WorkingCalendar
+from .events import CaseEvent, Event, Received
+from .facts import Fact, record
+from .reference import Procedure, Reference
 
 
 @dataclass(frozen=True, slots=True)

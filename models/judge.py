@@ -13,15 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from models.case import (
+from .case import (
     CaseRules,
     CaseState,
     DerivedEvent,
     applicant_needed,
     without_applicant,
 )
-from models.measures import Measure, case_measures, visit_measures
-from models.queue import QueueRules, TicketState
+from .measures import Measure, case_measures, visit_measures
+from .queue import QueueRules, TicketState
 
 
 class _Rules(Protocol):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.case import CaseView
-from models.queue import Visit
+from .case import CaseView
+from .queue import Visit
 
 
 @dataclass(frozen=True, slots=True)

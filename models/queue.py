@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from models.case import DerivedEvent, derived_event_id, first_instant_after
-from models.events import QueueEvent, ServiceCompleted, TicketCalled
-from models.facts import Fact, record
+from .case import DerivedEvent, derived_event_id, first_instant_after
+from .events import QueueEvent, ServiceCompleted, TicketCalled
+from .facts import Fact, record
 
 # Events after which a visit is done.
 END_KINDS = frozenset({"service_completed", "ticket_abandoned"})

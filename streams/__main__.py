@@ -1,3 +1,3 @@
-from streams.cli import app
+from onestop.streams.cli import app
 
 app(prog_name="onestop")

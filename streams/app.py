@@ -26,30 +26,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 
-from models.aggregates import (
-    AgencyFigures,
-    CentreFigures,
-    Period,
-    agency_figures,
-    centre_figures,
-)
-from models.case import END_KINDS as CASE_END_KINDS
-from models.case import CaseRules, CaseState, DerivedEvent
-from models.events import (
-    CASE_EVENT_TYPES,
-    QUEUE_EVENT_TYPES,
-    Rejection,
-    decode_event,
-    oversized,
-)
-from models.facts import history_full
-from models.judge import Judgement, first_instant, judge_case, judge_ticket
-from models.queue import END_KINDS as TICKET_END_KINDS
-from models.queue import QueueRules, TicketState
-from models.reference import load_reference
-from streams.clock import Clock, parse_clock
-from streams.codec import (
-    ENTRY_CODEC,
+from onestop.common.clock import Clock, parse_clock
+from onestop.common.codec import (
     TICK_KEY,
     Entry,
     dead_letter_json,
@@ -57,13 +35,35 @@ from streams.codec import (
     encode_entry,
     encode_tick,
 )
-from streams.metrics import Tally, WorkerMetrics, serve
-from streams.portal import PortalBridge
-from streams.replay import derived_json
-from streams.settings import Settings
-from streams.tansu_compat import TansuTransport, is_tansu
-from streams.topics import CASE_TABLE, TICKET_TABLE, topics_for
-from streams.transport import Transport
+from onestop.common.replay import derived_json
+from onestop.common.settings import Settings
+from onestop.common.topics import CASE_TABLE, TICKET_TABLE, topics_for
+from onestop.models.aggregates import (
+    AgencyFigures,
+    CentreFigures,
+    Period,
+    agency_figures,
+    centre_figures,
+)
+from onestop.models.case import END_KINDS as CASE_END_KINDS
+from onestop.models.case import CaseRules, CaseState, DerivedEvent
+from onestop.models.events import (
+    CASE_EVENT_TYPES,
+    QUEUE_EVENT_TYPES,
+    Rejection,
+    decode_event,
+    oversized,
+)
+from onestop.models.facts import history_full
+from onestop.models.judge import Judgement, first_instant, judge_case, judge_ticket
+from onestop.models.queue import END_KINDS as TICKET_END_KINDS
+from onestop.models.queue import QueueRules, TicketState
+from onestop.models.reference import load_reference
+from onestop.streams.metrics import Tally, WorkerMetrics, serve
+from onestop.streams.portal import PortalBridge
+from onestop.streams.table_codec import ENTRY_CODEC
+from onestop.streams.tansu_compat import TansuTransport, is_tansu
+from onestop.streams.transport import Transport
 
 log = logging.getLogger("onestop")
 

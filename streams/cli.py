@@ -12,11 +12,11 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, Reference, ReferenceError, load_reference
-from streams.replay import Replay, derived_json
+from onestop.common.replay import Replay, derived_json
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, Reference, ReferenceError, load_reference
+from onestop.streams.report_tables import figures_table, waits_table
 
 app = typer.Typer(
     help="Giám sát Bộ phận Một cửa / One-stop centre monitor.",
@@ -120,7 +120,7 @@ def replay(
             for event in sorted(result.derived, key=lambda e: (e.occurred_at, e.event_id)):
                 handle.write(orjson.dumps(derived_json(event, rules.calendar.isoformat)) + b"\n")
     if store is not None:
-        from consumers.backfill import backfill
+        from onestop.consumers.backfill import backfill
 
         written = backfill(store, result, as_of_instant, _settings().partitions, err.print)
         err.print("Đã ghi / written: " + ", ".join(
@@ -196,7 +196,7 @@ def simulate(
     reference: ReferenceOption = SAMPLE_PROVINCE,
 ) -> None:
     """Write a realistic synthetic province's events (seeded, reproducible)."""
-    from streams.simulate import SimulationSettings
+    from onestop.streams.simulate import SimulationSettings
 
     first_day = _date(start, "--start")
     assert first_day is not None
@@ -213,8 +213,8 @@ def simulate(
 
 
 def _write_simulation(reference: Reference, settings: Any, out: Path) -> int:
-    from streams.simulate import simulate as run
-    from streams.simulate import write_jsonl
+    from onestop.streams.simulate import simulate as run
+    from onestop.streams.simulate import write_jsonl
 
     with _progress() as progress:
         task = progress.add_task("Simulating / Đang mô phỏng", total=None)
@@ -227,7 +227,7 @@ def _settings(**overrides: Any) -> Any:
     """Settings from the environment, with the command's options on top."""
     from pydantic import ValidationError
 
-    from streams.settings import Settings
+    from onestop.common.settings import Settings
 
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
@@ -242,7 +242,7 @@ def _settings(**overrides: Any) -> Any:
 def _kafka_settings(**overrides: Any) -> Any:
     """`_settings`, for a command that talks to Kafka: with SASL, refused credentials
     stop it at once with a plain message instead of a bootstrap timeout."""
-    from streams.kafka_login import LoginRefused, check_login
+    from onestop.streams.kafka_login import LoginRefused, check_login
 
     settings = _settings(**overrides)
     try:
@@ -266,7 +266,7 @@ def broker(
     import signal
     import threading
 
-    from streams.broker import BrokerError, EmbeddedBroker
+    from onestop.streams.broker import BrokerError, EmbeddedBroker
 
     embedded = EmbeddedBroker(port)
     try:
@@ -291,7 +291,7 @@ def broker(
 
 def _create_topics(settings: Any) -> list[str]:
     """The missing topics created (their names), or a clear error and exit."""
-    from streams.topics import TopicMismatch, create_topics
+    from onestop.common.topics import TopicMismatch, create_topics
 
     try:
         return create_topics(settings)
@@ -304,7 +304,7 @@ def _create_topics(settings: Any) -> list[str]:
 @app.command()
 def topics(broker_url: BrokerOption = None) -> None:
     """Create the pipeline's topics and exit (the one-shot job of docker-compose)."""
-    from streams.topics import topics_for
+    from onestop.common.topics import topics_for
 
     settings = _kafka_settings(broker_url=broker_url)
     created = _create_topics(settings)
@@ -326,7 +326,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug.")] = "info",
 ) -> None:
     """Run one Faust worker of the live pipeline; several workers share the partitions."""
-    from streams.app import run_worker
+    from onestop.streams.app import run_worker
 
     settings = _kafka_settings(broker_url=broker_url, reference=reference, clock=clock)
     _load(settings.reference)
@@ -350,7 +350,7 @@ def ingest(
     ] = None,
 ) -> None:
     """Produce a file's events to the input topics, keyed by case or ticket id."""
-    from streams.ingest import ingest_lines
+    from onestop.streams.ingest import ingest_lines
 
     if not events.is_file():
         raise _fail(f"no events file at {events}")
@@ -389,9 +389,9 @@ def erase(
     (Decree 13/2023/NĐ-CP), and say what it cannot remove."""
     from kafka.errors import KafkaError
 
-    from streams.clock import parse_clock
-    from streams.erase import erase_case
-    from streams.topics import topics_for
+    from onestop.common.clock import parse_clock
+    from onestop.common.topics import topics_for
+    from onestop.streams.erase import erase_case
 
     settings = _kafka_settings(broker_url=broker_url)
     topics = topics_for(settings)
@@ -435,8 +435,8 @@ def snapshot(
 ) -> None:
     """Print the live figures in the replay JSON format (contract §6), read from the
     running pipeline's state."""
-    from streams.clock import parse_clock
-    from streams.snapshot import live_replay, pipeline_clock
+    from onestop.common.clock import parse_clock
+    from onestop.streams.snapshot import live_replay, pipeline_clock
 
     settings = _kafka_settings(broker_url=broker_url)
     instant = None if as_of is None else _instant(as_of, "--as-of")
@@ -456,7 +456,7 @@ def snapshot(
 def _store(url: str | None, migrate: bool = True) -> Any:
     """The SQL store at `url` (default: ONESTOP_DATABASE_URL), its schema brought up to date
     by the migrations unless `migrate` is off."""
-    from consumers.store import Store, StoreError, check_schema, connect, shown_url, upgrade
+    from onestop.consumers.store import Store, StoreError, check_schema, connect, shown_url, upgrade
 
     url = url or _settings().database_url
     try:
@@ -488,7 +488,7 @@ def db(
     ] = None,
 ) -> None:
     """Bring the SQL schema up (or down) with its alembic migrations."""
-    from consumers.store import (
+    from onestop.consumers.store import (
         StoreError,
         connect,
         current_revision,
@@ -525,7 +525,7 @@ def sink(
     import signal
     import threading
 
-    from consumers.sink import Sink
+    from onestop.consumers.sink import Sink
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
     settings = _kafka_settings(broker_url=broker_url)
@@ -562,8 +562,8 @@ def notify(
     import signal
     import threading
 
-    from alerts.notifier import Notifier, serve
-    from models.case import CaseRules
+    from onestop.alerts.notifier import Notifier, serve
+    from onestop.models.case import CaseRules
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
     settings = _kafka_settings(broker_url=broker_url)
@@ -613,14 +613,15 @@ def report(
     reference: ReferenceOption = SAMPLE_PROVINCE,
 ) -> None:
     """The provincial report for a month, quarter or year, from the SQL store."""
-    from consumers.document import (
+    from onestop.consumers.document import (
         comparison_for,
         document_html,
         document_pdf,
         load_letterhead,
     )
-    from consumers.render import render
-    from consumers.report import PeriodError, build_report, parse_period
+    from onestop.consumers.excel import excel
+    from onestop.consumers.render import markdown
+    from onestop.consumers.report import PeriodError, build_report, parse_period, report_json
 
     chosen = output_format or (out.suffix.lstrip(".") if out else "md")
     if chosen not in REPORT_FORMATS:
@@ -645,7 +646,8 @@ def report(
         except RuntimeError as error:
             raise _fail(str(error)) from None
     else:
-        payload = render(built, reference_data, chosen)
+        writers = {"xlsx": excel, "md": markdown, "json": lambda report, _: report_json(report)}
+        payload = writers[chosen](built, reference_data)
     if out is None:
         sys.stdout.buffer.write(payload)
     else:
@@ -659,7 +661,7 @@ def deploy_files(
     reference: ReferenceOption = SAMPLE_PROVINCE,
 ) -> None:
     """Generate the province's target rules for Prometheus and the Grafana dashboards."""
-    from consumers.deploy_files import write_deploy_files
+    from onestop.consumers.deploy_files import write_deploy_files
 
     for path in write_deploy_files(_load(reference), out):
         err.print(f"→ {path}")
@@ -683,14 +685,14 @@ def demo(
 ) -> None:
     """Run the live pipeline on the embedded broker with a simulated province and show the
     figures per agency and centre as they change (Ctrl-C stops everything)."""
-    from streams.simulate import SimulationSettings
+    from onestop.streams.simulate import SimulationSettings
 
     reference_data = _load(reference)
     settings = SimulationSettings(cases=cases, seed=seed, days=days)
     out = Console(width=max(Console().width, 150))
     if not batch:
-        from streams.broker import BrokerError
-        from streams.demo import run_demo
+        from onestop.streams.broker import BrokerError
+        from onestop.streams.demo import run_demo
 
         try:
             run_demo(reference_data, reference, settings, speed, seconds, out)
@@ -712,74 +714,6 @@ def demo(
     )
     out.print(figures_table(report, reference_data))
     out.print(waits_table(report, reference_data))
-
-
-def _percent(ratio: dict[str, Any]) -> str:
-    value = ratio["ratio"]
-    return "–" if value is None else f"{100 * value:.1f}%"
-
-
-def figures_table(report: dict[str, Any], reference: Reference) -> Table:
-    table = Table(title=f"Tình hình giải quyết hồ sơ / Case processing — {report['as_of']}")
-    for heading in (
-        "Cơ quan / Agency",
-        "Tiếp nhận\nReceived",
-        "Đã giải quyết\nEnded",
-        "Đúng hạn\nOn time",
-        "Chỉ số 766\nService index",
-        "Quá hạn tồn\nOverdue open",
-        "Xin lỗi thiếu\nApologies missing",
-        "Liên thông điện tử\nE-transfer",
-    ):
-        if heading.startswith("Cơ"):
-            table.add_column(heading, min_width=30)
-        else:
-            table.add_column(heading, justify="right", no_wrap=True)
-    rows = list(report["agencies"].items()) + [("Toàn tỉnh / Province", report["province"])]
-    for code, figures in rows:
-        if figures is report["province"]:
-            table.add_section()
-        agency = reference.agencies.get(code)
-        table.add_row(
-            agency.name if agency else code,
-            str(figures["received"]),
-            str(figures["ended"]),
-            _percent(figures["completed_on_time_rate"]),
-            _percent(figures["service_index_on_time_rate"]),
-            str(figures["overdue_open"]),
-            str(figures["apologies_missing"]),
-            _percent(figures["e_transfer_share"]),
-        )
-    return table
-
-
-def waits_table(report: dict[str, Any], reference: Reference) -> Table:
-    table = Table(title="Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)")
-    for heading in (
-        "Trung tâm / Centre",
-        "Lượt chờ\nVisits",
-        "Trong 15 phút\nWithin target",
-        "Trung vị\nMedian",
-        "P90",
-    ):
-        if heading.startswith("Trung tâm"):
-            table.add_column(heading, min_width=30)
-        else:
-            table.add_column(heading, justify="right", no_wrap=True)
-    for code, figures in report["centres"].items():
-        agency = reference.agencies.get(code)
-
-        def minutes(seconds: float | None) -> str:
-            return "–" if seconds is None else f"{seconds / 60:.1f} min"
-
-        table.add_row(
-            agency.name if agency else code,
-            str(figures["visits_waited"]),
-            _percent(figures["wait_within_target"]),
-            minutes(figures["wait_p50_seconds"]),
-            minutes(figures["wait_p90_seconds"]),
-        )
-    return table
 
 
 if __name__ == "__main__":

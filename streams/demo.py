@@ -22,14 +22,15 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from models.reference import Reference
-from streams.broker import EmbeddedBroker, stop_process
-from streams.clock import Clock
-from streams.ingest import producer, route
-from streams.live_view import LiveFigures
-from streams.settings import Settings
-from streams.simulate import SimulationSettings, simulate
-from streams.topics import create_topics, topics_for
+from onestop.common.clock import Clock
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
+from onestop.models.reference import Reference
+from onestop.streams.broker import EmbeddedBroker, stop_process
+from onestop.streams.ingest import producer, route
+from onestop.streams.live_view import LiveFigures
+from onestop.streams.report_tables import figures_table, waits_table
+from onestop.streams.simulate import SimulationSettings, simulate
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
@@ -44,7 +45,7 @@ def _start(settings: Settings, log: Path, *command: str) -> subprocess.Popen[byt
     """This program's `command` as a child process, its output in `log`."""
     with log.open("ab") as handle:
         return subprocess.Popen(  # noqa: S603 - this very program
-            [sys.executable, "-m", "streams", *command],
+            [sys.executable, "-m", "onestop.streams", *command],
             env=settings.environment(), stdout=handle, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             # Out of the terminal's process group: Ctrl-C reaches the demo alone, which
@@ -93,8 +94,6 @@ def run_demo(
     seconds: float | None, console: Console,
 ) -> LiveFigures:
     """Run everything until Ctrl-C or `seconds`; return the figures last seen."""
-    from streams.cli import figures_table, waits_table
-
     folder = Path(tempfile.mkdtemp(prefix="onestop-demo-"))
     console.print(f"Mô phỏng / simulating {simulation.cases:,} cases over {simulation.days} days…")
     events = [orjson.dumps(event) for event in simulate(reference, simulation)]

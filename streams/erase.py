@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from models.case import holds_applicant
-from streams.codec import decode_entry
-from streams.ingest import ingest_lines
-from streams.settings import Settings
-from streams.topics import topics_for
+from onestop.common.codec import decode_entry
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.models.case import holds_applicant
+from onestop.streams.ingest import ingest_lines
 
 
 def erasure_event(case_id: str, now: float) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import orjson
 from kafka import KafkaProducer
 
-from models.events import QUEUE_EVENT_TYPES, oversized
-from streams.settings import Settings
-from streams.topics import topics_for
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.models.events import QUEUE_EVENT_TYPES, oversized
 
 
 @dataclass

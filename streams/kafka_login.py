@@ -14,7 +14,7 @@ import asyncio
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
-from streams.settings import Settings
+from onestop.common.settings import Settings
 
 
 class LoginRefused(RuntimeError):

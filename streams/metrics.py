@@ -29,7 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import ThreadingWSGIServer, make_server, make_wsgi_app
 from prometheus_client.utils import floatToGoString
 
-from models.measures import CASE_SERIES, QUEUE_SERIES, WAIT_BUCKETS, Measure, Series
+from onestop.models.measures import CASE_SERIES, QUEUE_SERIES, WAIT_BUCKETS, Measure, Series
 
 PREFIX = "onestop_"
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.types import EventT
 
-from models.portal import PortalRecordError, portal_event
+from onestop.models.portal import PortalRecordError, portal_event
 
 if TYPE_CHECKING:
-    from streams.app import Outbox, Pipeline
+    from onestop.streams.app import Outbox, Pipeline
 
 
 class PortalBridge:

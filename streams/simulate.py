@@ -42,9 +42,9 @@ from typing import Any
 
 import orjson
 
-from models.calendar import WorkingCalendar
-from models.case import CaseRules, move_due
-from models.reference import Agency, Procedure, Reference
+from onestop.models.calendar import WorkingCalendar
+from onestop.models.case import CaseRules, move_due
+from onestop.models.reference import Agency, Procedure, Reference
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ import datetime as dt
 
 import orjson
 
-from models.case import CaseRules
-from models.reference import load_reference
-from streams.codec import decode_entry
-from streams.replay import Replay
-from streams.settings import Settings
-from streams.tansu_compat import read_to_end
-from streams.topics import topics_for
+from onestop.common.codec import decode_entry
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.models.case import CaseRules
+from onestop.models.reference import load_reference
+from onestop.streams.tansu_compat import read_to_end
 
 
 def pipeline_clock(settings: Settings) -> float | None:

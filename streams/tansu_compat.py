@@ -21,7 +21,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from kafka import KafkaAdminClient
 
-from streams.transport import Consumer, ConsumerThread, Transport
+from onestop.streams.transport import Consumer, ConsumerThread, Transport
 
 
 def is_tansu(bootstrap_servers: list[str], **client: Any) -> bool:

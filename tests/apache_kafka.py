@@ -23,7 +23,7 @@ from types import TracebackType
 
 from kafka import KafkaAdminClient
 
-from streams.broker import free_port, port_open, stop_process
+from onestop.streams.broker import free_port, port_open, stop_process
 
 # The version docker-compose.yml runs; tests/kafka/pom.xml names it too.
 KAFKA_VERSION = "3.9.1"

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from streams.broker import EmbeddedBroker, free_port
+from onestop.streams.broker import EmbeddedBroker, free_port
 from tests.apache_kafka import ApacheKafka
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from models.calendar import WorkingCalendar
-from models.case import CaseRules, CaseState, CaseView
-from models.events import Rejection, decode_event
-from models.reference import Agency, Procedure, Reference, Step
+from onestop.models.calendar import WorkingCalendar
+from onestop.models.case import CaseRules, CaseState, CaseView
+from onestop.models.events import Rejection, decode_event
+from onestop.models.reference import Agency, Procedure, Reference, Step
 
 ZONE = "+07:00"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from streams.app import CaseKeeper
-from streams.cli import app
+from onestop.streams.app import CaseKeeper
+from onestop.streams.cli import app
 
 FAILING_CASE = os.environ["FAILING_CASE"]
 apply = CaseKeeper.apply

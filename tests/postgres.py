@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from streams.broker import free_port
+from onestop.streams.broker import free_port
 
 
 def _binaries() -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.broker import free_port, stop_process
+from onestop.streams.broker import free_port, stop_process
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 

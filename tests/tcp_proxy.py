@@ -12,7 +12,7 @@ import ssl
 import threading
 from types import TracebackType
 
-from streams.broker import free_port
+from onestop.streams.broker import free_port
 
 
 class TcpProxy:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from consumers.schema import metadata
+from onestop.consumers.schema import metadata
 
 config = context.config
 

@@ -35,15 +35,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.broker import EmbeddedBroker
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.simulate import SimulationSettings, simulate
 
-from models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from streams.broker import EmbeddedBroker  # noqa: E402
-from streams.ingest import ingest_lines  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.simulate import SimulationSettings, simulate  # noqa: E402
-from streams.topics import create_topics, topics_for  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 
@@ -116,7 +115,7 @@ def delays(bootstrap: str, folder: Path, samples: int) -> tuple[list[float], lis
     create_topics(settings)
     spec = topics_for(settings)
     process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
+        [sys.executable, "-m", "onestop.streams", "worker", "--loglevel", "warn"],
         env=settings.environment(), stdout=(folder / "delays.log").open("wb"),
         stderr=subprocess.STDOUT, cwd=ROOT)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
@@ -202,7 +201,7 @@ def main() -> None:
         for label, command in (
             ("faust, no work", [sys.executable, str(ROOT / "tests/bench/naive_app.py"), "--empty"]),
             ("naive", [sys.executable, str(ROOT / "tests/bench/naive_app.py")]),
-            ("pipeline", [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"]),
+            ("pipeline", [sys.executable, "-m", "onestop.streams", "worker", "--loglevel", "warn"]),
         ):
             settings = settings_for(bootstrap, folder, clock=f"fixed:{end_of_month.isoformat()}")
             create_topics(settings)

@@ -20,13 +20,11 @@ from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from models.case import CaseRules  # noqa: E402
-from models.events import decode_event  # noqa: E402
-from models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from streams.replay import Replay  # noqa: E402
-from streams.simulate import SimulationSettings, simulate, write_jsonl  # noqa: E402
+from onestop.common.replay import Replay
+from onestop.models.case import CaseRules
+from onestop.models.events import decode_event
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.simulate import SimulationSettings, simulate, write_jsonl
 
 
 def decode_only(path: Path) -> int:

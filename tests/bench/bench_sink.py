@@ -25,17 +25,18 @@ from typing import Any
 import orjson
 import psycopg
 
+# The repository root, for tests.postgres; onestop itself is the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from consumers.rows import add_derived_record, add_state_record  # noqa: E402
-from consumers.schema import case_states, derived_events  # noqa: E402
-from consumers.sink import Sink  # noqa: E402
-from consumers.store import Rows, Store, connect, upgrade  # noqa: E402
-from models.case import CaseRules  # noqa: E402
-from models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from streams.codec import Entry, encode_entry  # noqa: E402
-from streams.replay import Replay, derived_json  # noqa: E402
-from streams.simulate import SimulationSettings, simulate  # noqa: E402
+from onestop.common.codec import Entry, encode_entry  # noqa: E402
+from onestop.common.replay import Replay, derived_json  # noqa: E402
+from onestop.consumers.rows import add_derived_record, add_state_record  # noqa: E402
+from onestop.consumers.schema import case_states, derived_events  # noqa: E402
+from onestop.consumers.sink import Sink  # noqa: E402
+from onestop.consumers.store import Rows, Store, connect, upgrade  # noqa: E402
+from onestop.models.case import CaseRules  # noqa: E402
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
+from onestop.streams.simulate import SimulationSettings, simulate  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
 Record = tuple[str, bytes, bytes, tuple[int, int]]
@@ -155,10 +156,10 @@ def end_to_end(prepared: list[Record], server: PostgresServer, batch: int
     """Seconds to read every record from the broker alone, and through the sink."""
     from kafka import KafkaProducer
 
-    from streams.broker import EmbeddedBroker
-    from streams.settings import Settings
-    from streams.tansu_compat import read_to_end
-    from streams.topics import create_topics, topics_for
+    from onestop.common.settings import Settings
+    from onestop.common.topics import create_topics, topics_for
+    from onestop.streams.broker import EmbeddedBroker
+    from onestop.streams.tansu_compat import read_to_end
 
     with EmbeddedBroker() as broker:
         settings = Settings(broker_url=broker.url, app_id="bench", topic_prefix="bench",

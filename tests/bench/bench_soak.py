@@ -5,8 +5,8 @@ month on an accelerated clock, against the same run at its normal volume.
                                      [--baseline-days 7] [--malformed 12]
 
 What runs, twice (the baseline at `--volume 1` for `--baseline-days`, then the load at
-`--volume`): a fresh embedded broker, the topics, one worker process (`python -m streams
-worker`, the product's default settings, clock `accelerated:<start>:<speed>@<anchor>`),
+`--volume`): a fresh embedded broker, the topics, one worker process
+(`python -m onestop.streams worker`, the product's default settings, clock `accelerated:<start>:<speed>@<anchor>`),
 and a feeder that produces the simulated events when the accelerated clock reaches their
 event time (as `onestop demo` does), with the simulator's duplicate events (the second
 copy 5 simulated minutes after the first) and a few deliberately malformed messages of
@@ -64,19 +64,18 @@ from pathlib import Path
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from onestop.common.clock import Clock
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
+from onestop.models.events import QUEUE_EVENT_TYPES
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams import cli
+from onestop.streams.broker import EmbeddedBroker, free_port, stop_process
+from onestop.streams.ingest import producer
+from onestop.streams.simulate import SimulationSettings, simulate
+from onestop.streams.tansu_compat import read_to_end
 
-from models.events import QUEUE_EVENT_TYPES  # noqa: E402
-from models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
-from streams import cli  # noqa: E402
-from streams.broker import EmbeddedBroker, free_port, stop_process  # noqa: E402
-from streams.clock import Clock  # noqa: E402
-from streams.ingest import producer  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.simulate import SimulationSettings, simulate  # noqa: E402
-from streams.tansu_compat import read_to_end  # noqa: E402
-from streams.topics import create_topics, topics_for  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 # The demo province: `onestop demo`'s default number of cases, over its default days.
@@ -349,7 +348,7 @@ class Run:
 def worker_process(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as handle:
         process = subprocess.Popen(  # noqa: S603 - this very program
-            [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
+            [sys.executable, "-m", "onestop.streams", "worker", "--loglevel", "warn"],
             env=settings.environment(), stdout=handle, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, cwd=ROOT,
             # Out of the terminal's process group: Ctrl-C reaches this script alone, which

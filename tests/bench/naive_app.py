@@ -8,20 +8,18 @@ instead: the pipeline's batched agents with no work at all.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import faust
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from models.case import CaseRules  # noqa: E402
-from models.events import Rejection, decode_event  # noqa: E402
-from models.queue import QueueRules  # noqa: E402
-from models.reference import load_reference  # noqa: E402
-from streams.codec import ENTRY_CODEC, Entry  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.topics import topics_for  # noqa: E402
+from onestop.common.codec import Entry
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.models.case import CaseRules
+from onestop.models.events import Rejection, decode_event
+from onestop.models.queue import QueueRules
+from onestop.models.reference import load_reference
+from onestop.streams.table_codec import ENTRY_CODEC
 
 
 def create_empty_app(settings: Settings) -> faust.App:

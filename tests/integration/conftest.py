@@ -24,12 +24,12 @@ from aiosmtpd.controller import Controller
 from kafka import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError
 
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import free_port, stop_process
-from streams.replay import Replay, derived_json
-from streams.settings import Settings
-from streams.topics import create_topics
+from onestop.common.replay import Replay, derived_json
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.broker import free_port, stop_process
 from tests.brokers import broker_kinds, broker_of
 from tests.conftest import leaked_secrets
 
@@ -73,7 +73,7 @@ def settings(bootstrap: str, tmp_path: Path) -> Settings:
 class Worker:
     """`onestop worker` as a child process; its log is kept for the test to read."""
 
-    def __init__(self, settings: Settings, log: Path, module: str = "streams",
+    def __init__(self, settings: Settings, log: Path, module: str = "onestop.streams",
                  env: dict[str, str] | None = None, **extra: object) -> None:
         self.log = log
         handle = log.open("ab")

@@ -22,14 +22,14 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 
-from consumers.sink import Sink
-from consumers.store import Store, connect, upgrade
-from streams.app import create_app
-from streams.broker import free_port
-from streams.ingest import ingest_lines
-from streams.settings import Settings
-from streams.tansu_compat import is_tansu, read_to_end
-from streams.topics import create_topics, topics_for
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
+from onestop.consumers.sink import Sink
+from onestop.consumers.store import Store, connect, upgrade
+from onestop.streams.app import create_app
+from onestop.streams.broker import free_port
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.tansu_compat import is_tansu, read_to_end
 from tests.apache_kafka import ApacheKafka
 from tests.brokers import broker_kinds
 from tests.conftest import suite_secret
@@ -194,7 +194,7 @@ def onestop(settings: Settings, *arguments: str, timeout: float = 120,
             **extra: object) -> subprocess.CompletedProcess[str]:
     """An `onestop` command as a user runs it, with the settings in its environment."""
     return subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "streams", *arguments], env=settings.model_copy(
+        [sys.executable, "-m", "onestop.streams", *arguments], env=settings.model_copy(
             update=extra).environment(), capture_output=True, text=True, timeout=timeout,
     )
 

@@ -16,14 +16,14 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import select
 
-from consumers.schema import case_states, notifications
-from consumers.sink import Sink
-from consumers.store import Store, connect
-from models.case import holds_applicant
-from streams.codec import decode_entry
-from streams.ingest import ingest_lines
-from streams.settings import Settings
-from streams.topics import topics_for
+from onestop.common.codec import decode_entry
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.consumers.schema import case_states, notifications
+from onestop.consumers.sink import Sink
+from onestop.consumers.store import Store, connect
+from onestop.models.case import holds_applicant
+from onestop.streams.ingest import ingest_lines
 from tests.integration.conftest import Inbox, eventually, wait_processed
 from tests.integration.test_notifier import CLOCK, received, run_notifier
 from tests.integration.test_sql_sink import drain
@@ -87,7 +87,7 @@ def test_erase_removes_one_applicant_from_everything_the_monitor_keeps(
     assert holds_applicant(decode_entry(states["HOA-1"]).state)
 
     done = subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "streams", "erase", "--case", "HOA-1", "--timeout", "60"],
+        [sys.executable, "-m", "onestop.streams", "erase", "--case", "HOA-1", "--timeout", "60"],
         env=settings.environment(), capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     said = done.stdout + done.stderr

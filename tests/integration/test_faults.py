@@ -19,19 +19,19 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
-from consumers.report import build_report, parse_period
-from consumers.sink import Sink
-from consumers.store import Store, connect, upgrade
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.app import Outbox, Pipeline
-from streams.broker import free_port
-from streams.clock import parse_clock
-from streams.ingest import ingest_lines
-from streams.replay import Replay
-from streams.settings import Settings
-from streams.tansu_compat import read_to_end
-from streams.topics import create_topics, topics_for
+from onestop.common.clock import parse_clock
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.common.topics import create_topics, topics_for
+from onestop.consumers.report import build_report, parse_period
+from onestop.consumers.sink import Sink
+from onestop.consumers.store import Store, connect, upgrade
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.app import Outbox, Pipeline
+from onestop.streams.broker import free_port
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.tansu_compat import read_to_end
 from tests.brokers import broker_of, port_of
 from tests.integration.conftest import (
     Inbox,

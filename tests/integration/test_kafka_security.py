@@ -14,9 +14,9 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from streams.broker import free_port
-from streams.ingest import ingest_lines
-from streams.topics import create_topics
+from onestop.common.topics import create_topics
+from onestop.streams.broker import free_port
+from onestop.streams.ingest import ingest_lines
 from tests.brokers import broker_of, port_of
 from tests.integration.conftest import eventually, replay_of, settings_for, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, live_matches, province_file

@@ -14,14 +14,14 @@ from typing import Any
 import orjson
 import pytest
 
-from models.case import derived_event_id
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.ingest import ingest_lines
-from streams.settings import Settings
-from streams.simulate import SimulationSettings, simulate
-from streams.snapshot import live_replay
-from streams.tansu_compat import read_to_end
-from streams.topics import topics_for
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.models.case import derived_event_id
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.simulate import SimulationSettings, simulate
+from onestop.streams.snapshot import live_replay
+from onestop.streams.tansu_compat import read_to_end
 from tests.integration.conftest import eventually, replay_of, wait_processed
 
 pytestmark = pytest.mark.integration
@@ -200,7 +200,7 @@ def test_ingest_lists_a_2_mb_line_as_a_dead_letter_and_finishes_the_file(
     path.write_bytes(b"\n".join([*lines[:3], big, *lines[3:]]) + b"\n")
     dead = tmp_path / "too-large.jsonl"
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "streams", "ingest", str(path), "--dead-letters", str(dead)],
+        [sys.executable, "-m", "onestop.streams", "ingest", str(path), "--dead-letters", str(dead)],
         env=settings.environment(), capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stderr

@@ -11,10 +11,10 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import free_port
-from streams.ingest import ingest_lines
-from streams.settings import Settings
+from onestop.common.settings import Settings
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.broker import free_port
+from onestop.streams.ingest import ingest_lines
 from tests.integration.conftest import eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
 from tests.metric_figures import agency_figures, centre_figures, replay_part

@@ -21,21 +21,21 @@ import yaml
 from docx import Document
 from pydantic import SecretStr
 
-from alerts.notifier import (
+from onestop.alerts.notifier import (
     REQUEST_TIMEOUT_SECONDS,
     WEBHOOK_MAX_BYTES,
     Notifier,
     mail_failure,
     serve,
 )
-from consumers.store import connect, upgrade
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.broker import free_port
-from streams.clock import parse_clock
-from streams.ingest import ingest_lines
-from streams.replay import Replay
-from streams.settings import Settings
+from onestop.common.clock import parse_clock
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.consumers.store import connect, upgrade
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.broker import free_port
+from onestop.streams.ingest import ingest_lines
 from tests.conftest import suite_secret
 from tests.integration.conftest import Inbox, eventually, wait_processed
 from tests.prometheus import DEPLOY, Server, binary

@@ -10,13 +10,13 @@ from typing import Any
 import orjson
 import pytest
 
-from models.portal import VIETNAM, portal_event
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.ingest import ingest_lines
-from streams.settings import Settings
-from streams.simulate import SimulationSettings, simulate
-from streams.tansu_compat import read_to_end
-from streams.topics import topics_for
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.models.portal import VIETNAM, portal_event
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.simulate import SimulationSettings, simulate
+from onestop.streams.tansu_compat import read_to_end
 from tests.integration.conftest import eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, live_matches
 

@@ -12,18 +12,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from consumers.report import build_report, parse_period
-from consumers.rows import add_aggregate_record, add_derived_record, add_state_record
-from consumers.schema import metadata
-from consumers.sink import Sink
-from consumers.store import Rows, Store, connect, upgrade
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.ingest import ingest_lines
-from streams.replay import Replay
-from streams.settings import Settings
-from streams.tansu_compat import read_to_end
-from streams.topics import topics_for
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.consumers.report import build_report, parse_period
+from onestop.consumers.rows import add_aggregate_record, add_derived_record, add_state_record
+from onestop.consumers.schema import metadata
+from onestop.consumers.sink import Sink
+from onestop.consumers.store import Rows, Store, connect, upgrade
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.tansu_compat import read_to_end
 from tests.integration.conftest import wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
 

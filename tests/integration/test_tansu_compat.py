@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 from kafka import KafkaProducer
 
-from streams.settings import Settings
-from streams.tansu_compat import fetched_high_watermarks, is_tansu, read_to_end
-from streams.topics import topics_for
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.streams.tansu_compat import fetched_high_watermarks, is_tansu, read_to_end
 
 pytestmark = pytest.mark.integration
 

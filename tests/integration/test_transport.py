@@ -11,9 +11,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from kafka import KafkaProducer
 
-from streams.settings import Settings
-from streams.topics import topics_for
-from streams.transport import seek_to_committed
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.streams.transport import seek_to_committed
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.replay import Replay
-from streams.simulate import SimulationSettings, simulate
+from onestop.common.replay import Replay
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.simulate import SimulationSettings, simulate
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from models.case import CaseRules, CaseState
-from models.events import CASE_EVENT_TYPES, QUEUE_EVENT_TYPES, Rejection, decode_event
-from models.measures import case_measures, visit_measures
-from models.queue import QueueRules, TicketState
-from models.reference import SAMPLE_PROVINCE, ReferenceError, load_reference
-from streams.codec import Entry, decode_entry, encode_entry
+from onestop.common.codec import Entry, decode_entry, encode_entry
+from onestop.models.case import CaseRules, CaseState
+from onestop.models.events import CASE_EVENT_TYPES, QUEUE_EVENT_TYPES, Rejection, decode_event
+from onestop.models.measures import case_measures, visit_measures
+from onestop.models.queue import QueueRules, TicketState
+from onestop.models.reference import SAMPLE_PROVINCE, ReferenceError, load_reference
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 RULES = CaseRules(REFERENCE)

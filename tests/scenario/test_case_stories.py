@@ -6,7 +6,7 @@ A five-working-day case received on Monday 2 March is due at the end of Monday 9
 
 import random
 
-from models.case import derived_event_id
+from onestop.models.case import derived_event_id
 from tests.conftest import at, event, local, received, story, view_of
 
 

@@ -4,8 +4,8 @@ kept only while the case may still need an apology letter, and erased on request
 The small reference's five-working-day case received on Monday 2 March 2026 is due at
 24:00 of Monday 9 March."""
 
-from models.case import CaseRules, CaseState, holds_applicant
-from models.judge import first_instant, judge_case
+from onestop.models.case import CaseRules, CaseState, holds_applicant
+from onestop.models.judge import first_instant, judge_case
 from tests.conftest import at, event, received, story
 
 APPLICANT = {"name": "Nguyễn Văn An", "address": "5 Trần Phú, Sông Xanh",

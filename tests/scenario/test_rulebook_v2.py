@@ -8,12 +8,12 @@ its apology is due by the end of Friday 6 March.
 import datetime as dt
 from dataclasses import replace
 
-from models.aggregates import AgencyFigures, Period, add_case, notifying_sources
-from models.calendar import WorkingCalendar, shown_date, shown_instant
-from models.case import CaseRules, move_due
-from models.judge import first_instant, judge_case
-from models.measures import case_measures
-from models.queue import QueueRules
+from onestop.models.aggregates import AgencyFigures, Period, add_case, notifying_sources
+from onestop.models.calendar import WorkingCalendar, shown_date, shown_instant
+from onestop.models.case import CaseRules, move_due
+from onestop.models.judge import first_instant, judge_case
+from onestop.models.measures import case_measures
+from onestop.models.queue import QueueRules
 from tests.conftest import at, event, local, received, small_reference, story, view_of
 
 LATER = "2026-03-31 00:00"
@@ -360,7 +360,7 @@ def test_11_13_the_rules_and_the_screens_read_a_day_alike(rules):
 # ---- days late, as the report's late-case list shows them (§11.13) -----------------------
 
 def test_days_late_count_from_the_due_day_to_the_day_processing_ended(rules):
-    from models.case import days_late
+    from onestop.models.case import days_late
 
     base = [received("2026-03-02 09:00")]  # due at 24:00 of Monday 9 March
     late = view_of(rules, [*base, event("processed", "2026-03-11 10:00")], LATER)

@@ -15,8 +15,9 @@ import orjson
 import pytest
 from sqlalchemy import Engine
 
-from consumers.backfill import backfill
-from consumers.document import (
+from onestop.common.replay import Replay
+from onestop.consumers.backfill import backfill
+from onestop.consumers.document import (
     comparison_for,
     document_html,
     document_pdf,
@@ -24,13 +25,12 @@ from consumers.document import (
     provisional,
     summary,
 )
-from consumers.report import build_report, parse_period
-from consumers.store import Store, connect, upgrade
-from consumers.vietnamese import number, percent
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.replay import Replay
-from streams.simulate import SimulationSettings, simulate
+from onestop.consumers.report import build_report, parse_period
+from onestop.consumers.store import Store, connect, upgrade
+from onestop.consumers.vietnamese import number, percent
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 ZONE = dt.timezone(dt.timedelta(hours=7))

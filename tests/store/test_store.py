@@ -17,17 +17,17 @@ from alembic.migration import MigrationContext
 from openpyxl import load_workbook
 from sqlalchemy import Engine, inspect, select
 
-from consumers.backfill import backfill
-from consumers.render import render
-from consumers.report import build_report, parse_period
-from consumers.rows import add_aggregate_record, add_derived_record, add_state_record
-from consumers.schema import metadata
-from consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.codec import Entry, encode_entry
-from streams.replay import Replay
-from streams.simulate import SimulationSettings, simulate
+from onestop.common.codec import Entry, encode_entry
+from onestop.common.replay import Replay
+from onestop.consumers.backfill import backfill
+from onestop.consumers.excel import excel
+from onestop.consumers.report import build_report, parse_period
+from onestop.consumers.rows import add_aggregate_record, add_derived_record, add_state_record
+from onestop.consumers.schema import metadata
+from onestop.consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 TABLES = {"case_states", "ticket_states", "agency_day_figures", "centre_day_figures",
@@ -191,7 +191,7 @@ def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filter
     backfill(store, replayed(province_lines), AS_OF, partitions=4)
     report = build_report(engine, REFERENCE, parse_period("2026-03"), as_of=AS_OF)
     path = tmp_path / "report.xlsx"
-    path.write_bytes(render(report, REFERENCE, "xlsx"))
+    path.write_bytes(excel(report, REFERENCE))
 
     book = load_workbook(path)
     assert book.sheetnames == [
@@ -298,7 +298,7 @@ def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filter
 
     # One agency's report for a month not yet over: its name, and provisional figures.
     april = build_report(engine, REFERENCE, parse_period("2026-04"), "SX-SYT", as_of=AS_OF)
-    one = load_workbook(io.BytesIO(render(april, REFERENCE, "xlsx")))["Tổng hợp"]
+    one = load_workbook(io.BytesIO(excel(april, REFERENCE)))["Tổng hợp"]
     assert one["A1"].value == (
         "Báo cáo kết quả giải quyết thủ tục hành chính tháng 4/2026 – Sở Y tế tỉnh Sông Xanh")
     assert one["A3"].value == (
@@ -320,8 +320,8 @@ def test_periods_are_months_quarters_and_years() -> None:
 def test_stored_case_states_carry_no_personal_data_and_judge_the_same(
     province_lines: list[bytes],
 ) -> None:
-    from consumers.rows import case_row
-    from streams.codec import decode_entry
+    from onestop.common.codec import decode_entry
+    from onestop.consumers.rows import case_row
 
     replay = replayed(province_lines[:2000], collect_derived=False)
     with_applicant = [state for state in replay.cases.values()

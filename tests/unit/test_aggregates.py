@@ -1,4 +1,4 @@
-from models.aggregates import (
+from onestop.models.aggregates import (
     AgencyFigures,
     CentreFigures,
     Period,
@@ -9,7 +9,7 @@ from models.aggregates import (
     province_total,
     service_index_groups,
 )
-from models.queue import Visit
+from onestop.models.queue import Visit
 from tests.conftest import at, event, received, view_of
 
 

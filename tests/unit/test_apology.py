@@ -8,10 +8,10 @@ import io
 import orjson
 from docx import Document
 
-from alerts.apology import DOCX_TYPE, TO_FILL, draft_docx, draft_for
-from models.case import CaseRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.replay import Replay
+from onestop.alerts.apology import DOCX_TYPE, TO_FILL, draft_docx, draft_for
+from onestop.common.replay import Replay
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 NOW = dt.datetime(2026, 4, 20, 17, tzinfo=ZONE).timestamp()
@@ -68,7 +68,7 @@ def test_an_applicant_the_event_did_not_name_is_left_for_the_agency() -> None:
 
 def test_a_due_at_24_00_is_written_as_that_day() -> None:
     """Rulebook §11.13: due at the end of 15 April (00:00 of the 16th) is "ngày 15/04"."""
-    from alerts.messages import Attachment, at_risk, late
+    from onestop.alerts.messages import Attachment, at_risk, late
 
     rules, view = late_view({**RECEIVED, "due_at": "2026-04-16T00:00:00+07:00"})
     today = dt.date(2026, 4, 20)

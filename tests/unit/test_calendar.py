@@ -3,7 +3,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.calendar import WorkingCalendar
+from onestop.models.calendar import WorkingCalendar
 from tests.conftest import at
 
 D = dt.date

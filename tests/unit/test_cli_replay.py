@@ -2,7 +2,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from streams.cli import app
+from onestop.streams.cli import app
 
 AGENCIES = (
     "code,name,level,parent,head_name,head_email,centre\n"

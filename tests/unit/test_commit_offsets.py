@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from streams.app import create_app
-from streams.settings import Settings
+from onestop.common.settings import Settings
+from onestop.streams.app import create_app
 
 SETTINGS = Settings(broker_url="kafka://127.0.0.1:1", broker_flavour="kafka", metrics_port=0)
 tp = TP(f"{SETTINGS.topic_prefix}.case-events", 0)

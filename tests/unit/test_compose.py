@@ -15,8 +15,8 @@ import pytest
 import yaml
 from typer.main import get_command
 
-from streams.cli import app
-from streams.settings import Settings
+from onestop.common.settings import Settings
+from onestop.streams.cli import app
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

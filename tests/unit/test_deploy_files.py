@@ -12,10 +12,10 @@ from typing import Any
 
 import yaml
 
-from alerts.notifier import NotifierMetrics
-from consumers.deploy_files import dashboards, generated_files
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.metrics import ALL_SERIES, PREFIX
+from onestop.alerts.notifier import NotifierMetrics
+from onestop.consumers.deploy_files import dashboards, generated_files
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.metrics import ALL_SERIES, PREFIX
 from tests.prometheus import DEPLOY, binary
 
 RULE_FILES = [DEPLOY / "prometheus" / "onestop.rules.yml", DEPLOY / "prometheus" / "targets.rules.yml"]

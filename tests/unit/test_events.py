@@ -1,6 +1,6 @@
 import orjson
 
-from models.events import Received, Rejection, TicketCalled, decode_event
+from onestop.models.events import Received, Rejection, TicketCalled, decode_event
 
 GOOD = {
     "event_id": "e1", "type": "received", "case_id": "C1",

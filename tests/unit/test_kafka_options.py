@@ -8,8 +8,8 @@ import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
-from streams.app import broker_credentials
-from streams.settings import Settings
+from onestop.common.settings import Settings
+from onestop.streams.app import broker_credentials
 
 SCRAM = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-256",
                  kafka_username="songxanh", kafka_password="s3cret")

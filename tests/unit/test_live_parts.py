@@ -9,16 +9,16 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from models.case import CaseRules
-from models.queue import QueueRules
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.clock import parse_clock
-from streams.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
-from streams.ingest import route
-from streams.live_view import LiveFigures
-from streams.replay import Replay
-from streams.settings import Settings
-from streams.simulate import SimulationSettings, simulate
+from onestop.common.clock import parse_clock
+from onestop.common.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.models.case import CaseRules
+from onestop.models.queue import QueueRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.ingest import route
+from onestop.streams.live_view import LiveFigures
+from onestop.streams.simulate import SimulationSettings, simulate
 from tests.conftest import at
 from tests.unit.test_queue import ticket
 

@@ -10,12 +10,12 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.case import CaseRules
-from models.measures import case_measures, visit_measures
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.metrics import WorkerMetrics
-from streams.replay import Replay
-from streams.simulate import SimulationSettings, simulate
+from onestop.common.replay import Replay
+from onestop.models.case import CaseRules
+from onestop.models.measures import case_measures, visit_measures
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.metrics import WorkerMetrics
+from onestop.streams.simulate import SimulationSettings, simulate
 from tests.metric_figures import agency_figures, centre_figures, replay_part
 
 ZONE = dt.timezone(dt.timedelta(hours=7))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from models.case import CaseRules
-from models.events import Rejection, decode_event
-from models.portal import PortalRecordError, portal_event
-from models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.models.case import CaseRules
+from onestop.models.events import Rejection, decode_event
+from onestop.models.portal import PortalRecordError, portal_event
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 

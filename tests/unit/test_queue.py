@@ -1,7 +1,7 @@
 import orjson
 
-from models.events import decode_event
-from models.queue import QueueRules
+from onestop.models.events import decode_event
+from onestop.models.queue import QueueRules
 from tests.conftest import at, iso
 
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from consumers.report import rank
+from onestop.consumers.report import rank
 from tests.conftest import small_reference
 
 

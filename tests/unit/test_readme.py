@@ -5,8 +5,8 @@ from pathlib import Path
 
 import typer
 
-from models.reference import TARGET_METRICS
-from streams.cli import app
+from onestop.models.reference import TARGET_METRICS
+from onestop.streams.cli import app
 
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -40,7 +40,7 @@ def test_target_metrics_are_documented_in_the_sample_province():
 
 
 def test_every_setting_is_documented_with_its_default():
-    from streams.settings import Settings
+    from onestop.common.settings import Settings
 
     rows = dict(re.findall(r"^\| `(ONESTOP_\w+)` \| (.*?) \|", README, re.M))
     names = {"ONESTOP_" + name.upper() for name in Settings.model_fields}
@@ -53,15 +53,15 @@ def test_every_setting_is_documented_with_its_default():
 
 
 def test_every_topic_is_documented():
-    from streams.settings import Settings
-    from streams.topics import topics_for
+    from onestop.common.settings import Settings
+    from onestop.common.topics import topics_for
 
     documented = set(re.findall(r"^\| `(onestop[.-][\w.-]+)` \|", README, re.M))
     assert documented == {spec.name for spec in topics_for(Settings()).all()}
 
 
 def test_every_metric_is_documented():
-    from streams.metrics import ALL_SERIES, PREFIX
+    from onestop.streams.metrics import ALL_SERIES, PREFIX
 
     documented = set(re.findall(r"`(onestop_\w+)`", README))
     for series in ALL_SERIES:

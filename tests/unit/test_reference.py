@@ -1,6 +1,6 @@
 import pytest
 
-from models.reference import ReferenceError, load_reference
+from onestop.models.reference import ReferenceError, load_reference
 
 AGENCIES = "code,name,level,parent,head_name,head_email,centre\nC,Centre,province,,A,a@x.vn,C\nS,Dept,province,,B,b@x.vn,C\n"
 PROCEDURES = (

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from streams.broker import free_port
+from onestop.streams.broker import free_port
 
 
 def test_a_refused_connection_leaves_no_socket_open() -> None:

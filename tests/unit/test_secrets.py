@@ -14,11 +14,11 @@ import trustme
 from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
-from alerts.messages import Notice
-from alerts.notifier import Mailer
-from consumers.store import shown_url
-from streams.cli import app
-from streams.settings import Settings
+from onestop.alerts.messages import Notice
+from onestop.alerts.notifier import Mailer
+from onestop.common.settings import Settings
+from onestop.consumers.store import shown_url
+from onestop.streams.cli import app
 from tests.conftest import suite_secret
 
 SECRET = suite_secret("Mat-khau-9x!")

@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-from models.case import CaseRules
-from models.events import Rejection, decode_event
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.replay import Replay
-from streams.simulate import SimulationSettings, simulate, write_jsonl
+from onestop.common.replay import Replay
+from onestop.models.case import CaseRules
+from onestop.models.events import Rejection, decode_event
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.simulate import SimulationSettings, simulate, write_jsonl
 
 
 @pytest.fixture(scope="module")

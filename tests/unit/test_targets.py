@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from models.aggregates import AgencyFigures, Ratio
-from models.targets import judge
+from onestop.models.aggregates import AgencyFigures, Ratio
+from onestop.models.targets import judge
 
 
 def figures(numerator: int, denominator: int) -> dict:

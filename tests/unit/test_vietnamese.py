@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from consumers.vietnamese import date, number, percent, period_name
+from onestop.consumers.vietnamese import date, number, percent, period_name
 
 
 def test_numbers_group_thousands_with_dots_and_decimals_with_commas() -> None:

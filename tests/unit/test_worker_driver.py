@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-from models.reference import SAMPLE_PROVINCE, load_reference
-from streams.app import CaseKeeper, Pipeline
-from streams.clock import Clock
-from streams.codec import TICK_KEY, encode_tick
-from streams.replay import Replay
-from streams.settings import Settings
-from streams.simulate import SimulationSettings, simulate
+from onestop.common.clock import Clock
+from onestop.common.codec import TICK_KEY, encode_tick
+from onestop.common.replay import Replay
+from onestop.common.settings import Settings
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.app import CaseKeeper, Pipeline
+from onestop.streams.simulate import SimulationSettings, simulate
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
 

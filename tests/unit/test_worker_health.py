@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from streams.broker import free_port
-from streams.metrics import WorkerMetrics, serve
+from onestop.streams.broker import free_port
+from onestop.streams.metrics import WorkerMetrics, serve
 
 
 def get(url: str) -> tuple[int, str]:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.aggregates import (
+from onestop.models.aggregates import (
     AgencyFigures,
     CentreFigures,
     Period,
@@ -18,10 +18,10 @@ from models.aggregates import (
     notifying_sources,
     province_total,
 )
-from models.case import CaseRules, CaseState, CaseView, DerivedEvent
-from models.events import QueueEvent, Rejection, decode_event
-from models.judge import first_instant, judge_case, judge_ticket
-from models.queue import QueueRules, TicketState
+from onestop.models.case import CaseRules, CaseState, CaseView, DerivedEvent
+from onestop.models.events import QueueEvent, Rejection, decode_event
+from onestop.models.judge import first_instant, judge_case, judge_ticket
+from onestop.models.queue import QueueRules, TicketState
 
 _QUEUE_EVENT_CLASSES = frozenset(QueueEvent.__args__)  # type: ignore[attr-defined]
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import orjson
-from faust.serializers import codecs
 
-from models.case import CaseState
-from models.facts import Fact
-from models.queue import TicketState
+from onestop.models.case import CaseState
+from onestop.models.facts import Fact
+from onestop.models.queue import TicketState
 
 # The key of tick messages; no case or ticket id can be empty.
 TICK_KEY = b""
@@ -45,20 +44,6 @@ def decode_entry(raw: bytes) -> Entry:
     if kind == "case":
         return Entry(partition, CaseState(key, facts, flag))
     return Entry(partition, TicketState(key, facts, flag))
-
-
-class EntryCodec(codecs.Codec):
-    """Faust codec of table values: the store keeps `Entry` objects, the changelog JSON."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return encode_entry(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return decode_entry(s)
-
-
-ENTRY_CODEC = "onestop_entry"
-codecs.register(ENTRY_CODEC, EntryCodec())
 
 
 def encode_tick(now: float) -> bytes:

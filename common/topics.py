@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.settings import Settings
+from onestop.common.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 WEEK_MS = 7 * DAY_MS

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.reference import SAMPLE_PROVINCE
-from streams.clock import parse_clock
+from onestop.common.clock import parse_clock
+from onestop.models.reference import SAMPLE_PROVINCE
 
 # Where an orchestrator mounts secrets as files.
 SECRETS_DIR = "/run/secrets"
