@@ -278,18 +278,25 @@ def trend_chart(comparison: Comparison, report: dict[str, Any]) -> str:
 
 # ---- tables -----------------------------------------------------------------------------
 
-def _table(headings: list[str], rows: list[list[str]], numeric_from: int = 1,
-           total: list[str] | None = None) -> str:
+def _table(headings: list[str], rows: list[list[str]], numeric: set[int] | None = None,
+           total: list[str] | None = None, widths: tuple[int, ...] = ()) -> str:
+    """An HTML table, right-aligning the `numeric` columns (all but the first unless said);
+    `widths` (percentages) fix the columns so that the page's width holds them, long names
+    wrapping inside their column."""
+    numeric = set(range(1, len(headings))) if numeric is None else numeric
     escape = html.escape
+    columns = ("<colgroup>" + "".join(f'<col style="width:{width}%">' for width in widths)
+               + "</colgroup>") if widths else ""
+    fixed = ' class="fixed"' if widths else ""
     head = "".join(f"<th>{escape(text)}</th>" for text in headings)
     body = []
     for cells in rows + ([total] if total else []):
         css = ' class="total"' if total is not None and cells is total else ""
         body.append(f"<tr{css}>" + "".join(
-            f'<td{" class=num" if index >= numeric_from else ""}>{escape(text)}</td>'
+            f'<td{" class=num" if index in numeric else ""}>{escape(text)}</td>'
             for index, text in enumerate(cells)) + "</tr>")
-    return (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            if rows or total else "<p>Không có.</p>")
+    return (f"<table{fixed}>{columns}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+            "</tbody></table>" if rows or total else "<p>Không có.</p>")
 
 
 AGENCY_COLUMNS = ["Cơ quan", "Tiếp nhận", "Đã giải quyết", "Trước và đúng hạn", "Quá hạn",
@@ -357,7 +364,8 @@ def late_case_table(report: dict[str, Any], reference: Reference) -> str:
                      ", ".join(names.get(code, code) for code in case["responsible"]),
                      APOLOGY_WORDS[case["apology"]]])
     return _table(["Mã hồ sơ", "Thủ tục", "Cơ quan giải quyết", "Hẹn trả", "Số ngày quá hạn",
-                   "Tình trạng", "Đơn vị chịu trách nhiệm", "Xin lỗi"], rows, numeric_from=4)
+                   "Tình trạng", "Đơn vị chịu trách nhiệm", "Xin lỗi"], rows, numeric={3, 4},
+                  widths=(14, 20, 15, 10, 7, 10, 14, 10))
 
 
 def late_by_field_and_procedure(report: dict[str, Any], reference: Reference) -> str:
@@ -391,7 +399,7 @@ def ranking_tables(report: dict[str, Any], reference: Reference) -> str:
                  percent(entry["service_index_on_time_rate"])] for entry in entries]
         parts.append(f"<h3>{heading}</h3>" + _table(
             ["Hạng", "Cơ quan", "Đã giải quyết", "Tỷ lệ đúng hạn", "Đúng hạn (Chỉ số phục vụ)"],
-            rows, numeric_from=2))
+            rows, numeric={0, 2, 3, 4}))
     return "".join(parts)
 
 
@@ -447,6 +455,7 @@ h1 { font-size: 14pt; text-align: center; margin: 14pt 0 0; }
 p.subject { text-align: center; font-weight: bold; margin-top: 2pt; }
 p.to { text-align: center; }
 h2 { font-size: 13pt; margin: 14pt 0 4pt; } h3 { font-size: 12pt; margin: 10pt 0 4pt; }
+h2, h3 { page-break-after: avoid; }
 p { text-align: justify; margin: 4pt 0; text-indent: 1cm; }
 p.note, p.to, p.subject { text-indent: 0; }
 p.note { font-size: 11pt; font-style: italic; }
@@ -456,6 +465,7 @@ table { border-collapse: collapse; width: 100%; font-size: 10pt; margin: 4pt 0 8
         page-break-inside: auto; }
 th, td { border: 0.5pt solid #555; padding: 2pt 4pt; vertical-align: top; }
 th { background: #eee; } td.num { text-align: right; white-space: nowrap; }
+table.fixed { table-layout: fixed; } table.fixed td { overflow-wrap: anywhere; }
 tr { page-break-inside: avoid; } thead { display: table-header-group; }
 tr.total td { font-weight: bold; }
 figure.chart { margin: 6pt 0; page-break-inside: avoid; }
@@ -492,25 +502,8 @@ def document_html(report: dict[str, Any], reference: Reference, letterhead: Lett
     if warning:
         body.append(f'<p class="provisional">{escape(warning)}: kỳ báo cáo chưa kết thúc, '
                     "số liệu sẽ thay đổi.</p>")
-    body.append("<h2>I. TÌNH HÌNH CHUNG</h2>")
-    body += [f"<p>{escape(text)}</p>" for text in summary(report, reference, comparison)]
-    body.append("<h2>II. KẾT QUẢ SO VỚI MỤC TIÊU</h2>" + targets_table(report))
-    scope_agencies = [(reference.agencies[code].name if code in reference.agencies else code,
-                       figures) for code, figures in report["agencies"].items()
-                      if figures["completed_on_time_rate"]["denominator"]]
-    body.append(bar_chart("Tỷ lệ giải quyết đúng hạn theo cơ quan",
-                          [(name, _ratio(figures, "completed_on_time_rate"))
-                           for name, figures in scope_agencies],
-                          reference.targets.get("completed_on_time_rate")))
-    body.append(trend_chart(comparison, report))
-    body.append("<h2>III. KẾT QUẢ THEO CƠ QUAN</h2>" + agency_tables(report, reference))
-    if report["agency"] is None:
-        body.append("<h2>IV. XẾP HẠNG</h2>" + ranking_tables(report, reference))
-    body.append("<h2>V. HỒ SƠ QUÁ HẠN</h2>" + late_by_field_and_procedure(report, reference))
-    body.append("<h3>Danh sách hồ sơ quá hạn (quá hạn nhiều nhất trước)</h3>"
-                + late_case_table(report, reference))
-    body.append("<h2>VI. THỜI GIAN CHỜ TẠI BỘ PHẬN MỘT CỬA</h2>"
-                + waits_section(report, reference))
+    body += [f"<h2>{ROMAN[index]}. {heading}</h2>{content}" for index, (heading, content)
+             in enumerate(_sections(report, reference, comparison))]
     body.append(
         '<table class="sign"><tr><td><b><i>Nơi nhận:</i></b><br>'
         + "<br>".join(f"- {escape(line)};" for line in letterhead.copies).rstrip(";")
@@ -519,6 +512,37 @@ def document_html(report: dict[str, Any], reference: Reference, letterhead: Lett
         f"<br><br><br><br><b>{escape(letterhead.signer_name)}</b></td></tr></table>")
     body.append("</body></html>")
     return "\n".join(body).encode()
+
+
+ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
+
+
+def _sections(report: dict[str, Any], reference: Reference,
+              comparison: Comparison) -> list[tuple[str, str]]:
+    """The body's sections, headings and HTML, in order (numbered by the caller: an agency
+    report has no ranking)."""
+    scope_agencies = [(reference.agencies[code].name if code in reference.agencies else code,
+                       figures) for code, figures in report["agencies"].items()
+                      if figures["completed_on_time_rate"]["denominator"]]
+    sections = [
+        ("TÌNH HÌNH CHUNG", "".join(f"<p>{html.escape(text)}</p>"
+                                     for text in summary(report, reference, comparison))),
+        ("KẾT QUẢ SO VỚI MỤC TIÊU", targets_table(report) + bar_chart(
+            "Tỷ lệ giải quyết đúng hạn theo cơ quan",
+            [(name, _ratio(figures, "completed_on_time_rate"))
+             for name, figures in scope_agencies],
+            reference.targets.get("completed_on_time_rate")) + trend_chart(comparison, report)),
+        ("KẾT QUẢ THEO CƠ QUAN", agency_tables(report, reference)),
+    ]
+    if report["agency"] is None:
+        sections.append(("XẾP HẠNG", ranking_tables(report, reference)))
+    sections += [
+        ("HỒ SƠ QUÁ HẠN", late_by_field_and_procedure(report, reference)
+         + "<h3>Danh sách hồ sơ quá hạn (quá hạn nhiều nhất trước)</h3>"
+         + late_case_table(report, reference)),
+        ("THỜI GIAN CHỜ TẠI BỘ PHẬN MỘT CỬA", waits_section(report, reference)),
+    ]
+    return sections
 
 
 def chromium() -> str:
