@@ -29,9 +29,9 @@ from onestop.consumers.schema import (
 )
 from onestop.consumers.store import Rows, Store
 from onestop.models.aggregates import Period, agency_figures, centre_figures
-from onestop.models.case import END_KINDS as CASE_END_KINDS
-from onestop.models.facts import Fact
-from onestop.models.queue import END_KINDS as TICKET_END_KINDS
+from onestop.models.case import CLOSING_KINDS as CASE_CLOSING_KINDS
+from onestop.models.facts import Fact, days_touched
+from onestop.models.queue import CLOSING_KINDS as TICKET_CLOSING_KINDS
 
 SOURCE = (FROM_FILE, 0)
 
@@ -60,20 +60,20 @@ def backfill(
     if progress:
         progress("states and derived events ready; judging each day")
 
-    for scope, table, states, end_kinds, figures_of in (
-        ("agency", agency_day_figures, replay.cases, CASE_END_KINDS,
+    for scope, table, states, closing_kinds, figures_of in (
+        ("agency", agency_day_figures, replay.cases, CASE_CLOSING_KINDS,
          partial(agency_figures, rules)),
-        ("centre", centre_day_figures, replay.tickets, TICKET_END_KINDS,
+        ("centre", centre_day_figures, replay.tickets, TICKET_CLOSING_KINDS,
          partial(centre_figures, replay.queue_rules)),
     ):
-        for record in _days(states, end_kinds, figures_of, partitions, as_of, calendar, scope):
+        for record in _days(states, closing_kinds, figures_of, partitions, as_of, calendar, scope):
             rows.put(table, day_figures_row(record, SOURCE))
     store.write(rows)
     return {name: len(keyed) for name, keyed in rows.by_table.items()}
 
 
 def _days(
-    states: dict[str, Any], end_kinds: frozenset[str],
+    states: dict[str, Any], closing_kinds: frozenset[str],
     figures_of: Callable[[Iterable[Any], Period], dict[str, Any]],
     partitions: int, as_of: float, calendar: Any, scope: str,
 ) -> Iterable[dict[str, Any]]:
@@ -85,9 +85,8 @@ def _days(
         facts: tuple[Fact, ...] = state.facts
         if not facts:
             continue
-        first = calendar.local_date(facts[0].at)
-        ended = any(fact.kind in end_kinds for fact in facts)
-        last = min(calendar.local_date(facts[-1].at), last_day) if ended else last_day
+        first, closed_on = days_touched(facts, closing_kinds, calendar.local_date)
+        last = last_day if closed_on is None else min(closed_on, last_day)
         partition = partition_of(key, partitions)
         day = first
         while day <= last:

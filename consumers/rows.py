@@ -18,8 +18,9 @@ from onestop.consumers.schema import (
     ticket_states,
 )
 from onestop.consumers.store import Rows
-from onestop.models.case import END_KINDS, CaseState, without_applicant
-from onestop.models.queue import TicketState
+from onestop.models.case import CLOSING_KINDS, CaseState, handling_agency_of, without_applicant
+from onestop.models.facts import is_closed
+from onestop.models.queue import TicketState, ticket_centre
 
 # The partition of rows written from a file by `onestop replay --db` rather than read
 # from Kafka: such a row always replaces a row read from a topic, and the other way round.
@@ -41,13 +42,12 @@ def _plain(error: Exception) -> str:
 def case_row(state: CaseState, source: tuple[int, int]) -> dict[str, Any]:
     state = without_applicant(state)
     facts = state.facts
-    agency = next((fact.data[1] for fact in facts if fact.kind == "received" and fact.data), None)
     return {
         "case_id": state.case_id,
-        "handling_agency": agency,
+        "handling_agency": handling_agency_of(state),
         "first_at": facts[0].at,
         "last_at": facts[-1].at,
-        "ended": any(fact.kind in END_KINDS for fact in facts),
+        "ended": is_closed(facts, CLOSING_KINDS),
         "state": encode_entry(Entry(source[0], state)).decode(),
         "source_partition": source[0],
         "source_offset": source[1],
@@ -58,7 +58,7 @@ def ticket_row(state: TicketState, source: tuple[int, int]) -> dict[str, Any]:
     facts = state.facts
     return {
         "ticket_id": state.ticket_id,
-        "centre": facts[0].data[0] if facts[0].data else "",
+        "centre": ticket_centre(state),
         "first_at": facts[0].at,
         "last_at": facts[-1].at,
         "state": encode_entry(Entry(source[0], state)).decode(),

@@ -98,10 +98,14 @@ def _received_data(event: Received) -> tuple[Any, ...]:
 
 # Where the applicant sits in a `received` fact's data (contract §2: personal data), and
 # the producing system after it (absent from states written before it was kept).
+_HANDLING_AGENCY = 1
 _APPLICANT = 7
 _SOURCE = 8
-# Events after which a case is done; later facts (a rating, an apology) may still come.
-END_KINDS = frozenset({"processed", "returned", "refused", "withdrawn", "stopped"})
+# Facts after which a case's handling is over and its figures stop changing by the day
+# (a rating or an apology may still come): when its state stops being judged day by day
+# and the store marks it closed. Not the figures' "ended" (`ENDING_STATUSES`): a withdrawn
+# case is closed but never counted as ended (rulebook §11.3).
+CLOSING_KINDS = frozenset({"processed", "returned", "refused", "withdrawn", "stopped"})
 
 
 def without_applicant(state: CaseState) -> CaseState:
@@ -125,6 +129,12 @@ def days_late(view: CaseView, as_of: float, calendar: WorkingCalendar) -> int:
     if end <= view.due_at:
         return 0
     return max((calendar.day_ending(end) - calendar.day_ending(view.due_at)).days, 1)
+
+
+def handling_agency_of(state: CaseState) -> str | None:
+    """The handling agency its receipt names; None before the receipt has come."""
+    return next((fact.data[_HANDLING_AGENCY] for fact in state.facts
+                 if fact.kind == "received" and fact.data), None)
 
 
 def holds_applicant(state: CaseState) -> bool:

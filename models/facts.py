@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from bisect import insort
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 
@@ -35,3 +37,17 @@ def history_full(facts: tuple[Fact, ...], limit: int) -> str | None:
     if len(facts) < limit:
         return None
     return f"its case or ticket already holds {len(facts):,} events, the most one may hold"
+
+
+def days_touched(facts: tuple[Fact, ...], closing_kinds: frozenset[str],
+                 local_date: Callable[[float], dt.date]) -> tuple[dt.date, dt.date | None]:
+    """The local days an entity's per-day figures can touch: from its first fact's day to
+    its last fact's day once it is closed (a closing fact in its history); None as the
+    last day while it is open (every day up to now). The live worker republishes these
+    days, and the backfill writes them."""
+    closed_on = local_date(facts[-1].at) if is_closed(facts, closing_kinds) else None
+    return local_date(facts[0].at), closed_on
+
+
+def is_closed(facts: tuple[Fact, ...], closing_kinds: frozenset[str]) -> bool:
+    return any(fact.kind in closing_kinds for fact in facts)

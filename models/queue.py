@@ -10,7 +10,7 @@ from .events import QueueEvent, ServiceCompleted, TicketCalled
 from .facts import Fact, record
 
 # Events after which a visit is done.
-END_KINDS = frozenset({"service_completed", "ticket_abandoned"})
+CLOSING_KINDS = frozenset({"service_completed", "ticket_abandoned"})
 
 
 class TicketState(NamedTuple):
@@ -32,6 +32,12 @@ class Visit:
     recalls: int
     no_show: bool
     service_seconds: float | None
+
+
+def ticket_centre(state: TicketState) -> str:
+    """The centre its events name (each queue event names the centre, first in its data)."""
+    facts = state.facts
+    return str(facts[0].data[0]) if facts and facts[0].data else ""
 
 
 class QueueRules:

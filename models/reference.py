@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .targets import TARGETS
+
 SAMPLE_PROVINCE = Path(__file__).parent / "sample_province"
 
 LimitUnit = Literal["working_days", "calendar_days", "working_hours", "same_day"]
@@ -28,21 +30,8 @@ DEFAULT_SAME_DAY_CUTOFF = 15 * 3600
 # A paper case accepted by this time of day leaves the centre the same day (rulebook §11.11).
 DEFAULT_HANDOFF_CUTOFF = 15 * 3600
 
-TARGET_METRICS = frozenset(
-    {
-        "completed_on_time_rate",
-        "service_index_on_time_rate",
-        "apology_compliance",
-        "e_transfer_share",
-        "online_submission_share",
-        "postal_share",
-        "online_payment_share",
-        "electronic_result_share",
-        "satisfaction_share",
-        "wait_within_target_share",
-        "service_index_score",
-    }
-)
+# The metrics targets.csv may set: the targets the rules judge, named once (targets.py).
+TARGET_METRICS = frozenset(target.metric for target in TARGETS)
 
 
 class ReferenceError(ValueError):

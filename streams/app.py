@@ -45,7 +45,7 @@ from onestop.models.aggregates import (
     agency_figures,
     centre_figures,
 )
-from onestop.models.case import END_KINDS as CASE_END_KINDS
+from onestop.models.case import CLOSING_KINDS as CASE_CLOSING_KINDS
 from onestop.models.case import CaseRules, CaseState, DerivedEvent
 from onestop.models.events import (
     CASE_EVENT_TYPES,
@@ -54,9 +54,9 @@ from onestop.models.events import (
     decode_event,
     oversized,
 )
-from onestop.models.facts import history_full
+from onestop.models.facts import days_touched, history_full
 from onestop.models.judge import Judgement, first_instant, judge_case, judge_ticket
-from onestop.models.queue import END_KINDS as TICKET_END_KINDS
+from onestop.models.queue import CLOSING_KINDS as TICKET_CLOSING_KINDS
 from onestop.models.queue import QueueRules, TicketState
 from onestop.models.reference import load_reference
 from onestop.streams.metrics import Tally, WorkerMetrics, serve
@@ -191,7 +191,7 @@ class Keeper:
     scope = ""
     stream = ""  # the `stream` label of its pipeline metrics
     types: frozenset[str] = frozenset()
-    end_kinds: frozenset[str] = frozenset()  # events after which the entity is done
+    closing_kinds: frozenset[str] = frozenset()  # events after which the entity is done
 
     def __init__(self, pipeline: Pipeline, table: Table) -> None:
         self.pipeline = pipeline
@@ -224,12 +224,6 @@ class Keeper:
     def figures(self, states: Iterable[Any], period: Period) -> dict[str, Any]:
         raise NotImplementedError
 
-    def ended_on(self, state: Any) -> dt.date | None:
-        """The last day the state's figures can touch, None while it is still open."""
-        if any(fact.kind in self.end_kinds for fact in state.facts):
-            return self.local_date(state.facts[-1].at)
-        return None
-
     # -- shared driving ------------------------------------------------------------
     def index(self, partition: int) -> PartitionIndex:
         index = self.indexes.get(partition)
@@ -257,8 +251,7 @@ class Keeper:
         return index
 
     def _note(self, index: PartitionIndex, key: str, state: Any) -> None:
-        facts = state.facts
-        index.spans[key] = (self.local_date(facts[0].at), self.ended_on(state))
+        index.spans[key] = days_touched(state.facts, self.closing_kinds, self.local_date)
 
     def state(self, key: str) -> Any:
         entry = self.table.data.get(key)
@@ -456,7 +449,7 @@ class CaseKeeper(Keeper):
     scope = "agency"
     stream = "cases"
     types = CASE_EVENT_TYPES
-    end_kinds = CASE_END_KINDS
+    closing_kinds = CASE_CLOSING_KINDS
 
     def key_of(self, event: Any) -> str:
         return str(event.case_id)
@@ -475,7 +468,7 @@ class TicketKeeper(Keeper):
     scope = "centre"
     stream = "tickets"
     types = QUEUE_EVENT_TYPES
-    end_kinds = TICKET_END_KINDS
+    closing_kinds = TICKET_CLOSING_KINDS
 
     def key_of(self, event: Any) -> str:
         return str(event.ticket_id)
