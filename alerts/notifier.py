@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict, deque
+from collections.abc import Callable
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -203,35 +204,48 @@ def safe_name(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", case_id) + ".docx"
 
 
+def open_consumer(settings: Settings) -> KafkaConsumer:
+    """The notifier's reader: the case changelog, the derived-events and the alerts
+    topics, every partition from its start (no consumer group: the ledger makes reading
+    again harmless, and the states are needed anyway)."""
+    topics = topics_for(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+        client_id=f"{settings.app_id}-notifier", **settings.kafka_options(),
+    )
+    parts = [TopicPartition(topic.name, partition)
+             for topic in (topics.case_changelog, topics.derived_events, topics.alerts)
+             for partition in sorted(consumer.partitions_for_topic(topic.name) or ())]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    return consumer
+
+
 class Notifier:
+    """Decides who hears what, when. Its reader, mailer and clocks are passed in (the
+    command line opens the real ones), so its decisions can be tested against fakes."""
+
     def __init__(self, settings: Settings, engine: Engine, rules: CaseRules,
-                 mailer: Mailer | None = None, clock: Clock | None = None) -> None:
+                 mailer: Mailer | None = None, clock: Clock | None = None,
+                 consumer: Any = None, monotonic: Callable[[], float] = time.monotonic,
+                 ) -> None:
         self.settings, self.engine, self.rules = settings, engine, rules
         self.reference, self.calendar = rules.reference, rules.calendar
         self.mailer = mailer or Mailer(settings)
         self.clock = clock or parse_clock(settings.clock)
+        self.monotonic = monotonic  # for retries, the hourly limit and health
         self.lock = threading.Lock()
         self.states: dict[str, bytes] = {}  # case id → changelog value, decoded on use
         self.waiting: list[dict[str, Any]] = []  # derived events not acted on yet
         self.missing_since: dict[str, float] = {}  # case id → when its apology went missing
-        self.last_poll = time.monotonic()
+        self.last_poll = monotonic()
         self.digests_done: dt.date | None = None  # the day whose digests have all gone out
         self.limit = RecipientLimit(settings.mails_per_recipient_per_hour)
         self.retries = Retries()
         self.metrics = NotifierMetrics()
-        topics = topics_for(settings)
-        self.changelog = topics.case_changelog.name
-        self.event_topics = (topics.derived_events.name, topics.alerts.name)
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers, group_id=None,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            client_id=f"{settings.app_id}-notifier", **settings.kafka_options(),
-        )
-        parts = [TopicPartition(topic, partition)
-                 for topic in (self.changelog, *self.event_topics)
-                 for partition in sorted(self.consumer.partitions_for_topic(topic) or ())]
-        self.consumer.assign(parts)
-        self.consumer.seek_to_beginning(*parts)
+        self.changelog = topics_for(settings).case_changelog.name
+        self.consumer = consumer if consumer is not None else open_consumer(settings)
         self.sent = 0
 
     # -- ledger --------------------------------------------------------------------
@@ -250,7 +264,7 @@ class Notifier:
         for recipient in notice.recipients:
             if not recipient or self._already_sent(notice.key, recipient):
                 continue
-            wait = self.limit.wait(recipient, time.monotonic())
+            wait = self.limit.wait(recipient, self.monotonic())
             if wait:
                 self.metrics.held_back.labels(notice.kind).inc()
                 log.warning("onestop: %s notice for agency %s held back: its recipient had "
@@ -277,7 +291,7 @@ class Notifier:
     def send(self, notice: Notice) -> bool:
         """Deliver `notice`, or schedule its next try: False while it must wait (mail
         down, or its recipient over the hour's limit)."""
-        now = time.monotonic()
+        now = self.monotonic()
         try:
             self.deliver(notice)
         except HeldBack as held:
@@ -313,7 +327,7 @@ class Notifier:
         kind, case_id = event["type"], event.get("case_id") or ""
         if kind not in ("case_at_risk", "apology_required", "apology_missing"):
             return True
-        if not self.retries.due(event["event_id"], time.monotonic()):
+        if not self.retries.due(event["event_id"], self.monotonic()):
             return False
         view = self.view(case_id, now)
         if view is None:
@@ -345,7 +359,7 @@ class Notifier:
             if self.calendar.add_working_days(self.calendar.local_date(since), days) > today:
                 continue
             key = f"escalation:{case_id}"
-            if not self.retries.due(key, time.monotonic()):
+            if not self.retries.due(key, self.monotonic()):
                 continue
             view = self.view(case_id, now)
             if view is not None and view.apology == "missing":
@@ -373,7 +387,7 @@ class Notifier:
         for code, views in sorted(by_agency.items()):
             agency = self.reference.agencies.get(code)
             key = f"digest:{code}:{local.date().isoformat()}"
-            if agency is None or not self.retries.due(key, time.monotonic()):
+            if agency is None or not self.retries.due(key, self.monotonic()):
                 all_sent = all_sent and agency is None
                 continue
             all_sent &= self.send(messages.digest(key, agency, local.date(), views, now,
@@ -428,11 +442,11 @@ class Notifier:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.poll_once()
-            self.last_poll = time.monotonic()
+            self.last_poll = self.monotonic()
 
     def healthy(self) -> bool:
         """The reading loop went round recently (the container's health check)."""
-        return time.monotonic() - self.last_poll < HEALTHY_WITHIN_SECONDS
+        return self.monotonic() - self.last_poll < HEALTHY_WITHIN_SECONDS
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

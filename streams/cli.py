@@ -562,14 +562,15 @@ def notify(
     import signal
     import threading
 
-    from onestop.alerts.notifier import Notifier, serve
+    from onestop.alerts.notifier import Notifier, open_consumer, serve
     from onestop.models.case import CaseRules
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
     settings = _kafka_settings(broker_url=broker_url)
     store = _store(url)
     try:
-        running = Notifier(settings, store.engine, CaseRules(_load(settings.reference)))
+        running = Notifier(settings, store.engine, CaseRules(_load(settings.reference)),
+                           consumer=open_consumer(settings))
     except Exception as error:  # noqa: BLE001 - any failure to reach the broker
         raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}") from None
     try:
