@@ -27,6 +27,7 @@ from kafka.errors import CoordinatorNotAvailableError
 from onestop.common.replay import Replay, derived_json
 from onestop.common.settings import Settings
 from onestop.common.topics import create_topics
+from onestop.consumers.sink import Sink
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.broker import free_port, stop_process
@@ -186,3 +187,16 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
     controller.start()
     yield handler, port
     controller.stop()
+
+def drain(sink: Sink, idle_polls: int = 3, timeout: float = 60) -> int:
+    """Poll until records came and then several polls in a row brought nothing; the
+    number of records read."""
+    deadline = time.monotonic() + timeout
+    while (read := sink.poll_once(1.0)) == 0:
+        assert time.monotonic() < deadline, "the sink received nothing"
+    idle = 0
+    while idle < idle_polls:
+        polled = sink.poll_once(1.0)
+        read += polled
+        idle = idle + 1 if polled == 0 else 0
+    return read

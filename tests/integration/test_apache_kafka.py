@@ -36,6 +36,7 @@ from tests.conftest import suite_secret
 from tests.integration.conftest import (
     Inbox,
     committed,
+    drain,
     eventually,
     replay_of,
     settings_for,
@@ -49,7 +50,6 @@ from tests.integration.test_live_pipeline import (
     province_file,
 )
 from tests.integration.test_notifier import CLOCK, EVENTS, OFFICE, run_notifier
-from tests.integration.test_sql_sink import drain
 
 pytestmark = [
     pytest.mark.integration,

@@ -24,9 +24,8 @@ from onestop.consumers.sink import Sink
 from onestop.consumers.store import Store, connect
 from onestop.models.case import holds_applicant
 from onestop.streams.ingest import ingest_lines
-from tests.integration.conftest import Inbox, eventually, wait_processed
+from tests.integration.conftest import Inbox, drain, eventually, wait_processed
 from tests.integration.test_notifier import CLOCK, received, run_notifier
-from tests.integration.test_sql_sink import drain
 
 pytestmark = pytest.mark.integration
 

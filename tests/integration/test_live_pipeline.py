@@ -13,16 +13,20 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from onestop.common.settings import Settings
 from onestop.common.topics import topics_for
+from onestop.consumers import schema
+from onestop.consumers.sink import Sink
+from onestop.consumers.store import Store, connect, upgrade
 from onestop.models.case import derived_event_id
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.ingest import ingest_lines
 from onestop.streams.simulate import SimulationSettings, simulate
 from onestop.streams.snapshot import live_replay
 from onestop.streams.tansu_compat import read_to_end
-from tests.integration.conftest import eventually, replay_of, wait_processed
+from tests.integration.conftest import drain, eventually, replay_of, wait_processed
 
 pytestmark = pytest.mark.integration
 
@@ -248,6 +252,37 @@ def test_on_an_accelerated_clock_the_live_derived_events_are_the_replay_s(
                   f"{derived_kinds(settings, found ^ expected_ids)}")
     assert eventually(lambda: live_matches(settings, expected), timeout=20), differences(
         settings, expected)
+
+    # Through the SQL tables too: the live sink's and `replay --db`'s (the backfill of a
+    # file) hold the same derived events up to AS_OF.
+    live_db, replayed_db = tmp_path / "live.db", tmp_path / "replayed.db"
+    engine = connect(f"sqlite:///{live_db}")
+    upgrade(engine)
+    sink = Sink(settings, Store(engine))
+    try:
+        drain(sink)
+    finally:
+        sink.close()
+    done = subprocess.run(  # noqa: S603 - our own command
+        [sys.executable, "-m", "onestop.streams", "replay", str(path), "--as-of",
+         dt.datetime.fromtimestamp(AS_OF, zone).isoformat(), "--db",
+         f"sqlite:///{replayed_db}"], capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert stored_derived_ids(live_db, AS_OF) == stored_derived_ids(replayed_db, AS_OF) == (
+        expected_ids)
+    engine.dispose()
+
+
+def stored_derived_ids(database: Path, until: float) -> set[str]:
+    engine = connect(f"sqlite:///{database}")
+    try:
+        with engine.connect() as connection:
+            bodies = connection.execute(select(schema.derived_events.c.body)).scalars().all()
+    finally:
+        engine.dispose()
+    events = [orjson.loads(body) for body in bodies]
+    return {event["event_id"] for event in events
+            if dt.datetime.fromisoformat(event["occurred_at"]).timestamp() <= until}
 
 
 def test_an_overdue_case_is_found_by_ticks_alone(

@@ -24,7 +24,7 @@ from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.ingest import ingest_lines
 from onestop.streams.tansu_compat import read_to_end
-from tests.integration.conftest import wait_processed
+from tests.integration.conftest import drain, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
 
 pytestmark = pytest.mark.integration
@@ -57,18 +57,6 @@ def stored_rows(store: Store) -> dict[str, set[tuple[Any, ...]]]:
                 for name, table in metadata.tables.items()}
 
 
-def drain(sink: Sink, idle_polls: int = 3, timeout: float = 60) -> int:
-    """Poll until records came and then several polls in a row brought nothing; the
-    number of records read."""
-    deadline = time.monotonic() + timeout
-    while (read := sink.poll_once(1.0)) == 0:
-        assert time.monotonic() < deadline, "the sink received nothing"
-    idle = 0
-    while idle < idle_polls:
-        polled = sink.poll_once(1.0)
-        read += polled
-        idle = idle + 1 if polled == 0 else 0
-    return read
 
 
 def test_a_sink_killed_between_database_and_offset_commits_counts_nothing_twice(
