@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from onestop.consumers.report import TIE_RULE, PeriodError, ReportPeriod, build_report, parse_period
+from onestop.consumers.report import TIE_RULE, ReportError, ReportPeriod, build_report, parse_period
 from onestop.consumers.vietnamese import date, number, percent, period_name
 from onestop.models.calendar import shown_date
 from onestop.models.reference import Reference
@@ -94,7 +94,7 @@ def comparison_for(engine: Engine, reference: Reference, period: ReportPeriod,
     def built(earlier: ReportPeriod) -> dict[str, Any] | None:
         try:
             report = build_report(engine, reference, earlier, agency, as_of)
-        except PeriodError:
+        except ReportError:
             return None
         scope = report["province"] if agency is None else report["agencies"][agency]
         return report if scope["received"] else None

@@ -22,13 +22,13 @@ from onestop.common.codec import decode_entry
 from onestop.common.replay import Replay
 from onestop.consumers.schema import agency_day_figures, case_states, ticket_states
 from onestop.models.aggregates import AgencyFigures
-from onestop.models.case import CaseRules, days_late
+from onestop.models.case import CaseRules, days_late, procedure_of
 from onestop.models.reference import Reference
 from onestop.models.targets import judge
 
 
-class PeriodError(ValueError):
-    pass
+class ReportError(ValueError):
+    """A report that cannot be made as asked, in words for the person asking."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ def parse_period(text: str) -> ReportPeriod:
     if match := re.fullmatch(r"(\d{4})-(\d{2})", text):
         year, month = int(match[1]), int(match[2])
         if not 1 <= month <= 12:
-            raise PeriodError(f"'{text}': month {month} is not 01–12")
+            raise ReportError(f"'{text}': month {month} is not 01–12")
         days = month_calendar.monthrange(year, month)[1]
         return ReportPeriod(text, dt.date(year, month, 1), dt.date(year, month, days))
     if match := re.fullmatch(r"(\d{4})-[Qq]([1-4])", text):
@@ -56,7 +56,7 @@ def parse_period(text: str) -> ReportPeriod:
     if re.fullmatch(r"\d{4}", text):
         year = int(text)
         return ReportPeriod(text, dt.date(year, 1, 1), dt.date(year, 12, 31))
-    raise PeriodError(f"'{text}' is not a period: give 2026-03, 2026-Q1 or 2026")
+    raise ReportError(f"'{text}' is not a period: give 2026-03, 2026-Q1 or 2026")
 
 
 def store_as_of(engine: Engine) -> float | None:
@@ -106,14 +106,22 @@ def build_report(
     if as_of is None:
         as_of = store_as_of(engine)
         if as_of is None:
-            raise PeriodError("the database holds no case yet: run the sink or replay --db")
+            raise ReportError("the database holds no case yet: run the sink or replay --db")
     start = calendar.start_of_day(period.first)
     end = min(as_of, calendar.end_of_day(period.last))
     if end <= start:
-        raise PeriodError(
+        raise ReportError(
             f"{period.label} starts after the newest data ({calendar.isoformat(as_of)})"
         )
     replay = load_period(engine, rules, start, end)
+    unknown = sorted({code for state in replay.cases.values()
+                      if (code := procedure_of(state)) is not None
+                      and code not in reference.procedures})
+    if unknown:
+        raise ReportError(
+            f"the database holds cases of {len(unknown)} procedures the reference data lacks "
+            f"({', '.join(unknown[:5])}{', …' if len(unknown) > 5 else ''}): give the "
+            "province's reference data (--reference)")
     figures = replay.report(as_of, period.first, period.last)
     zeros = AgencyFigures().to_json()
     agencies = {code: figures["agencies"].get(code, zeros) for code in reference.agencies}
@@ -132,7 +140,7 @@ def build_report(
     late_paper_transfers = figures["findings"]["late_paper_transfers"]
     if agency is not None:
         if agency not in agencies:
-            raise PeriodError(f"--agency {agency}: no such agency in the reference data")
+            raise ReportError(f"--agency {agency}: no such agency in the reference data")
         agencies = {agency: agencies[agency]}
         centre = reference.agencies[agency].centre
         centres = {code: value for code, value in centres.items() if code == centre}

@@ -98,6 +98,7 @@ def _received_data(event: Received) -> tuple[Any, ...]:
 
 # Where the applicant sits in a `received` fact's data (contract §2: personal data), and
 # the producing system after it (absent from states written before it was kept).
+_PROCEDURE = 0
 _HANDLING_AGENCY = 1
 _APPLICANT = 7
 _SOURCE = 8
@@ -129,6 +130,12 @@ def days_late(view: CaseView, as_of: float, calendar: WorkingCalendar) -> int:
     if end <= view.due_at:
         return 0
     return max((calendar.day_ending(end) - calendar.day_ending(view.due_at)).days, 1)
+
+
+def procedure_of(state: CaseState) -> str | None:
+    """The procedure its receipt names; None before the receipt has come."""
+    return next((fact.data[_PROCEDURE] for fact in state.facts
+                 if fact.kind == "received" and fact.data), None)
 
 
 def handling_agency_of(state: CaseState) -> str | None:

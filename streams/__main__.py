@@ -1,3 +1,3 @@
-from onestop.streams.cli import app
+from onestop.streams.cli import main
 
-app(prog_name="onestop")
+main()

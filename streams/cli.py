@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,8 +24,62 @@ app = typer.Typer(
     help="Giám sát Bộ phận Một cửa / One-stop centre monitor.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
+
+
+def main() -> None:
+    """The `onestop` command. A user never sees a traceback: an unexpected failure is one
+    line, with how to see the details (ONESTOP_DEBUG=1)."""
+    try:
+        app(prog_name="onestop")
+    except Exception as error:  # noqa: BLE001 - the last guard before the user's terminal
+        if os.environ.get("ONESTOP_DEBUG"):
+            raise
+        err.print(f"Lỗi / Error: unexpected {type(error).__name__}: {error} "
+                  "(ONESTOP_DEBUG=1 shows where; please report it)", markup=False,
+                  style="bold red")
+        sys.exit(1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"onestop {metadata.version('onestop-monitor')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Phiên bản / the version, and exit.")] = False,
+) -> None:
+    """Giám sát Bộ phận Một cửa / One-stop centre monitor."""
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _loglevel(text: str) -> str:
+    level = {"warn": "warning", "crit": "error"}.get(text.lower(), text.lower())
+    if level not in LOG_LEVELS:
+        raise _fail(f"--loglevel '{text}': give one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _output(path: Path | None, option: str) -> None:
+    """Refuse, before any work, a path that cannot be written: a folder, or a file in a
+    folder that does not exist or may not be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise _fail(f"{option} {path}: is a folder; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise _fail(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise _fail(f"{option} {path}: may not be written here")
 
 # Files larger than this get a progress bar.
 PROGRESS_BYTES = 8 * 1024 * 1024
@@ -101,15 +157,24 @@ def replay(
 ) -> None:
     """Replay a file of events and print the figures (contract §6) as JSON."""
     start, end = _date(period_from, "--from"), _date(period_to, "--to")
+    if start is not None and end is not None and start > end:
+        raise _fail(f"--from {start} is after --to {end}")
     as_of_instant = None if as_of is None else _instant(as_of, "--as-of")
     if not events.is_file():
         raise _fail(f"no events file at {events}")
+    _output(out, "--out")
+    _output(derived, "--derived")
+    _output(dead_letters or _default_dead_letters(events), "--dead-letters")
     rules = CaseRules(_load(reference))
     store = None if db is None else _store(db)
-    result, rejected = replay_file(
+    result, rejected, unknown = replay_file(
         events, rules, dead_letters, show_progress=True,
         collect_derived=derived is not None or db is not None,
     )
+    if unknown * 2 > rejected > 0:
+        err.print(f"[yellow]{unknown:,} of the {rejected:,} rejected lines name procedures or "
+                  f"agencies the reference data ({reference}) does not have: is --reference "
+                  "the province's?[/]")
     if as_of_instant is None:
         if result.events == 0:
             raise _fail("no usable event in the file; give --as-of to report anyway")
@@ -135,10 +200,18 @@ def replay(
     if rejected:
         summary += f", [yellow]{rejected:,} rejected lines written to {where}[/]"
     err.print(summary)
+    if (start is not None or end is not None) and not report["cases"]:
+        err.print("[yellow]Cảnh báo / warning: no case was received, ended or open in the "
+                  "period[/]")
+        raise typer.Exit(1)
 
 
 def _default_dead_letters(events: Path) -> Path:
     return events.with_name(events.name + ".dead-letters.jsonl")
+
+
+# The dead-letter reasons of a code the reference data lacks (models.case.CaseRules.check).
+UNKNOWN_CODES = ("unknown procedure code", "unknown agency code")
 
 
 def replay_file(
@@ -147,12 +220,13 @@ def replay_file(
     dead_letters: Path | None,
     show_progress: bool = False,
     collect_derived: bool = False,
-) -> tuple[Replay, int]:
+) -> tuple[Replay, int, int]:
     """Feed every line of `events`; rejected lines go to the dead-letter file with their
-    line number and reason. Returns the replay and the number of rejected lines."""
+    line number and reason. Returns the replay, the number of rejected lines and how many
+    of them named a procedure or agency the reference data lacks."""
     result = Replay.for_rules(rules, collect_derived)
     size = events.stat().st_size
-    rejected = 0
+    rejected = unknown = 0
     dead_path = dead_letters or _default_dead_letters(events)
     dead_handle = None
     progress = _progress() if show_progress and size >= PROGRESS_BYTES else None
@@ -168,6 +242,7 @@ def replay_file(
         with events.open("rb") as handle:
             for dead in result.feed_lines(handle, advance):
                 rejected += 1
+                unknown += any(words in dead.reason for words in UNKNOWN_CODES)
                 if dead_handle is None:
                     dead_handle = dead_path.open("wb")
                 record = {"line": dead.line, "text": dead.text, "reason": dead.reason}
@@ -177,7 +252,7 @@ def replay_file(
             progress.stop()
         if dead_handle is not None:
             dead_handle.close()
-    return result, rejected
+    return result, rejected, unknown
 
 
 @app.command()
@@ -200,6 +275,7 @@ def simulate(
 
     first_day = _date(start, "--start")
     assert first_day is not None
+    _output(out, "--out")
     settings = SimulationSettings(
         cases=cases,
         seed=seed,
@@ -323,15 +399,16 @@ def worker(
         str | None,
         typer.Option(help="wall, fixed:<instant> or accelerated:<start>:<factor> (ONESTOP_CLOCK)."),
     ] = None,
-    loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug.")] = "info",
+    loglevel: Annotated[str, typer.Option(help="error, warning, info or debug.")] = "info",
 ) -> None:
     """Run one Faust worker of the live pipeline; several workers share the partitions."""
     from onestop.streams.app import run_worker
 
+    level = _loglevel(loglevel)
     settings = _kafka_settings(broker_url=broker_url, reference=reference, clock=clock)
     _load(settings.reference)
     _create_topics(settings)
-    run_worker(settings, loglevel)
+    run_worker(settings, level)
 
 
 @app.command()
@@ -355,6 +432,7 @@ def ingest(
     if not events.is_file():
         raise _fail(f"no events file at {events}")
     dead_letters = dead_letters or events.with_name(events.name + ".dead-letters.jsonl")
+    _output(dead_letters, "--dead-letters")
     settings = _kafka_settings(broker_url=broker_url)
     _create_topics(settings)
     size = events.stat().st_size
@@ -440,12 +518,17 @@ def snapshot(
 
     settings = _kafka_settings(broker_url=broker_url)
     instant = None if as_of is None else _instant(as_of, "--as-of")
+    _output(out, "--out")
     try:
         if instant is None:
             instant = pipeline_clock(settings) or parse_clock(settings.clock).now()
-        report = live_replay(settings).report(instant)
+        held = live_replay(settings)
+        report = held.report(instant)
     except Exception as error:  # noqa: BLE001 - any failure to reach the broker
         raise _fail(f"cannot read the pipeline at {settings.broker_url}: {error}") from None
+    if not held.cases and not held.tickets:
+        raise _fail(f"the pipeline at {settings.broker_url} holds no case or ticket (app "
+                    f"{settings.app_id}): has a worker run, and were events ingested?")
     payload = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     if out is None:
         sys.stdout.buffer.write(payload)
@@ -459,6 +542,9 @@ def _store(url: str | None, migrate: bool = True) -> Any:
     from onestop.consumers.store import Store, StoreError, check_schema, connect, shown_url, upgrade
 
     url = url or _settings().database_url
+    if not migrate and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise _fail(f"no database file at {url[len('sqlite:///'):]}: check --db "
+                    "(the sink, replay --db and db upgrade make one)")
     try:
         engine = connect(url)
         if migrate:
@@ -484,8 +570,11 @@ def db(
     action: Annotated[str, typer.Argument(help="upgrade, downgrade or current.")],
     url: DatabaseOption = None,
     revision: Annotated[
-        str | None, typer.Option(help="Target revision (default: head / base).")
+        str | None, typer.Option(help="Target revision (upgrade: default head; downgrade: "
+                                 "required, `base` drops every table).")
     ] = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Downgrade: yes, drop what the revisions above it hold.")] = False,
 ) -> None:
     """Bring the SQL schema up (or down) with its alembic migrations."""
     from onestop.consumers.store import (
@@ -499,13 +588,17 @@ def db(
 
     if action not in {"upgrade", "downgrade", "current"}:
         raise _fail(f"'{action}': give upgrade, downgrade or current")
+    if action == "downgrade" and (revision is None or not yes):
+        raise _fail("downgrade drops tables and their rows (the notification ledger "
+                    "included): give the --revision to go down to (base: every table) and "
+                    "--yes")
     url = url or _settings().database_url
     try:
         engine = connect(url)
         if action == "upgrade":
             upgrade(engine, revision or "head")
         elif action == "downgrade":
-            downgrade(engine, revision or "base")
+            downgrade(engine, revision or "base")  # revision is given: checked above
         current = current_revision(engine)
     except StoreError as error:
         raise _fail(str(error)) from None
@@ -518,7 +611,7 @@ def db(
 def sink(
     broker_url: BrokerOption = None,
     url: DatabaseOption = None,
-    loglevel: Annotated[str, typer.Option(help="warning, info or debug.")] = "info",
+    loglevel: Annotated[str, typer.Option(help="error, warning, info or debug.")] = "info",
 ) -> None:
     """Write the pipeline's aggregates, derived events and states into SQL, until Ctrl-C."""
     import logging
@@ -527,7 +620,8 @@ def sink(
 
     from onestop.consumers.sink import Sink
 
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=_loglevel(loglevel).upper(),
+                        format="%(asctime)s %(name)s %(message)s")
     settings = _kafka_settings(broker_url=broker_url)
     store = _store(url)
     try:
@@ -553,7 +647,7 @@ def sink(
 def notify(
     broker_url: BrokerOption = None,
     url: DatabaseOption = None,
-    loglevel: Annotated[str, typer.Option(help="warning, info or debug.")] = "info",
+    loglevel: Annotated[str, typer.Option(help="error, warning, info or debug.")] = "info",
 ) -> None:
     """Tell heads of agencies about their cases at risk and late, by e-mail, until Ctrl-C;
     answer Alertmanager's webhook (with ONESTOP_WEBHOOK_TOKEN); the apology drafts travel
@@ -565,7 +659,8 @@ def notify(
     from onestop.alerts.notifier import Notifier, open_consumer, serve
     from onestop.models.case import CaseRules
 
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=_loglevel(loglevel).upper(),
+                        format="%(asctime)s %(name)s %(message)s")
     settings = _kafka_settings(broker_url=broker_url)
     store = _store(url)
     try:
@@ -622,8 +717,9 @@ def report(
     )
     from onestop.consumers.excel import excel
     from onestop.consumers.render import markdown
-    from onestop.consumers.report import PeriodError, build_report, parse_period, report_json
+    from onestop.consumers.report import ReportError, build_report, parse_period, report_json
 
+    _output(out, "--out")
     chosen = output_format or (out.suffix.lstrip(".") if out else "md")
     if chosen not in REPORT_FORMATS:
         raise _fail(f"--format '{chosen}': give one of {', '.join(REPORT_FORMATS)}")
@@ -635,8 +731,12 @@ def report(
     try:
         chosen_period = parse_period(period)
         built = build_report(store.engine, reference_data, chosen_period, agency, instant)
-    except PeriodError as error:
+    except ReportError as error:
         raise _fail(str(error)) from None
+    scope = built["province"] if agency is None else built["agencies"][agency]
+    if not (scope["received"] or scope["ended"] or built["late_cases"]):
+        raise _fail(f"no case was received, ended or late in {period} in this database: "
+                    "check --period and --db")
     if chosen in ("html", "pdf"):
         judged = dt.datetime.fromisoformat(built["as_of"]).timestamp()
         page = document_html(built, reference_data, load_letterhead(reference),
@@ -704,7 +804,7 @@ def demo(
         events = Path(folder) / "province.jsonl"
         count = _write_simulation(reference_data, settings, events)
         rules = CaseRules(reference_data)
-        result, rejected = replay_file(events, rules, Path(folder) / "dead.jsonl")
+        result, rejected, _unknown = replay_file(events, rules, Path(folder) / "dead.jsonl")
     last_day = settings.start + dt.timedelta(days=settings.days - 1)
     as_of = rules.calendar.end_of_day(last_day)
     report = result.report(as_of)

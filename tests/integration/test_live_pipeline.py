@@ -363,3 +363,15 @@ def test_two_workers_split_the_partitions_and_the_totals_stay_exact(
     shares = [last_assignment(worker) for worker in workers]
     assert all(shares), shares
     assert sorted(shares[0] + shares[1]) == list(range(settings.partitions))
+
+
+def test_a_snapshot_of_a_pipeline_without_data_says_so(settings: Settings) -> None:
+    """Topics made, nothing ingested, no worker: not a report of zeros."""
+    from typer.testing import CliRunner
+
+    from onestop.streams.cli import app
+
+    result = CliRunner().invoke(app, ["snapshot"], env=settings.environment())
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "holds no case or ticket" in said, said
+    assert "Traceback" not in said
