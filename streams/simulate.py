@@ -651,10 +651,14 @@ class _Simulator:
         first = min(active_end * rng.uniform(0.02, 0.15), rng.uniform(5, 240) * _MINUTE)
         hops.append((first, centre, agency, method()))
         holder = agency
+        # Who signs: the province's People's Committee for a provincial procedure; for a
+        # commune one, the commune's own (a unit's file goes to its committee, the
+        # committee signs its own): two-tier local government, from 1 July 2025.
         committee = self.province.province_committee
-        parent = self.province.agencies[agency].parent
-        if procedure.level != "province" and parent in self.province.units:
-            committee = parent  # a commune unit's file is signed by the commune chairman
+        if procedure.level != "province":
+            parent = self.province.agencies[agency].parent
+            local = agency not in self.province.units and parent in self.province.units
+            committee = parent if local else None
         if committee and committee != agency and rng.random() < (
             0.30 if procedure.level == "province" else 0.70
         ):

@@ -296,3 +296,16 @@ def test_a_fixed_number_of_tickets_per_centre_and_working_day(reference: Any) ->
     assert {centre for centre, _ in tickets} == centres
     assert all(len(found) == 25 for found in tickets.values())
     assert linked and linked <= counter_cases
+
+
+def test_commune_cases_stay_in_the_commune(stream: list[dict[str, Any]], reference: Any) -> None:
+    """Two-tier local government (from 1 July 2025): a commune procedure is handled and
+    signed within the commune; only provincial procedures go to the province's People's
+    Committee."""
+    level = {event["case_id"]: reference.procedures[event["procedure"]].level
+             for event in stream if event["type"] == "received"}
+    committee = "SX-UBND"
+    through = Counter(level[event["case_id"]] for event in stream
+                      if event["type"] == "transferred" and committee in (
+                          event["from_unit"], event["to_unit"]))
+    assert through["commune"] == 0 and through["province"] > 0, through
