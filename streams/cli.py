@@ -790,7 +790,7 @@ def demo(
 
     reference_data = _load(reference)
     settings = SimulationSettings(cases=cases, seed=seed, days=days)
-    out = Console(width=max(Console().width, 150))
+    out = Console()  # the terminal's own size: the tables fit it (streams/report_tables.py)
     if not batch:
         from onestop.streams.broker import BrokerError
         from onestop.streams.demo import run_demo
@@ -813,8 +813,8 @@ def demo(
         f"({settings.start} → {last_day}), {rejected} rejected; "
         f"số liệu tại / figures as of {report['as_of']}"
     )
-    out.print(figures_table(report, reference_data))
-    out.print(waits_table(report, reference_data))
+    out.print(figures_table(report, reference_data, out.width))
+    out.print(waits_table(report, reference_data, out.width))
 
 
 if __name__ == "__main__":

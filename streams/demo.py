@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaConsumer
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
@@ -29,7 +29,7 @@ from onestop.models.reference import Reference
 from onestop.streams.broker import EmbeddedBroker, stop_process
 from onestop.streams.ingest import producer, route
 from onestop.streams.live_view import LiveFigures
-from onestop.streams.report_tables import figures_table, waits_table
+from onestop.streams.report_tables import live_view
 from onestop.streams.simulate import SimulationSettings, simulate
 
 
@@ -87,6 +87,13 @@ class Feeder(threading.Thread):
         finally:
             client.flush()
             client.close()
+
+
+def command_name() -> str:
+    """How this `onestop` was started (`.venv/bin/onestop` from make demo), so that the
+    command printed for the report runs as printed."""
+    started = sys.argv[0]
+    return started if Path(started).name == "onestop" else "onestop"
 
 
 def run_demo(
@@ -149,17 +156,18 @@ def run_demo(
                     report = figures.report()
                     now = clock.now()
                     shown = dt.datetime.fromtimestamp(now, zone)
+                    sent = (f"đã gửi hết / feed finished ({len(events):,} events)"
+                            if feeder.sent == len(events) else
+                            f"đã gửi / sent {feeder.sent:,}/{len(events):,} events")
                     status = Text(
-                        f"Giờ mô phỏng / simulated time {shown:%Y-%m-%d %H:%M}"
-                        f" (×{speed:g}) · đã gửi / sent {feeder.sent:,}/{len(events):,} events · "
-                        f"xin lỗi cần gửi / apology triggers {derived['apology_required']:,} · "
-                        f"quá hạn phát hiện / overdue found {derived['overdue_detected']:,} · "
-                        "Ctrl-C dừng / stops"
+                        f"Giờ mô phỏng / simulated time {shown:%d/%m/%Y %H:%M}"
+                        f" (×{speed:g}) · {sent} · xin lỗi cần gửi / apology triggers "
+                        f"{derived['apology_required']:,} · quá hạn phát hiện / overdue found "
+                        f"{derived['overdue_detected']:,} · Ctrl-C dừng / stops"
                     )
-                    tables = [status]
-                    if report["agencies"]:
-                        tables += [figures_table(report, reference), waits_table(report, reference)]
-                    live.update(Group(*tables))
+                    width, height = console.size
+                    live.update(live_view(report, reference, status, width, height)
+                                if report["agencies"] else status)
                     if feeder.error is not None:
                         raise RuntimeError(f"feeding events failed: {feeder.error}")
         finally:
@@ -172,7 +180,7 @@ def run_demo(
             feeder.join(10)
     console.print(
         f"Đã dừng / stopped. Logs: {folder}\n"
-        f"Báo cáo / report: onestop report --db {settings.database_url} --period "
+        f"Báo cáo / report: {command_name()} report --db {settings.database_url} --period "
         f"{simulation.start:%Y-%m} --out report.xlsx"
     )
     return figures

@@ -1,78 +1,155 @@
 """A report's figures as terminal tables: per agency (cases) and per centre (waits), for
-`onestop demo` both live and in one go."""
+`onestop demo` both live and in one go.
+
+They fit the terminal they are on: the province's total first, then the agencies that
+need attention first (most overdue, then the lowest on-time rate), as many as the
+height allows, the rest counted in one line; below 100 columns a compact set of
+columns. Rates under the province's target are red. Numbers in Vietnamese form.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
+from onestop.consumers.vietnamese import number, percent
 from onestop.models.reference import Reference
 
+# Below this width the tables keep only the columns that matter most; from WIDE_WIDTH
+# they show every column.
+COMPACT_WIDTH = 100
+WIDE_WIDTH = 140
 
-def _percent(ratio: dict[str, Any]) -> str:
+
+def _rate(ratio: dict[str, Any], target: float | None) -> Text:
     value = ratio["ratio"]
-    return "–" if value is None else f"{100 * value:.1f}%"
+    below = value is not None and target is not None and value < target
+    return Text(percent(value), style="bold red" if below else "")
 
 
-def figures_table(report: dict[str, Any], reference: Reference) -> Table:
-    table = Table(title=f"Tình hình giải quyết hồ sơ / Case processing — {report['as_of']}")
-    for heading in (
-        "Cơ quan / Agency",
-        "Tiếp nhận\nReceived",
-        "Đã giải quyết\nEnded",
-        "Đúng hạn\nOn time",
-        "Chỉ số 766\nService index",
-        "Quá hạn tồn\nOverdue open",
-        "Xin lỗi thiếu\nApologies missing",
-        "Liên thông điện tử\nE-transfer",
-    ):
-        if heading.startswith("Cơ"):
-            table.add_column(heading, min_width=30)
+def shown_as_of(report: dict[str, Any]) -> str:
+    """The report's instant as a reader wants it: 12/03/2026 17:42."""
+    text = report.get("as_of") or ""
+    try:
+        return f"{dt.datetime.fromisoformat(text):%d/%m/%Y %H:%M}"
+    except ValueError:
+        return text
+
+
+def _attention(item: tuple[str, dict[str, Any]]) -> tuple[int, float, str]:
+    """Most overdue first, then the lowest on-time rate."""
+    code, figures = item
+    rate = figures["completed_on_time_rate"]["ratio"]
+    return (-figures["overdue_open"], 2.0 if rate is None else rate, code)
+
+
+def figures_table(report: dict[str, Any], reference: Reference, width: int = 120,
+                  rows: int | None = None) -> Table:
+    """The province's total, then at most `rows` agencies, worst first."""
+    compact = width < COMPACT_WIDTH
+    goal = reference.targets.get("completed_on_time_rate")
+    table = Table(title=f"Tình hình giải quyết hồ sơ / Case processing — {shown_as_of(report)}",
+                  expand=False, pad_edge=False)
+    # (heading, its short form below COMPACT_WIDTH, figure)
+    columns = [("Cơ quan / Agency", "Cơ quan", None),
+               ("Tiếp nhận\nReceived", "Nhận", "received"),
+               ("Đã giải quyết\nEnded", "Xong", "ended"),
+               ("Đúng hạn\nOn time", "Đúng hạn", "rate"),
+               ("Quá hạn tồn\nOverdue", "Quá hạn", "overdue_open")]
+    if not compact:
+        columns += [("Chưa xin lỗi\nNo apology", "", "apologies_missing")]
+    if width >= WIDE_WIDTH:
+        columns[4:4] = [("Đúng hạn 766\nOn time, 766", "", "index")]
+        columns += [("Luân chuyển ĐT\nE-transfers", "", "e_transfer")]
+    for heading, short, key in columns:
+        if key is None:
+            table.add_column(short if compact else heading, ratio=1, overflow="ellipsis",
+                             no_wrap=True, max_width=24 if compact else 36)
         else:
-            table.add_column(heading, justify="right", no_wrap=True)
-    rows = list(report["agencies"].items()) + [("Toàn tỉnh / Province", report["province"])]
-    for code, figures in rows:
-        if figures is report["province"]:
-            table.add_section()
+            table.add_column(short if compact else heading, justify="right", no_wrap=True)
+
+    def cells(name: str, figures: dict[str, Any]) -> list[Any]:
+        values = {
+            "received": number(figures["received"]), "ended": number(figures["ended"]),
+            "rate": _rate(figures["completed_on_time_rate"], goal),
+            "index": _rate(figures["service_index_on_time_rate"],
+                           reference.targets.get("service_index_on_time_rate")),
+            "overdue_open": number(figures["overdue_open"]),
+            "apologies_missing": number(figures["apologies_missing"]),
+            "e_transfer": percent(figures["e_transfer_share"]["ratio"]),
+        }
+        return [name, *(values[key] for _heading, _short, key in columns[1:] if key)]
+
+    table.add_row(*cells("Toàn tỉnh / Province", report["province"]), style="bold")
+    table.add_section()
+    agencies = sorted(report["agencies"].items(), key=_attention)
+    shown = agencies if rows is None else agencies[:max(rows, 0)]
+    for code, figures in shown:
         agency = reference.agencies.get(code)
-        table.add_row(
-            agency.name if agency else code,
-            str(figures["received"]),
-            str(figures["ended"]),
-            _percent(figures["completed_on_time_rate"]),
-            _percent(figures["service_index_on_time_rate"]),
-            str(figures["overdue_open"]),
-            str(figures["apologies_missing"]),
-            _percent(figures["e_transfer_share"]),
-        )
+        table.add_row(*cells(agency.name if agency else code, figures))
+    if len(shown) < len(agencies):
+        hidden = len(agencies) - len(shown)
+        table.caption = f"… và {hidden} cơ quan khác / {hidden} more"
     return table
 
 
-def waits_table(report: dict[str, Any], reference: Reference) -> Table:
-    table = Table(title="Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)")
-    for heading in (
-        "Trung tâm / Centre",
-        "Lượt chờ\nVisits",
-        "Trong 15 phút\nWithin target",
-        "Trung vị\nMedian",
-        "P90",
-    ):
-        if heading.startswith("Trung tâm"):
-            table.add_column(heading, min_width=30)
-        else:
-            table.add_column(heading, justify="right", no_wrap=True)
-    for code, figures in report["centres"].items():
+def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
+                rows: int | None = None) -> Table:
+    """Waits per centre: within 15 minutes against the target; the median and the 90th
+    percentile where the figures carry them (a replay's report; not the live aggregates)."""
+    goal = reference.targets.get("wait_within_target_share")
+    table = Table(title="Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)",
+                  pad_edge=False)
+    table.add_column("Bộ phận Một cửa / Centre", ratio=1, overflow="ellipsis", no_wrap=True,
+                     max_width=40 if width >= COMPACT_WIDTH else 24)
+    table.add_column("Lượt chờ\nVisits", justify="right", no_wrap=True)
+    table.add_column("≤ 15 phút\nWithin target", justify="right", no_wrap=True)
+    centres = sorted(report["centres"].items())
+    percentiles = any(figures.get("wait_p50_seconds") is not None for _code, figures in centres)
+    if percentiles:
+        table.add_column("Trung vị\nMedian", justify="right", no_wrap=True)
+        table.add_column("90 % chờ ≤\nP90", justify="right", no_wrap=True)
+
+    def minutes(seconds: float | None) -> str:
+        return "–" if seconds is None else f"{number(seconds / 60, 1)} phút"
+
+    shown = centres if rows is None else centres[:max(rows, 0)]
+    for code, figures in shown:
         agency = reference.agencies.get(code)
-
-        def minutes(seconds: float | None) -> str:
-            return "–" if seconds is None else f"{seconds / 60:.1f} min"
-
-        table.add_row(
-            agency.name if agency else code,
-            str(figures["visits_waited"]),
-            _percent(figures["wait_within_target"]),
-            minutes(figures["wait_p50_seconds"]),
-            minutes(figures["wait_p90_seconds"]),
-        )
+        row: list[Any] = [agency.name if agency else code, number(figures["visits_waited"]),
+                          _rate(figures["wait_within_target"], goal)]
+        if percentiles:
+            row += [minutes(figures["wait_p50_seconds"]), minutes(figures["wait_p90_seconds"])]
+        table.add_row(*row)
+    if len(shown) < len(centres):
+        table.caption = f"… và {len(centres) - len(shown)} bộ phận khác / and more"
     return table
+
+
+def live_view(report: dict[str, Any], reference: Reference, status: Text, width: int,
+              height: int) -> Group:
+    """The status line and the tables, cut to a terminal of `width` × `height`: the
+    waits table when it leaves room for at least five agencies, otherwise one line."""
+    compact = width < COMPACT_WIDTH
+    status_lines = -(-len(status.plain) // max(width, 1))
+    figures_frame = 8 if compact else 9  # title, borders, headings, province, caption
+    waits_height = len(report["centres"]) + (6 if compact else 7)
+    free = height - status_lines - figures_frame - 1
+    parts: list[Any] = [status]
+    if free - waits_height >= 5:
+        parts.append(figures_table(report, reference, width, free - waits_height))
+        parts.append(waits_table(report, reference, width))
+    else:
+        parts.append(figures_table(report, reference, width, free - 1))
+        visits = sum(figures["visits_waited"] for figures in report["centres"].values())
+        within = [figures["wait_within_target"] for figures in report["centres"].values()]
+        numerator = sum(ratio["numerator"] for ratio in within)
+        denominator = sum(ratio["denominator"] for ratio in within)
+        parts.append(Text(f"Chờ tại quầy / waits: {number(visits)} lượt, "
+                          f"{percent(numerator / denominator if denominator else None)} "
+                          "≤ 15 phút"))
+    return Group(*parts)

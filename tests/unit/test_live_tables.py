@@ -1,0 +1,59 @@
+"""The demo's live view fits the terminal it is on (120×40, 80×24): the status line and
+the province's total always show, the agencies that need attention first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from rich.console import Console
+from rich.text import Text
+
+from onestop.common.replay import Replay
+from onestop.models.case import CaseRules
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams.report_tables import figures_table, live_view
+from onestop.streams.simulate import SimulationSettings, simulate
+
+REFERENCE = load_reference(SAMPLE_PROVINCE)
+STATUS = Text("Giờ mô phỏng / simulated time 12/03/2026 17:42 (×2000) · đã gửi hết / feed "
+              "finished (9,000 events) · xin lỗi cần gửi / apology triggers 12 · quá hạn phát "
+              "hiện / overdue found 7 · Ctrl-C dừng / stops")
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    replay = Replay.for_rules(CaseRules(REFERENCE))
+    list(replay.feed_lines(orjson.dumps(event) for event in simulate(
+        REFERENCE, SimulationSettings(cases=1500, seed=5, days=20))))
+    return replay.report(replay.latest)
+
+
+def shown(renderable: Any, width: int, height: int) -> list[str]:
+    console = Console(width=width, height=height, color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    return captured.get().splitlines()
+
+
+@pytest.mark.parametrize(("width", "height"), [(120, 40), (80, 24), (200, 60)])
+def test_the_live_view_fits_its_terminal(report: dict[str, Any], width: int,
+                                         height: int) -> None:
+    lines = shown(live_view(report, REFERENCE, STATUS, width, height), width, height)
+    assert len(lines) <= height and max(len(line) for line in lines) <= width, (
+        len(lines), max(len(line) for line in lines))
+    text = " ".join(" ".join(lines).split())
+    assert "đã gửi hết / feed finished" in text and "Toàn tỉnh / Province" in text
+    assert "15 phút" in text  # the waits: a table, or one line on a small screen
+    received = report["province"]["received"]
+    assert received >= 1000 and f"{received // 1000}.{received % 1000:03d}" in text  # 1.234
+
+
+def test_the_agencies_that_need_attention_come_first(report: dict[str, Any]) -> None:
+    lines = shown(figures_table(report, REFERENCE, 160, rows=3), 160, 60)
+    worst = max(report["agencies"].items(), key=lambda item: item[1]["overdue_open"])
+    first_row = next(line for line in lines if "│" in line and "Toàn tỉnh" not in line
+                     and "Cơ quan" not in line)
+    assert REFERENCE.agencies[worst[0]].name[:20] in first_row
+    assert any(f"và {len(report['agencies']) - 3} cơ quan khác" in line for line in lines)
