@@ -91,6 +91,12 @@ class RecipientLimit:
         times.append(now)
         return 0.0
 
+    def give_back(self, recipient: str) -> None:
+        """The last e-mail counted for `recipient` did not go: it does not use the hour."""
+        times = self.sent.get(recipient)
+        if times:
+            times.pop()
+
 
 class Retries:
     """When each notice (by key) may be tried again after failing or being held back."""
@@ -181,13 +187,22 @@ class Mailer:
                 smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
             smtp.send_message(message)
         if settings.notify_webhook_url:
-            body = orjson.dumps({"text": f"{notice.subject}\n{notice.text}",
-                                 "kind": notice.kind, "agency": notice.agency})
-            request = urllib.request.Request(  # noqa: S310 - the operator's own URL
-                settings.notify_webhook_url, data=body,
-                headers={"Content-Type": "application/json"})
+            self.post(notice)
+
+    def post(self, notice: Notice) -> None:
+        """The notice to the chat webhook too, as a courtesy: the e-mail went out, so a
+        failure here is logged, not retried (a retry would e-mail the head again)."""
+        body = orjson.dumps({"text": f"{notice.subject}\n{notice.text}",
+                             "kind": notice.kind, "agency": notice.agency})
+        request = urllib.request.Request(  # noqa: S310 - the operator's own URL
+            self.settings.notify_webhook_url, data=body,
+            headers={"Content-Type": "application/json"})
+        try:
             with urllib.request.urlopen(request, timeout=20):  # noqa: S310
                 pass
+        except OSError as error:
+            log.warning("onestop: the %s notice was e-mailed but not posted to the chat "
+                        "webhook (%s)", notice.kind, mail_failure(error))
 
 
 def mail_failure(error: OSError) -> str:
@@ -274,6 +289,7 @@ class Notifier:
             try:
                 self.mailer.send(notice, recipient)
             except (OSError, smtplib.SMTPException):
+                self.limit.give_back(recipient)
                 self.metrics.failures.labels(notice.kind).inc()
                 raise
             with self.engine.begin() as connection:
@@ -479,8 +495,9 @@ class NotifierHandler(BaseHTTPRequestHandler):
         try:
             self.notifier.on_alertmanager(payload)
         except HeldBack:
-            # Alertmanager tries again later; the ledger keeps it to one e-mail.
-            self.send_error(429, "too many e-mails to one recipient in the last hour")
+            # 503, not 429: Alertmanager tries again only after a 5xx (the ledger keeps
+            # it to one e-mail once the hour allows).
+            self.send_error(503, "too many e-mails to one recipient in the last hour")
             return
         except (OSError, smtplib.SMTPException) as error:
             self.send_error(503, f"cannot send e-mail now: {mail_failure(error)}")
@@ -500,7 +517,11 @@ class NotifierHandler(BaseHTTPRequestHandler):
             refused.labels("malformed").inc()
             self.send_error(411, "Content-Length is required")
             return None
-        if not 0 <= length <= WEBHOOK_MAX_BYTES:
+        if length < 0:
+            refused.labels("malformed").inc()
+            self.send_error(400, "a negative Content-Length")
+            return None
+        if length > WEBHOOK_MAX_BYTES:
             refused.labels("too_large").inc()
             self.send_error(413, f"at most {WEBHOOK_MAX_BYTES} bytes")
             return None

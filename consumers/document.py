@@ -159,6 +159,12 @@ def _change(now: float | None, before: float | None, rate: bool) -> str:
     return f"{'tăng' if change > 0 else 'giảm'} {percent(abs(change))}"
 
 
+def scope_of(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures a report is about: the province's, or its one agency's."""
+    agency = report["agency"]
+    return report["province"] if agency is None else report["agencies"][agency]
+
+
 def _compared(name: str, now: float | None, comparison: Comparison, rate: bool,
               whole_period: bool = True) -> str:
     """The change against earlier periods; counts only for a whole period (a month cut on
@@ -169,7 +175,7 @@ def _compared(name: str, now: float | None, comparison: Comparison, rate: bool,
     for label, other in (("so với kỳ trước", comparison.previous),
                          ("so với cùng kỳ năm trước", comparison.last_year)):
         if other is not None:
-            before = _ratio(other["province"], name) if rate else other["province"][name]
+            before = _ratio(scope_of(other), name) if rate else scope_of(other)[name]
             change = _change(now, before, rate)
             if change:
                 parts.append(f"{change} {label}")
@@ -178,8 +184,7 @@ def _compared(name: str, now: float | None, comparison: Comparison, rate: bool,
 
 def summary(report: dict[str, Any], reference: Reference, comparison: Comparison) -> list[str]:
     """The summary's paragraphs, every number from the report (and the comparisons)."""
-    scope = report["province"] if report["agency"] is None else report["agencies"][
-        report["agency"]]
+    scope = scope_of(report)
     who = "toàn tỉnh" if report["agency"] is None else reference.agencies[report["agency"]].name
     on_time = _ratio(scope, "completed_on_time_rate")
     target = reference.targets.get("completed_on_time_rate")
@@ -267,9 +272,9 @@ def bar_chart(title: str, bars: list[tuple[str, float | None]], target: float | 
 
 def trend_chart(comparison: Comparison, report: dict[str, Any]) -> str:
     """The on-time rate month by month (oldest first), where the store has the months."""
-    points = [(label, _ratio(other["province"], "completed_on_time_rate"))
+    points = [(label, _ratio(scope_of(other), "completed_on_time_rate"))
               for label, other in comparison.trend]
-    points.append((period_words(report), _ratio(report["province"], "completed_on_time_rate")))
+    points.append((period_words(report), _ratio(scope_of(report), "completed_on_time_rate")))
     points = [(label, value) for label, value in points if value is not None]
     if len(points) < 2:
         return ""

@@ -238,6 +238,8 @@ def _table(sheet: Worksheet, section: Section) -> int:
 def _row(sheet: Worksheet, row_number: int, row: list[Any], columns: list[Column]) -> None:
     for number, (value, column) in enumerate(zip(row, columns, strict=True), 1):
         cell = sheet.cell(row_number, number, value)
+        if isinstance(value, str):
+            cell.data_type = "s"  # text, never a formula: case codes come from producers
         cell.border = _BORDER
         if column.kind == MOMENT and value is not None:
             cell.number_format = TIME_FORMAT if isinstance(value, dt.datetime) else DAY_FORMAT

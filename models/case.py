@@ -149,11 +149,13 @@ def holds_applicant(state: CaseState) -> bool:
                for fact in state.facts)
 
 
-def applicant_needed(view: CaseView) -> bool:
+def applicant_needed(view: CaseView, now: float, allowed_lateness: float) -> bool:
     """Whether the case may still need its applicant's name and address: only for an
-    apology letter (contract §2), so while it is open, or late without an apology.
-    Decree 13/2023/NĐ-CP: personal data kept no longer than its purpose needs."""
-    return view.status == "open" or view.apology == "missing"
+    apology letter (contract §2), so while it is open, or late without an apology, or
+    until it is closed for good (`case_closed`: stragglers within the allowed lateness
+    may still make it late). Decree 13/2023/NĐ-CP: kept no longer than its purpose needs."""
+    settled = view.end_at is None or now >= view.end_at + allowed_lateness
+    return view.status == "open" or view.apology == "missing" or not settled
 
 
 # The part of each event the rules need, codes interned so that cases share them.

@@ -69,7 +69,8 @@ def judge_case(rules: CaseRules, state: CaseState, start: float, end: float) -> 
     change, then at `end`."""
     state, outputs, view, after = _through(rules, state, start, end)
     measures: tuple[Measure, ...] = ()
-    if view is not None and view.applicant is not None and not applicant_needed(view):
+    if view is not None and view.applicant is not None and not applicant_needed(
+            view, end, rules.settings.allowed_lateness_seconds):
         state = without_applicant(state)
     if view is not None:
         field = rules.reference.procedures[view.procedure].field

@@ -302,7 +302,8 @@ class Keeper:
         new = self.apply(state, event)
         if new is state:
             return None  # a duplicate
-        if state is not None:
+        # An erasure request is never refused for a full history: it only removes data.
+        if state is not None and event.type != "applicant_erased":
             full = history_full(state.facts, self.pipeline.settings.max_case_events)
             if full is not None:
                 return full

@@ -35,7 +35,7 @@ def main() -> None:
     try:
         app(prog_name="onestop")
     except Exception as error:  # noqa: BLE001 - the last guard before the user's terminal
-        if os.environ.get("ONESTOP_DEBUG"):
+        if os.environ.get("ONESTOP_DEBUG", "").lower() in ("1", "true", "yes"):
             raise
         err.print(f"Lỗi / Error: unexpected {type(error).__name__}: {error} "
                   "(ONESTOP_DEBUG=1 shows where; please report it)", markup=False,
@@ -164,7 +164,7 @@ def replay(
         raise _fail(f"no events file at {events}")
     _output(out, "--out")
     _output(derived, "--derived")
-    _output(dead_letters or _default_dead_letters(events), "--dead-letters")
+    _output(dead_letters, "--dead-letters")  # the default is made only when needed
     rules = CaseRules(_load(reference))
     store = None if db is None else _store(db)
     result, rejected, unknown = replay_file(
@@ -431,8 +431,8 @@ def ingest(
 
     if not events.is_file():
         raise _fail(f"no events file at {events}")
+    _output(dead_letters, "--dead-letters")  # the default is made only when needed
     dead_letters = dead_letters or events.with_name(events.name + ".dead-letters.jsonl")
-    _output(dead_letters, "--dead-letters")
     settings = _kafka_settings(broker_url=broker_url)
     _create_topics(settings)
     size = events.stat().st_size
@@ -481,7 +481,11 @@ def erase(
         raise _fail(f"no worker confirmed within {timeout:.0f} s that case {case}'s applicant "
                     f"is erased: the request is in {topics.case_events.name} and takes effect "
                     "when a worker runs; run this command again to check")
-    partition, offset = place
+    if not place.case_known:
+        raise _fail(f"the pipeline holds no case {case}: check the code. The request stays "
+                    f"in {topics.case_events.name} and erases the applicant if the case's "
+                    "receipt comes later")
+    partition, offset = place.partition, place.offset
     days = settings.dead_letter_retention_days
     typer.echo("\n".join([
         f"Hồ sơ {case}: đã xoá họ tên, địa chỉ, điện thoại, e-mail của người nộp khỏi trạng "
@@ -598,7 +602,7 @@ def db(
         if action == "upgrade":
             upgrade(engine, revision or "head")
         elif action == "downgrade":
-            downgrade(engine, revision or "base")  # revision is given: checked above
+            downgrade(engine, str(revision))  # given: checked above
         current = current_revision(engine)
     except StoreError as error:
         raise _fail(str(error)) from None
@@ -734,7 +738,10 @@ def report(
     except ReportError as error:
         raise _fail(str(error)) from None
     scope = built["province"] if agency is None else built["agencies"][agency]
-    if not (scope["received"] or scope["ended"] or built["late_cases"]):
+    # Cases touched in the period: received, ended, late, or open and counted (the
+    # service-index rate counts open cases too).
+    if not (scope["received"] or scope["ended"] or built["late_cases"]
+            or scope["service_index_on_time_rate"]["denominator"]):
         raise _fail(f"no case was received, ended or late in {period} in this database: "
                     "check --period and --db")
     if chosen in ("html", "pdf"):

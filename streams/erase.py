@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from onestop.common.codec import decode_entry
 from onestop.common.settings import Settings
 from onestop.common.topics import topics_for
-from onestop.models.case import holds_applicant
+from onestop.models.case import holds_applicant, procedure_of
 from onestop.streams.ingest import ingest_lines
 
 
@@ -29,12 +30,22 @@ def erasure_event(case_id: str, now: float) -> dict[str, Any]:
             "case_id": case_id, "occurred_at": moment, "source": "onestop erase"}
 
 
+@dataclass(frozen=True)
+class Erased:
+    """Where the worker confirmed the erasure, and whether it holds the case at all (a
+    mistyped code makes a state of the request alone)."""
+
+    partition: int
+    offset: int
+    case_known: bool
+
+
 def erase_case(settings: Settings, case_id: str, now: float,
-               timeout: float) -> tuple[int, int] | None:
+               timeout: float) -> Erased | None:
     """Ask for `case_id`'s applicant to be erased and wait up to `timeout` seconds for a
-    worker to do it: the changelog partition and offset of the case's record without the
-    applicant, or None when no worker answered in time (the request stays in the topic
-    and takes effect when one runs)."""
+    worker to do it: the changelog record of the case without the applicant, or None
+    when no worker answered in time (the request stays in the topic and takes effect
+    when one runs)."""
     topic = topics_for(settings).case_changelog.name
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
                              enable_auto_commit=False, client_id=f"{settings.app_id}-erase",
@@ -51,10 +62,12 @@ def erase_case(settings: Settings, case_id: str, now: float,
         while time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
-                    if orjson.loads(record.key) == case_id and (
-                            record.value is None
-                            or not holds_applicant(decode_entry(record.value).state)):
-                        return record.partition, record.offset
+                    if orjson.loads(record.key) != case_id:
+                        continue
+                    state = None if record.value is None else decode_entry(record.value).state
+                    if state is None or not holds_applicant(state):
+                        known = state is not None and procedure_of(state) is not None
+                        return Erased(record.partition, record.offset, known)
         return None
     finally:
         consumer.close()

@@ -64,3 +64,16 @@ def test_an_erased_applicant_is_gone_at_once_and_for_good(rules):
     assert (before.status, before.due_at, before.overdue) == (
         after.status, after.due_at, after.overdue)
     assert before.applicant is not None and after.applicant is None
+
+
+def test_the_applicant_stays_while_stragglers_may_still_make_the_case_late() -> None:
+    """With an allowed lateness, a case ended on time keeps its applicant until it is
+    closed for good: a late event within that time could still make it late."""
+    from onestop.models.case import RuleSettings
+    from tests.conftest import small_reference
+
+    patient = CaseRules(small_reference(), settings=RuleSettings(allowed_lateness_seconds=3600))
+    events = [received("2026-03-02 09:00", applicant=APPLICANT),
+              event("processed", "2026-03-05 10:00")]
+    assert holds_applicant(judged(patient, events, "2026-03-05 10:30"))
+    assert not holds_applicant(judged(patient, events, "2026-03-05 11:00"))
