@@ -27,24 +27,36 @@ def date(day: dt.date) -> str:
     return f"{day:%d/%m/%Y}"
 
 
-def period_name(first: dt.date, last: dt.date) -> str:
-    """A month, a quarter or a year as the report's title names it."""
+def _period_kind(first: dt.date, last: dt.date) -> str | None:
+    """A whole month, quarter or year; None for any other span."""
     months = (last.year - first.year) * 12 + last.month - first.month + 1
     if months == 1:
-        return f"tháng {first.month}/{first.year}"
+        return "month"
     if months == 3 and first.month % 3 == 1:
-        return f"quý {QUARTERS[first.month // 3]}/{first.year}"
+        return "quarter"
     if months == 12 and first.month == 1:
+        return "year"
+    return None
+
+
+def period_name(first: dt.date, last: dt.date) -> str:
+    """A month, a quarter or a year as the report's title names it."""
+    kind = _period_kind(first, last)
+    if kind == "month":
+        return f"tháng {first.month}/{first.year}"
+    if kind == "quarter":
+        return f"quý {QUARTERS[first.month // 3]}/{first.year}"
+    if kind == "year":
         return f"năm {first.year}"
     return f"từ {date(first)} đến {date(last)}"
 
 
 def period_name_en(first: dt.date, last: dt.date) -> str:
-    months = (last.year - first.year) * 12 + last.month - first.month + 1
-    if months == 1:
+    kind = _period_kind(first, last)
+    if kind == "month":
         return f"{first:%B %Y}"
-    if months == 3 and first.month % 3 == 1:
+    if kind == "quarter":
         return f"Q{first.month // 3 + 1} {first.year}"
-    if months == 12 and first.month == 1:
+    if kind == "year":
         return str(first.year)
     return f"{first:%d/%m/%Y} to {last:%d/%m/%Y}"
