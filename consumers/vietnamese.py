@@ -29,6 +29,8 @@ def date(day: dt.date) -> str:
 
 def _period_kind(first: dt.date, last: dt.date) -> str | None:
     """A whole month, quarter or year; None for any other span."""
+    if first.day != 1 or (last + dt.timedelta(days=1)).day != 1:
+        return None  # not whole months
     months = (last.year - first.year) * 12 + last.month - first.month + 1
     if months == 1:
         return "month"

@@ -19,3 +19,4 @@ def test_dates_and_periods() -> None:
     assert period_name(dt.date(2026, 1, 1), dt.date(2026, 3, 31)) == "quý I/2026"
     assert period_name(dt.date(2026, 10, 1), dt.date(2026, 12, 31)) == "quý IV/2026"
     assert period_name(dt.date(2026, 1, 1), dt.date(2026, 12, 31)) == "năm 2026"
+    assert period_name(dt.date(2026, 3, 5), dt.date(2026, 3, 9)) == "từ 05/03/2026 đến 09/03/2026"
