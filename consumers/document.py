@@ -24,7 +24,15 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from onestop.consumers.report import TIE_RULE, ReportError, ReportPeriod, build_report, parse_period
+from onestop.consumers.report import (
+    TIE_RULE,
+    ReportError,
+    ReportPeriod,
+    build_report,
+    centre_waits,
+    parse_period,
+    pooled,
+)
 from onestop.consumers.vietnamese import date, number, percent, period_name
 from onestop.models.calendar import shown_date
 from onestop.models.reference import Reference
@@ -212,23 +220,12 @@ def summary(report: dict[str, Any], reference: Reference, comparison: Comparison
         f"{percent(_ratio(scope, 'online_submission_share'))}; thanh toán trực tuyến "
         f"{percent(_ratio(scope, 'online_payment_share'))}.",
     ]
-    waits = _waits(report)
-    if waits is not None:
-        visits, within = waits
+    visits, within = centre_waits(report)
+    if visits:
         paragraphs.append(
             f"Tại Bộ phận Một cửa, {number(visits)} lượt chờ, {percent(within)} được phục vụ "
             "trong vòng 15 phút.")
     return paragraphs
-
-
-def _waits(report: dict[str, Any]) -> tuple[int, float | None] | None:
-    visits = sum(centre["visits_waited"] for centre in report["centres"].values())
-    if not visits:
-        return None
-    numerator = sum(c["wait_within_target"]["numerator"] for c in report["centres"].values())
-    denominator = sum(c["wait_within_target"]["denominator"]
-                      for c in report["centres"].values())
-    return visits, numerator / denominator if denominator else None
 
 
 # ---- charts (inline SVG) ------------------------------------------------------------------
@@ -344,9 +341,7 @@ def _summed(rows: list[dict[str, Any]]) -> dict[str, Any]:
                  "apologies_missing"):
         total[name] = sum(row[name] for row in rows)
     for name in ("completed_on_time_rate", "e_transfer_share"):
-        numerator = sum(row[name]["numerator"] for row in rows)
-        denominator = sum(row[name]["denominator"] for row in rows)
-        total[name] = {"ratio": numerator / denominator if denominator else None}
+        total[name] = {"ratio": pooled(row[name] for row in rows)}
     return total
 
 

@@ -39,6 +39,7 @@ from onestop.consumers.render import (
     Section,
     sections,
 )
+from onestop.consumers.report import pooled
 from onestop.consumers.vietnamese import period_name, period_name_en
 from onestop.models.calendar import shown_date
 from onestop.models.reference import Reference
@@ -288,15 +289,10 @@ def _total_row(
 def _summed_share(agencies: Iterable[dict[str, Any]], key: str) -> float | None:
     """Σ numerators / Σ denominators of the agencies' share `key`: a ratio figure, or
     a count of the cases received (those received online, say)."""
-    numerator = denominator = 0
-    for figures in agencies:
-        if isinstance(figures[key], dict):
-            numerator += figures[key]["numerator"]
-            denominator += figures[key]["denominator"]
-        else:
-            numerator += figures[key]
-            denominator += figures["received"]
-    return numerator / denominator if denominator else None
+    return pooled(
+        figures[key] if isinstance(figures[key], dict)
+        else {"numerator": figures[key], "denominator": figures["received"]}
+        for figures in agencies)
 
 
 def _against_target(sheet: Worksheet, section: Section, heading: str, last_row: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar as month_calendar
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,6 +225,23 @@ def rank(agencies: dict[str, dict[str, Any]], reference: Reference) -> list[dict
             "service_index_on_time_rate": figures["service_index_on_time_rate"]["ratio"],
         })
     return ranking
+
+
+def pooled(ratios: Iterable[dict[str, Any]]) -> float | None:
+    """The share over several ratio figures of the report JSON (`numerator`,
+    `denominator`): Σ numerators / Σ denominators, not the mean of their shares."""
+    numerator = denominator = 0
+    for ratio in ratios:
+        numerator += ratio["numerator"]
+        denominator += ratio["denominator"]
+    return numerator / denominator if denominator else None
+
+
+def centre_waits(report: dict[str, Any]) -> tuple[int, float | None]:
+    """Every centre's waits together: the visits, and the share within 15 minutes."""
+    centres = report["centres"].values()
+    return (sum(figures["visits_waited"] for figures in centres),
+            pooled(figures["wait_within_target"] for figures in centres))
 
 
 def report_json(report: dict[str, Any]) -> bytes:

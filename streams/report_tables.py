@@ -16,6 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from onestop.consumers.report import centre_waits
 from onestop.consumers.vietnamese import number, percent
 from onestop.models.reference import Reference
 
@@ -145,11 +146,7 @@ def live_view(report: dict[str, Any], reference: Reference, status: Text, width:
         parts.append(waits_table(report, reference, width))
     else:
         parts.append(figures_table(report, reference, width, free - 1))
-        visits = sum(figures["visits_waited"] for figures in report["centres"].values())
-        within = [figures["wait_within_target"] for figures in report["centres"].values()]
-        numerator = sum(ratio["numerator"] for ratio in within)
-        denominator = sum(ratio["denominator"] for ratio in within)
-        parts.append(Text(f"Chờ tại quầy / waits: {number(visits)} lượt, "
-                          f"{percent(numerator / denominator if denominator else None)} "
+        visits, within = centre_waits(report)
+        parts.append(Text(f"Chờ tại quầy / waits: {number(visits)} lượt, {percent(within)} "
                           "≤ 15 phút"))
     return Group(*parts)
