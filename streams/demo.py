@@ -25,6 +25,7 @@ from rich.text import Text
 from onestop.common.clock import Clock
 from onestop.common.settings import Settings
 from onestop.common.topics import create_topics, topics_for
+from onestop.consumers.vietnamese import number
 from onestop.models.reference import Reference
 from onestop.streams.broker import EmbeddedBroker, stop_process
 from onestop.streams.ingest import producer, route
@@ -102,7 +103,8 @@ def run_demo(
 ) -> LiveFigures:
     """Run everything until Ctrl-C or `seconds`; return the figures last seen."""
     folder = Path(tempfile.mkdtemp(prefix="onestop-demo-"))
-    console.print(f"Mô phỏng / simulating {simulation.cases:,} cases over {simulation.days} days…")
+    console.print(f"Mô phỏng / simulating {number(simulation.cases)} cases over "
+                  f"{simulation.days} days…")
     events = [orjson.dumps(event) for event in simulate(reference, simulation)]
     zone = dt.timezone(dt.timedelta(hours=7))
     start = dt.datetime.combine(simulation.start, dt.time(7), zone)
@@ -135,8 +137,8 @@ def run_demo(
         # interrupting the Kafka client mid-call, so that the broker, worker and sink,
         # each in a session of its own, are always stopped too.
         interrupted = threading.Event()
-        previous = {number: signal.signal(number, lambda *_: interrupted.set())
-                    for number in (signal.SIGINT, signal.SIGTERM)}
+        previous = {signum: signal.signal(signum, lambda *_: interrupted.set())
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             with Live(console=console, refresh_per_second=2, screen=False) as live:
                 while not interrupted.is_set() and (
@@ -156,14 +158,14 @@ def run_demo(
                     report = figures.report()
                     now = clock.now()
                     shown = dt.datetime.fromtimestamp(now, zone)
-                    sent = (f"đã gửi hết / feed finished ({len(events):,} events)"
+                    sent = (f"đã gửi hết / feed finished ({number(len(events))} events)"
                             if feeder.sent == len(events) else
-                            f"đã gửi / sent {feeder.sent:,}/{len(events):,} events")
+                            f"đã gửi / sent {number(feeder.sent)}/{number(len(events))} events")
                     status = Text(
                         f"Giờ mô phỏng / simulated time {shown:%d/%m/%Y %H:%M}"
                         f" (×{speed:g}) · {sent} · xin lỗi cần gửi / apology triggers "
-                        f"{derived['apology_required']:,} · quá hạn phát hiện / overdue found "
-                        f"{derived['overdue_detected']:,} · Ctrl-C dừng / stops"
+                        f"{number(derived['apology_required'])} · quá hạn phát hiện / overdue "
+                        f"found {number(derived['overdue_detected'])} · Ctrl-C dừng / stops"
                     )
                     width, height = console.size
                     live.update(live_view(report, reference, status, width, height)
@@ -171,8 +173,8 @@ def run_demo(
                     if feeder.error is not None:
                         raise RuntimeError(f"feeding events failed: {feeder.error}")
         finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             feeder.stopping.set()
             reader.close()
             stop_process(sink)
