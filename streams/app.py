@@ -1,8 +1,10 @@
 """The live pipeline: a Faust app built from settings.
 
-The agents only decode, call the rules of `models/`, write state back and send what the
-rules return. Time comes in as tick messages that the leader's timer sends into every
-partition of the input topics, so the agent that applies a partition's events also
+The keepers only decode, call the rules of `models/`, write state back and send what the
+rules return. They take the case and queue events in batches straight from the consumer's
+fetches (streams/transport.py), not through Faust's streams; the portal records go through
+a Faust agent. Time comes in as tick messages that the leader's timer sends into every
+partition of the input topics, so the keeper that applies a partition's events also
 judges its cases when no event arrives (a Faust timer may not write to tables).
 """
 
@@ -24,7 +26,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types import EventT, TopicT
+from faust.types import Message, TopicT
 
 from onestop.common.clock import Clock, parse_clock
 from onestop.common.codec import (
@@ -202,7 +204,7 @@ class Keeper:
         self.unflushed: dict[str, int] = {}
         # Of each key changed since the last flush: its state before, and its events.
         self.before: dict[str, Any] = {}
-        self.applied: dict[str, list[EventT]] = {}
+        self.applied: dict[str, list[Message]] = {}
         self.metrics = pipeline.metrics
         self.tally: Tally = pipeline.metrics.cases if self.scope == "agency" else (
             pipeline.metrics.tickets)
@@ -290,12 +292,12 @@ class Keeper:
         else:
             self.table.data[key] = Entry(partition, before)
         self.indexes.pop(partition, None)  # rebuilt from the table when next needed
-        for event in self.applied.get(key, ()):
+        for message in self.applied.get(key, ()):
             self.dead_letter(
-                event, f"with this event its case's or ticket's state would be {size:,} "
+                message, f"with this event its case's or ticket's state would be {size:,} "
                 f"bytes; a record may have {MAX_RECORD_BYTES:,} at most", "state_too_large")
 
-    def on_event(self, partition: int, event: Any, source: EventT) -> str | None:
+    def on_event(self, partition: int, event: Any, source: Message) -> str | None:
         """Apply one decoded event; the reason it is refused, if it is."""
         key = self.key_of(event)
         state = self.state(key)
@@ -384,36 +386,35 @@ class Keeper:
         if event.type in ALERT_KINDS:
             self.outbox.add(topics.alerts.name, event.agency.encode(), value)
 
-    def dead_letter(self, event: EventT, reason: str, category: str) -> None:
-        self.pipeline.dead_letter(self.outbox, self.stream, event, reason, category)
+    def dead_letter(self, message: Message, reason: str, category: str) -> None:
+        self.pipeline.dead_letter(self.outbox, self.stream, message, reason, category)
 
-    async def handle(self, events: Sequence[EventT]) -> None:
+    async def handle(self, messages: Sequence[Message]) -> None:
         """One batch from the input topic: events are applied in arrival order, each tick
         judges its partition, changed states go to the changelog once, and the batch is
         done when the broker has every record it caused."""
         rules, types = self.pipeline.rules, self.types
         max_bytes = self.pipeline.settings.max_event_bytes
         processed = 0
-        for event in events:
-            message = event.message
+        for message in messages:
             partition = message.partition
             if message.key == TICK_KEY:
                 try:
                     now = decode_tick(message.value)
                 except (ValueError, KeyError, TypeError):
                     self.dead_letter(
-                        event, "a tick message (empty key) without a tick instant", "bad_tick")
+                        message, "a tick message (empty key) without a tick instant", "bad_tick")
                     continue
                 self.on_tick(partition, now)
                 continue
             processed += 1
             too_large = oversized(len(message.value or b""), max_bytes)
             if too_large is not None:
-                self.dead_letter(event, too_large, "too_large")
+                self.dead_letter(message, too_large, "too_large")
                 continue
             decoded = decode_event(message.value)
             if type(decoded) is Rejection:
-                self.dead_letter(event, decoded.reason, "undecodable")
+                self.dead_letter(message, decoded.reason, "undecodable")
                 continue
             reason = None
             if decoded.type not in types:  # type: ignore[union-attr]
@@ -429,11 +430,11 @@ class Keeper:
                               f"the event's id '{key}'")
                     category = "key_mismatch"
             if reason is not None:
-                self.dead_letter(event, reason, category)
+                self.dead_letter(message, reason, category)
                 continue
-            refused = self.on_event(partition, decoded, event)
+            refused = self.on_event(partition, decoded, message)
             if refused is not None:
-                self.dead_letter(event, refused, "history_full")
+                self.dead_letter(message, refused, "history_full")
         self.flush()
         await self.outbox.flush()
         self.metrics.count("events_processed", (self.stream,), processed)
@@ -522,13 +523,12 @@ class Pipeline:
         return self._producer
 
     def dead_letter(
-        self, outbox: Outbox, stream: str, event: EventT, reason: str, category: str
+        self, outbox: Outbox, stream: str, message: Message, reason: str, category: str
     ) -> None:
         """Contract §7: the rejected record, why, and when, to the dead-letter topic with
         the batch's other outputs; `category` is the reason's label in the metrics, one
         of a closed set."""
         self.metrics.count("dead_letters", (stream, category))
-        message = event.message
         # At most the largest event's bytes of the original (so that the dead letter fits
         # in a record); the topic, partition and offset find the whole of it.
         record = dead_letter_json(
@@ -545,7 +545,7 @@ class Pipeline:
 
 
 async def handle_or_stop(handler: CaseKeeper | TicketKeeper | PortalBridge,
-                         batch: Sequence[EventT]) -> None:
+                         batch: Sequence[Message]) -> None:
     """Apply one batch, or end the process at once if applying it raised.
 
     Faust's `take_events` acknowledges a batch when the agent's loop moves on, raised or
@@ -574,6 +574,8 @@ class OnestopApp(faust.App):
     also reads end offsets correctly (streams/tansu_compat.py)."""
 
     tansu = False
+    # Topic name → the handler of its records in batches (streams/transport.py).
+    batch_handlers: dict[str, Any]
 
     def _new_transport(self) -> Any:
         kind = TansuTransport if self.tansu else Transport
@@ -647,15 +649,22 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
 
     portal = PortalBridge(pipeline, Outbox(pipeline, PortalBridge.stream))
 
-    def agent_of(handler: CaseKeeper | TicketKeeper | PortalBridge) -> Any:
-        async def agent(stream: Any) -> None:
-            async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
-                await handle_or_stop(handler, batch)
-        return agent
+    # The input topics are subscribed without an agent: their records go to the keepers
+    # in batches, one per fetch (streams/transport.py).
+    def batches_to(keeper: CaseKeeper | TicketKeeper) -> Any:
+        async def handle(messages: Sequence[Message]) -> None:
+            await handle_or_stop(keeper, messages)
+        return handle
 
-    app.agent(case_topic, name="cases")(agent_of(cases))
-    app.agent(queue_topic, name="tickets")(agent_of(tickets))
-    app.agent(portal_topic, name="portal")(agent_of(portal))
+    app.batch_handlers = {}
+    for topic, keeper in ((case_topic, cases), (queue_topic, tickets)):
+        app.topics.add(topic)
+        app.batch_handlers[topic.get_topic_name()] = batches_to(keeper)
+
+    @app.agent(portal_topic, name="portal")
+    async def portal_records(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+            await handle_or_stop(portal, [event.message for event in batch])
 
 
     @app.timer(settings.tick_seconds, on_leader=True)
