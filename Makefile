@@ -36,3 +36,4 @@ bench: $(BIN)/onestop
 	$(BIN)/python tests/bench/bench_pipeline.py
 	$(BIN)/python tests/bench/bench_sink.py
 	$(BIN)/python tests/bench/bench_soak.py
+	$(BIN)/python tests/bench/bench_peers.py

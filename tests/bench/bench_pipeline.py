@@ -62,14 +62,17 @@ def committed_total(settings: Settings, places: set[tuple[str, int]]) -> int:
         admin.close()
 
 
-def worker_rate(command: list[str], settings: Settings, ends: dict[tuple[str, int], int],
-                log: Path) -> float:
-    """Events per second of one worker process over the pre-produced input topics."""
+def worker_run(command: list[str], settings: Settings, ends: dict[tuple[str, int], int],
+               log: Path, timeout: float | None = None) -> tuple[int, float]:
+    """(events, seconds) of one worker process over the pre-produced input topics: the
+    events committed after its first committed offset and the time until it commits the
+    last event. It raises if the worker exits first or `timeout` seconds go by."""
     total = sum(ends.values())
     with log.open("wb") as handle:
         process = subprocess.Popen(command, env=settings.environment(), stdout=handle,  # noqa: S603
                                    stderr=subprocess.STDOUT)
     try:
+        started = time.monotonic()
         first_at = first_done = None
         while True:
             done = committed_total(settings, set(ends))
@@ -80,14 +83,27 @@ def worker_rate(command: list[str], settings: Settings, ends: dict[tuple[str, in
                 break
             if process.poll() is not None:
                 raise RuntimeError(f"worker exited; see {log}")
+            if timeout is not None and now - started > timeout:
+                raise RuntimeError(f"worker committed {done:,} of {total:,} events in {timeout:.0f} s; "
+                                   f"see {log}")
             time.sleep(0.1)
-        return (total - first_done) / (now - first_at)
+        if first_done >= total:
+            raise RuntimeError("the worker committed every event at once: too few events to time")
+        return total - first_done, now - first_at
     finally:
         process.terminate()
         process.wait(30)
 
 
-async def raw_rate(settings: Settings, ends: dict[tuple[str, int], int]) -> float:
+def worker_rate(command: list[str], settings: Settings, ends: dict[tuple[str, int], int],
+                log: Path) -> float:
+    """Events per second of one worker process over the pre-produced input topics."""
+    events, seconds = worker_run(command, settings, ends, log)
+    return events / seconds
+
+
+async def raw_consume(settings: Settings, ends: dict[tuple[str, int], int]) -> tuple[int, float]:
+    """(events, seconds) of one aiokafka consumer reading the input topics to their ends."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
                                 enable_auto_commit=False, max_partition_fetch_bytes=4 << 20)
     await consumer.start()
@@ -99,9 +115,14 @@ async def raw_rate(settings: Settings, ends: dict[tuple[str, int], int]) -> floa
         while seen < total:
             for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
                 seen += len(records)
-        return seen / (time.perf_counter() - began)
+        return seen, time.perf_counter() - began
     finally:
         await consumer.stop()
+
+
+async def raw_rate(settings: Settings, ends: dict[tuple[str, int], int]) -> float:
+    events, seconds = await raw_consume(settings, ends)
+    return events / seconds
 
 
 def p99(values: list[float]) -> float:
