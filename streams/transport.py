@@ -40,6 +40,11 @@ cost more than the rules themselves: the worker ran at 6,000 events/s against Qu
 Streams' 60,000 on the same machine (issue 15). Group membership, rebalances, tables,
 their changelogs and recovery, and offset commits stay Faust's.
 
+The same loop keeps time: every `app.tick_seconds` it hands each such partition this
+worker holds, and the instant to judge it at, to the topic's tick handler (`_tick`). A
+partition is judged only by the worker that applies its events, between two of its
+batches, and nothing is written into the input topics for it.
+
 Written against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject.toml)."""
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ HELD_LOG_SECONDS = 30.0
 # Applies one fetch's records of a topic, in order per partition; returns once everything
 # they caused is delivered.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+# Judges the given partitions of a topic, each at its instant; returns once everything
+# that caused is delivered.
+TickHandler = Callable[[Mapping[int, float]], Awaitable[None]]
 
 
 async def seek_to_committed(consumer: Any, changelogs: Collection[str]) -> Mapping[Any, Any]:
@@ -101,6 +109,11 @@ class Consumer(faust_aiokafka.Consumer):
         # Clear while a handler runs: a rebalance waits for it before it commits.
         self._batch_idle = asyncio.Event()
         self._batch_idle.set()
+        # Of each partition read in batches: the wall time its last handled record reached
+        # the broker, and the instant it was last judged at.
+        self._applied_at: dict[TP, float] = {}
+        self._judged_at: dict[TP, float] = {}
+        self._last_tick = 0.0
 
     async def perform_seek(self) -> None:
         """Faust's seek of every partition to its commit, with the input partitions
@@ -113,6 +126,7 @@ class Consumer(faust_aiokafka.Consumer):
         self.pause_partitions(inputs)
         # What was handled past a commit is read again from the commit.
         self._handled.clear()
+        self._applied_at.clear()
         try:
             await super().perform_seek()
         finally:
@@ -137,6 +151,49 @@ class Consumer(faust_aiokafka.Consumer):
                 await handlers[topic](messages)
                 for message in messages:
                     self._handled[message.tp] = message.offset + 1
+                    self._applied_at[message.tp] = message.timestamp
+        finally:
+            self._batch_idle.set()
+
+    def judging_instant(self, tp: TP, now: float) -> float | None:
+        """The instant to judge a partition at: now once every record the broker holds
+        for it is applied. Behind, the instant its last applied record reached the broker,
+        so that an event still waiting to be read cannot make a case look late (an
+        ending that arrived in time); None if nothing was applied yet. Never earlier than
+        the last time it was judged."""
+        try:
+            expected, high = self._read_offset[tp], self.highwater(tp)
+        except AssertionError:  # aiokafka's: no longer assigned (a rebalance began)
+            return None
+        at: float | None = now
+        if high is None or high > (expected or 0):
+            applied = self._applied_at.get(tp)
+            at = None if applied is None else min(now, self.app.pipeline_clock.at(applied))
+        if at is None:
+            return None
+        at = max(at, self._judged_at.get(tp, at))
+        self._judged_at[tp] = at
+        return at
+
+    async def _tick(self, handlers: Mapping[str, TickHandler]) -> None:
+        """Judge each partition read in batches that this worker holds and reads (not
+        paused for a recovery), every `app.tick_seconds`."""
+        if time.monotonic() - self._last_tick < self.app.tick_seconds or not self.flow_active:
+            return
+        self._last_tick = time.monotonic()
+        now = self.app.pipeline_clock.now()
+        instants: dict[str, dict[int, float]] = {}
+        for tp in sorted(self._get_active_partitions()):
+            if tp.topic in handlers:
+                at = self.judging_instant(tp, now)
+                if at is not None:
+                    instants.setdefault(tp.topic, {})[tp.partition] = at
+        self._batch_idle.clear()
+        try:
+            for topic, partitions in instants.items():
+                if not self.flow_active:
+                    return
+                await handlers[topic](partitions)
         finally:
             self._batch_idle.set()
 
@@ -153,9 +210,11 @@ class Consumer(faust_aiokafka.Consumer):
         record waits for its turn. A record counts as delivered only if the stream took it
         (Faust advanced the read offset even when a rebalance cut the delivery short).
         The records of topics with a batch handler are gathered per fetch and handled
-        after it (`_handle_batches`)."""
+        after it (`_handle_batches`); then their partitions may be judged (`_tick`)."""
         callback = self.callback
         handlers: Mapping[str, BatchHandler] = self.app.batch_handlers
+        tick_handlers: Mapping[str, TickHandler] = self.app.tick_handlers
+        fetch_seconds = min(1.0, self.app.tick_seconds)
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         expected = self._read_offset
@@ -166,7 +225,7 @@ class Consumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records = self.getmany(timeout=1.0)
+                records = self.getmany(timeout=fetch_seconds)
                 await self.sleep(0)
                 if self.should_stop:
                     continue
@@ -205,6 +264,7 @@ class Consumer(faust_aiokafka.Consumer):
                         expected[tp] = offset + 1
                 if batches:
                     await self._handle_batches(handlers, batches)
+                await self._tick(tick_handlers)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from faust.types import TP
 
+from onestop.common.clock import Clock
 from onestop.common.settings import Settings
 from onestop.streams.app import create_app
 
@@ -96,13 +97,15 @@ def drain_one_fetch(offsets: list[int], handled: list[int], delivered: list[int]
         async def getmany(timeout: float) -> Any:
             for offset in offsets:
                 for where in (portal_tp, tp):
-                    yield where, SimpleNamespace(offset=offset, topic=where.topic, tp=where)
+                    yield where, SimpleNamespace(offset=offset, topic=where.topic, tp=where,
+                                                 timestamp=1000.0 + offset)
             consumer._stopped.set()  # one fetch, then the loop ends
             if rebalance:
                 consumer.stop_flow()
 
         consumer.callback, consumer._seek, consumer.getmany = deliver, seek, getmany
         consumer.app.batch_handlers = {tp.topic: handle}
+        consumer.app.tick_handlers = {}
         consumer.app.topics.acks_enabled_for = lambda topic: True
         fetcher = SimpleNamespace(_stopped=SimpleNamespace(is_set=lambda: False))
         try:
@@ -149,3 +152,23 @@ def test_a_batch_cut_short_by_a_rebalance_is_not_committed() -> None:
 
     assert handled == []
     assert consumer._new_offset(tp) is None
+
+
+def test_a_partition_is_judged_now_once_caught_up_and_never_past_what_is_unread(
+    consumer: Any,
+) -> None:
+    """The instant a tick judges a partition at: now when every record the broker holds is
+    applied; behind, when its last applied record reached the broker (on the pipeline's
+    clock), since what is still unread may end a case in time; never back in time."""
+    consumer.app.pipeline_clock = Clock(start=5000.0, factor=2.0, anchor=1000.0)
+    highwater = {tp: 60}
+    consumer.highwater = highwater.get
+    consumer._read_offset[tp] = 55
+
+    assert consumer.judging_instant(tp, now=9000.0) is None  # behind, nothing applied yet
+    consumer._applied_at[tp] = 1100.0  # wall time: 5000 + 2 × 100 on the pipeline clock
+    assert consumer.judging_instant(tp, now=9000.0) == 5200.0
+    consumer._read_offset[tp] = 60  # caught up
+    assert consumer.judging_instant(tp, now=9000.0) == 9000.0
+    highwater[tp] = 70  # more arrived; the last applied record is older than 9000
+    assert consumer.judging_instant(tp, now=9100.0) == 9000.0

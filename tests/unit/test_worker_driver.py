@@ -13,7 +13,6 @@ import orjson
 import pytest
 
 from onestop.common.clock import Clock
-from onestop.common.codec import TICK_KEY, encode_tick
 from onestop.common.replay import Replay
 from onestop.common.settings import Settings
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
@@ -50,7 +49,7 @@ class Driver:
         self.feed(event["case_id"].encode(), orjson.dumps(event))
 
     def tick(self, now: float) -> None:
-        self.feed(TICK_KEY, encode_tick(now))
+        asyncio.run(self.keeper.tick({0: now}))
 
     def derived(self) -> list[dict[str, Any]]:
         topic = self.pipeline.topics.derived_events.name
