@@ -578,6 +578,14 @@ class OnestopApp(faust.App):
     tick_seconds: float
     pipeline_clock: Clock
 
+    def on_halt(self, reason: str) -> None:
+        """The consumer stopped processing for good (streams/transport.py)."""
+        log.critical("onestop: %s", reason)
+        self.halted(reason)
+
+    def halted(self, reason: str) -> None:
+        raise NotImplementedError  # create_app: the pipeline's metrics
+
     def _new_transport(self) -> Any:
         kind = TansuTransport if self.tansu else Transport
         return kind(self.conf.broker_consumer, self)
@@ -662,6 +670,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
 
     app.batch_handlers, app.tick_handlers = {}, {}
     app.tick_seconds, app.pipeline_clock = settings.tick_seconds, clock
+    app.halted = pipeline.metrics.halt  # type: ignore[method-assign]
     for topic, keeper in ((case_topic, cases), (queue_topic, tickets)):
         app.topics.add(topic)
         app.batch_handlers[topic.get_topic_name()] = batches_to(keeper)

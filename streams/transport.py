@@ -114,6 +114,8 @@ class Consumer(faust_aiokafka.Consumer):
         self._applied_at: dict[TP, float] = {}
         self._judged_at: dict[TP, float] = {}
         self._last_tick = 0.0
+        # Set when the worker must stop processing (`_halt`); it stays in its group.
+        self._halted = False
 
     async def perform_seek(self) -> None:
         """Faust's seek of every partition to its commit, with the input partitions
@@ -127,10 +129,34 @@ class Consumer(faust_aiokafka.Consumer):
         # What was handled past a commit is read again from the commit.
         self._handled.clear()
         self._applied_at.clear()
+        before = {tp: offset for tp, offset in self._committed_offset.items()
+                  if tp in inputs and offset}
         try:
             await super().perform_seek()
         finally:
             self.resume_partitions(inputs - paused_before)
+        went_back = {tp: (offset, self._committed_offset[tp] or 0)
+                     for tp, offset in before.items()
+                     if tp in self.assignment() and (self._committed_offset[tp] or 0) < offset}
+        if went_back:
+            self._halt(went_back)
+
+    def _halt(self, went_back: Mapping[TP, tuple[int, int]]) -> None:
+        """The group's commits went back while this worker ran: the broker lost its
+        records (an embedded broker restarted: it keeps nothing) or someone reset the
+        group. The tables here hold states built from records the broker no longer has,
+        so the worker stops processing (it stays in its group, so that no other worker
+        takes the partitions on the same wrong footing) and says what to do."""
+        self._halted = True
+        places = ", ".join(f"{tp.topic}[{tp.partition}] {old} → {new}"
+                           for tp, (old, new) in sorted(went_back.items()))
+        self.app.on_halt(
+            f"the committed offsets went back while this worker ran ({places}): the broker "
+            "lost its records (the embedded broker keeps nothing across a restart) or the "
+            "consumer group was reset. This worker's state no longer matches the broker, so "
+            "it has stopped processing. Restart it to rebuild its state from what the broker "
+            "holds; if the input events were lost, ingest them again, and run "
+            "`onestop reprocess` so that the SQL store follows")
 
     async def wait_empty(self) -> None:
         """Faust's wait for the records being processed before a rebalance's commit, and
@@ -224,6 +250,9 @@ class Consumer(faust_aiokafka.Consumer):
         since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
+                if self._halted:
+                    await self.sleep(1.0)
+                    continue
                 self.diag.set_flag(CONSUMER_FETCHING)
                 records = self.getmany(timeout=fetch_seconds)
                 await self.sleep(0)

@@ -288,6 +288,8 @@ def stored_derived_ids(database: Path, until: float) -> set[str]:
 def test_an_overdue_case_is_found_by_ticks_alone(
     settings: Settings, start_worker: Any
 ) -> None:
+    """By the worker that holds the case's partition, judging it as time passes; nothing
+    is written into the input topics for that."""
     worker = start_worker(settings, clock="wall")
     worker.wait_ready()
     zone = dt.timezone(dt.timedelta(hours=7))
@@ -313,6 +315,12 @@ def test_an_overdue_case_is_found_by_ticks_alone(
     assert [event["case_id"] for event in found] == ["TICK-1"]
     assert found[0]["due_at"] == due.isoformat()
     assert noticed - due.timestamp() < 15
+    # Judged by ticks for many seconds, and the input topics hold the one event sent:
+    # ticks leave no record.
+    spec = topics_for(settings)
+    held = read_to_end(settings.bootstrap_servers, [spec.case_events.name, spec.queue_events.name])
+    assert [(record.topic, record.value) for record in held] == [
+        (spec.case_events.name, orjson.dumps(received))]
 
 
 def test_a_worker_killed_mid_stream_loses_no_case_and_counts_none_twice(
