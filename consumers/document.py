@@ -33,7 +33,7 @@ from onestop.consumers.report import (
     parse_period,
     pooled,
 )
-from onestop.consumers.vietnamese import date, number, percent, period_name
+from onestop.consumers.vietnamese import date, document_date, number, percent, period_name
 from onestop.models.calendar import shown_date
 from onestop.models.reference import Reference
 
@@ -476,11 +476,13 @@ table.sign td { border: none; vertical-align: top; font-size: 12pt; }
 
 
 def document_html(report: dict[str, Any], reference: Reference, letterhead: Letterhead,
-                  comparison: Comparison | None = None) -> bytes:
+                  comparison: Comparison | None = None, issued: dt.date | None = None) -> bytes:
+    """The document's HTML; `issued`, the day of its date line, is the day it is drawn up
+    unless given."""
     comparison = comparison or Comparison()
     escape = html.escape
     judged = _judged_at(report)
-    issued = dt.datetime.now(judged.tzinfo)  # the date line: the day it is drawn up
+    issued = issued or dt.datetime.now(judged.tzinfo).date()
     agency = reference.agencies.get(report["agency"] or "")
     subject = (f"Kết quả giải quyết thủ tục hành chính {period_words(report)}"
                + (f" của {agency.name}" if agency is not None else ""))
@@ -494,8 +496,8 @@ def document_html(report: dict[str, Any], reference: Reference, letterhead: Lett
         f"<div>Số: &nbsp;&nbsp;&nbsp;&nbsp;/BC-{escape(letterhead.abbreviation)}</div></td>"
         '<td><div class="bold">CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM</div>'
         '<div class="motto">Độc lập - Tự do - Hạnh phúc</div>'
-        f'<div class="dateline">{escape(letterhead.place or "……")}, ngày {issued:%d} tháng '
-        f"{issued:%m} năm {issued:%Y}</div></td></tr></table>",
+        f'<div class="dateline">{escape(letterhead.place or "……")}, {document_date(issued)}'
+        "</div></td></tr></table>",
         "<h1>BÁO CÁO</h1>", f'<p class="subject">{escape(subject)}</p>',
         f'<p class="to">Kính gửi: {escape("; ".join(letterhead.to))}.</p>',
     ]

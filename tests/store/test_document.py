@@ -156,3 +156,11 @@ def test_late_cases_are_listed_by_days_late_with_names(engine: Engine) -> None:
     # Names, not codes: only the case codes remain in the list.
     listed = page.split("Danh sách hồ sơ quá hạn")[1].split("VI. THỜI GIAN CHỜ")[0]
     assert "SX-" not in re.sub(r"SX-2026-\d+", "", listed)
+
+
+def test_the_date_line_is_written_as_decree_30_says(engine: Engine) -> None:
+    """A zero before a day below 10 and before months 1 and 2 only: "ngày 02 tháng 4"."""
+    report = report_of(engine, "2026-03")
+    page = document_html(report, REFERENCE, load_letterhead(SAMPLE_PROVINCE),
+                         issued=dt.date(2026, 4, 2)).decode()
+    assert "Sông Xanh, ngày 02 tháng 4 năm 2026</div>" in page
