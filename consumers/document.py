@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,11 @@ from onestop.consumers.report import (
     TIE_RULE,
     ReportError,
     ReportPeriod,
+    breakdown,
     build_report,
     centre_waits,
     parse_period,
-    pooled,
+    summed,
 )
 from onestop.consumers.vietnamese import date, document_date, number, percent, period_name
 from onestop.models.calendar import shown_date
@@ -305,12 +305,19 @@ AGENCY_COLUMNS = ["Cơ quan", "Tiếp nhận", "Đã giải quyết", "Trước 
                   "Đang quá hạn", "Tỷ lệ đúng hạn", "Chưa xin lỗi", "Luân chuyển điện tử"]
 
 
-def _agency_cells(name: str, figures: dict[str, Any]) -> list[str]:
-    return [name, number(figures["received"]), number(figures["ended"]),
+CASE_COLUMNS = AGENCY_COLUMNS[1:7]
+
+
+def _case_cells(figures: dict[str, Any]) -> list[str]:
+    """The cells of CASE_COLUMNS: what became of the cases."""
+    return [number(figures["received"]), number(figures["ended"]),
             number(figures["early"] + figures["on_time"]), number(figures["late"]),
-            number(figures["overdue_open"]),
-            percent(_ratio(figures, "completed_on_time_rate")),
-            number(figures["apologies_missing"]), percent(_ratio(figures, "e_transfer_share"))]
+            number(figures["overdue_open"]), percent(_ratio(figures, "completed_on_time_rate"))]
+
+
+def _agency_cells(name: str, figures: dict[str, Any]) -> list[str]:
+    return [name, *_case_cells(figures), number(figures["apologies_missing"]),
+            percent(_ratio(figures, "e_transfer_share"))]
 
 
 def agency_tables(report: dict[str, Any], reference: Reference) -> str:
@@ -327,22 +334,11 @@ def agency_tables(report: dict[str, Any], reference: Reference) -> str:
                 for code in codes]
         parts.append(f"<h3>{html.escape(heading)}</h3>")
         parts.append(_table(AGENCY_COLUMNS, rows, total=_agency_cells(
-            "Cộng", _summed([report["agencies"][code] for code in codes]))))
+            "Cộng", summed(report["agencies"][code] for code in codes))))
     if report["agency"] is None:
         parts.append("<h3>Toàn tỉnh</h3>" + _table(
             AGENCY_COLUMNS, [], total=_agency_cells("Toàn tỉnh", report["province"])))
     return "".join(parts)
-
-
-def _summed(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts added up; each rate from its added numerators and denominators."""
-    total: dict[str, Any] = {}
-    for name in ("received", "ended", "early", "on_time", "late", "overdue_open",
-                 "apologies_missing"):
-        total[name] = sum(row[name] for row in rows)
-    for name in ("completed_on_time_rate", "e_transfer_share"):
-        total[name] = {"ratio": pooled(row[name] for row in rows)}
-    return total
 
 
 APOLOGY_WORDS = {"not_required": "không phải", "issued_in_time": "đã xin lỗi đúng hạn",
@@ -368,22 +364,28 @@ def late_case_table(report: dict[str, Any], reference: Reference) -> str:
                   widths=(14, 20, 15, 10, 7, 10, 14, 10))
 
 
-def late_by_field_and_procedure(report: dict[str, Any], reference: Reference) -> str:
-    by_field: Counter[str] = Counter()
-    by_procedure: Counter[str] = Counter()
-    for case in report["late_cases"]:
-        procedure = reference.procedures.get(case["procedure"])
-        by_field[procedure.field if procedure else "Khác"] += 1
-        by_procedure[case["procedure"]] += 1
+def field_and_procedure_tables(report: dict[str, Any], reference: Reference) -> str:
+    """Every case by field with the total, the late ones by field as a chart, and the
+    procedures most often late with what became of all their cases."""
+    by_field, by_procedure = breakdown(report, reference)
     if not by_field:
-        return "<p>Không có hồ sơ quá hạn.</p>"
-    chart = bar_chart("Hồ sơ quá hạn theo lĩnh vực",
-                      [(name, float(count)) for name, count in by_field.most_common()],
-                      share=False)
+        return "<p>Không có hồ sơ.</p>"
+    total = "Toàn tỉnh" if report["agency"] is None else "Cộng"
+    parts = ["<h3>Theo lĩnh vực</h3>", _table(
+        ["Lĩnh vực", *CASE_COLUMNS], [[name, *_case_cells(figures)] for name, figures in by_field],
+        total=[total, *_case_cells(scope_of(report))])]
+    late = [(name, float(figures["late"] + figures["overdue_open"]))
+            for name, figures in by_field]
+    parts.append(bar_chart("Hồ sơ quá hạn (đã giải quyết quá hạn và đang quá hạn) theo lĩnh vực",
+                           sorted((item for item in late if item[1]), key=lambda item: -item[1]),
+                           share=False))
     rows = [[reference.procedures[code].name if code in reference.procedures else code,
-             number(count)] for code, count in by_procedure.most_common(10)]
-    return chart + "<h3>Thủ tục có nhiều hồ sơ quá hạn nhất</h3>" + _table(
-        ["Thủ tục", "Số hồ sơ quá hạn"], rows)
+             *_case_cells(figures)]
+            for code, figures in by_procedure[:10] if figures["late"] + figures["overdue_open"]]
+    parts.append("<h3>Thủ tục có nhiều hồ sơ quá hạn nhất</h3>")
+    parts.append(_table(["Thủ tục", *CASE_COLUMNS], rows, widths=(34, 11, 11, 11, 11, 11, 11))
+                 if rows else "<p>Không có hồ sơ quá hạn.</p>")
+    return "".join(parts)
 
 
 def ranking_tables(report: dict[str, Any], reference: Reference) -> str:
@@ -539,8 +541,8 @@ def _sections(report: dict[str, Any], reference: Reference,
     if report["agency"] is None:
         sections.append(("XẾP HẠNG", ranking_tables(report, reference)))
     sections += [
-        ("HỒ SƠ QUÁ HẠN", late_by_field_and_procedure(report, reference)
-         + "<h3>Danh sách hồ sơ quá hạn (quá hạn nhiều nhất trước)</h3>"
+        ("KẾT QUẢ THEO LĨNH VỰC VÀ THỦ TỤC", field_and_procedure_tables(report, reference)),
+        ("HỒ SƠ QUÁ HẠN", "<h3>Danh sách hồ sơ quá hạn (quá hạn nhiều nhất trước)</h3>"
          + late_case_table(report, reference)),
         ("THỜI GIAN CHỜ TẠI BỘ PHẬN MỘT CỬA", waits_section(report, reference)),
     ]

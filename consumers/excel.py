@@ -35,6 +35,7 @@ from onestop.consumers.render import (
     POINTS,
     SHARE,
     STATUS,
+    TOTAL,
     Column,
     Section,
     sections,
@@ -51,6 +52,8 @@ SHEET_NAMES = {
     "targets": "Mục tiêu",
     "agencies": "Theo cơ quan",
     "ranking": "Xếp hạng",
+    "fields": "Theo lĩnh vực",
+    "procedures": "Theo thủ tục",
     "waits": "Thời gian chờ",
     "service_index": "Chỉ số phục vụ",
     "late_cases": "Hồ sơ quá hạn",
@@ -60,7 +63,6 @@ SHEET_NAMES = {
 MOMENT = "moment"
 FORMATS = {COUNT: "#,##0", SHARE: "0.0%", MINUTES: "0.0", POINTS: "0.0"}
 DAY_FORMAT, TIME_FORMAT = "dd/mm/yyyy", "dd/mm/yyyy hh:mm"
-TOTAL = "Tổng cộng / Total"
 # The agency figure each share column of the agency table is, for its total.
 SHARES_OF = {
     "Tỷ lệ đúng hạn": "completed_on_time_rate",
@@ -94,6 +96,8 @@ def excel(report: dict[str, Any], reference: Reference) -> bytes:
         sheet = book.create_sheet(SHEET_NAMES[section.key])
         _heading(sheet, title, section)
         last_row = _table(sheet, section)
+        if section.total is not None:
+            _total(sheet, last_row + 1, section.total, section.columns)
         if section.key == "agencies":
             last_row = _total_row(sheet, section, report["agencies"], on_time_goal, last_row)
             _against_target(sheet, section, "Tỷ lệ đúng hạn", last_row)
@@ -280,10 +284,14 @@ def _total_row(
             total.append(_summed_share(agencies.values(), SHARES_OF[column.vi]))
         else:
             total.append(None)
-    _row(sheet, last_row + 1, total, section.columns)
-    for cell in sheet[last_row + 1]:
-        cell.font = Font(bold=True)
+    _total(sheet, last_row + 1, total, section.columns)
     return last_row + 1
+
+
+def _total(sheet: Worksheet, row_number: int, total: list[Any], columns: list[Column]) -> None:
+    _row(sheet, row_number, total, columns)
+    for cell in sheet[row_number]:
+        cell.font = Font(bold=True)
 
 
 def _summed_share(agencies: Iterable[dict[str, Any]], key: str) -> float | None:

@@ -101,7 +101,8 @@ def build_report(
 ) -> dict[str, Any]:
     """The report as JSON: the replay's figures (contract §6 keys) under `agencies`,
     `centres` and `province`, each agency listed, plus targets, ranking, late cases and
-    late paper hand-offs."""
+    late paper hand-offs; and `procedures`, each procedure's figures per agency (see
+    `breakdown`), which the JSON leaves out."""
     rules = CaseRules(reference)
     calendar = rules.calendar
     if as_of is None:
@@ -123,7 +124,7 @@ def build_report(
             f"the database holds cases of {len(unknown)} procedures the reference data lacks "
             f"({', '.join(unknown[:5])}{', …' if len(unknown) > 5 else ''}): give the "
             "province's reference data (--reference)")
-    figures = replay.report(as_of, period.first, period.last)
+    figures = replay.report(as_of, period.first, period.last, by_procedure=True)
     zeros = AgencyFigures().to_json()
     agencies = {code: figures["agencies"].get(code, zeros) for code in reference.agencies}
     agencies.update(figures["agencies"])
@@ -139,6 +140,7 @@ def build_report(
         key=lambda case: (-case["days_late"], case["case_id"]),
     )
     late_paper_transfers = figures["findings"]["late_paper_transfers"]
+    procedures = figures["procedures"]
     if agency is not None:
         if agency not in agencies:
             raise ReportError(f"--agency {agency}: no such agency in the reference data")
@@ -149,6 +151,8 @@ def build_report(
                       if case["handling_agency"] == agency or agency in case["responsible"]]
         late_paper_transfers = [item for item in late_paper_transfers
                                 if agency in (item["centre"], item["handling_agency"])]
+        procedures = {code: {agency: per_agency[agency]}
+                      for code, per_agency in procedures.items() if agency in per_agency}
     return {
         "as_of": figures["as_of"],
         "period": {"label": period.label, **figures["period"]},
@@ -166,6 +170,7 @@ def build_report(
         "ranking": [entry for entry in ranking if agency is None or entry["agency"] == agency],
         "late_cases": late_cases,
         "late_paper_transfers": late_paper_transfers,
+        "procedures": procedures,
     }
 
 
@@ -244,6 +249,48 @@ def centre_waits(report: dict[str, Any]) -> tuple[int, float | None]:
             pooled(figures["wait_within_target"] for figures in centres))
 
 
+def summed(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Figures of the report JSON added up: counts summed, each ratio pooled from its
+    summed numerators and denominators (the service-index groups left out)."""
+    total: dict[str, Any] = {}
+    for row in rows:
+        for name, value in row.items():
+            if isinstance(value, int):
+                total[name] = total.get(name, 0) + value
+            elif isinstance(value, dict) and "numerator" in value:
+                ratio = total.setdefault(name, {"numerator": 0, "denominator": 0})
+                ratio["numerator"] += value["numerator"]
+                ratio["denominator"] += value["denominator"]
+    for value in total.values():
+        if isinstance(value, dict):
+            value["ratio"] = pooled([value])
+    return total
+
+
+Breakdown = list[tuple[str, dict[str, Any]]]
+
+
+def breakdown(report: dict[str, Any], reference: Reference) -> tuple[Breakdown, Breakdown]:
+    """Every case of the report (not only the late ones) by field, most received first,
+    and by procedure code, most often late first (late, or open and overdue at the
+    period's end): the report's own figures split up, so each list adds up to the
+    province's (or the one agency's)."""
+    by_procedure = [(code, summed(per_agency.values()))
+                    for code, per_agency in report["procedures"].items()]
+    by_procedure.sort(key=lambda item: (-item[1]["late"] - item[1]["overdue_open"],
+                                        -item[1]["received"], item[0]))
+    fields: dict[str, list[dict[str, Any]]] = {}
+    for code, figures in by_procedure:
+        procedure = reference.procedures.get(code)
+        fields.setdefault(procedure.field if procedure else code, []).append(figures)
+    by_field = [(name, summed(rows)) for name, rows in fields.items()]
+    by_field.sort(key=lambda item: (-item[1]["received"], item[0]))
+    return by_field, by_procedure
+
+
 def report_json(report: dict[str, Any]) -> bytes:
-    return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    """The report as JSON: the replay's keys and the report's own (the breakdown by
+    procedure is for the document and the working file, written from the same figures)."""
+    shown = {name: value for name, value in report.items() if name != "procedures"}
+    return orjson.dumps(shown, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 

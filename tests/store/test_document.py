@@ -25,7 +25,7 @@ from onestop.consumers.document import (
     provisional,
     summary,
 )
-from onestop.consumers.report import build_report, parse_period
+from onestop.consumers.report import breakdown, build_report, parse_period, report_json
 from onestop.consumers.store import Store, connect, upgrade
 from onestop.consumers.vietnamese import number, percent
 from onestop.models.case import CaseRules
@@ -154,7 +154,7 @@ def test_late_cases_are_listed_by_days_late_with_names(engine: Engine) -> None:
     procedure = REFERENCE.procedures[worst["procedure"]].name
     assert re.search(re.escape(worst["case_id"]) + r"</td><td>" + re.escape(procedure), page)
     # Names, not codes: only the case codes remain in the list.
-    listed = page.split("Danh sách hồ sơ quá hạn")[1].split("VI. THỜI GIAN CHỜ")[0]
+    listed = page.split("Danh sách hồ sơ quá hạn")[1].split("THỜI GIAN CHỜ TẠI")[0]
     assert "SX-" not in re.sub(r"SX-2026-\d+", "", listed)
 
 
@@ -164,3 +164,44 @@ def test_the_date_line_is_written_as_decree_30_says(engine: Engine) -> None:
     page = document_html(report, REFERENCE, load_letterhead(SAMPLE_PROVINCE),
                          issued=dt.date(2026, 4, 2)).decode()
     assert "Sông Xanh, ngày 02 tháng 4 năm 2026</div>" in page
+
+
+@pytest.mark.parametrize("agency", [None, "SX-SYT"])
+def test_the_breakdown_by_field_and_by_procedure_adds_up_to_the_report(
+    engine: Engine, agency: str | None,
+) -> None:
+    """Every case of the report, not only the late ones, by field and by procedure: their
+    totals are the province's (or the agency's) figures, from the same judged states."""
+    report = report_of(engine, "2026-03", agency)
+    scope = report["province"] if agency is None else report["agencies"][agency]
+    by_field, by_procedure = breakdown(report, REFERENCE)
+    assert by_field and len(by_procedure) >= len(by_field)
+    for rows in (by_field, by_procedure):
+        for name in ("received", "ended", "early", "on_time", "late", "overdue_open"):
+            assert sum(figures[name] for _key, figures in rows) == scope[name], name
+        for part in ("numerator", "denominator"):
+            assert sum(figures["completed_on_time_rate"][part] for _key, figures in rows) == (
+                scope["completed_on_time_rate"][part])
+    assert {key for key, _figures in by_field} <= {
+        procedure.field for procedure in REFERENCE.procedures.values()}
+    # Most often late first.
+    late = [figures["late"] + figures["overdue_open"] for _key, figures in by_procedure]
+    assert late == sorted(late, reverse=True)
+    # The JSON stays the replay's format.
+    assert set(orjson.loads(report_json(report))) == {
+        "as_of", "period", "agency", "agencies", "centres", "province", "targets", "ranking",
+        "late_cases", "late_paper_transfers"}
+
+
+def test_the_document_shows_every_field_with_the_province_s_total(engine: Engine) -> None:
+    report = report_of(engine, "2026-03")
+    page = page_of(engine, "2026-03")
+    section = page.split("THEO LĨNH VỰC")[1]
+    by_field, by_procedure = breakdown(report, REFERENCE)
+    for field_name, figures in by_field:
+        assert f"<td>{field_name}</td><td class=num>{number(figures['received'])}</td>" in section
+    province = report["province"]
+    assert (f"<td>Toàn tỉnh</td><td class=num>{number(province['received'])}</td>"
+            f"<td class=num>{number(province['ended'])}</td>") in section
+    worst = REFERENCE.procedures[by_procedure[0][0]].name
+    assert f"<td>{worst}</td>" in section.split("Thủ tục có nhiều hồ sơ quá hạn nhất")[1]
