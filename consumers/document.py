@@ -17,20 +17,16 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
 from onestop.consumers.report import (
     TIE_RULE,
-    ReportError,
-    ReportPeriod,
+    Comparison,
     breakdown,
-    build_report,
     centre_waits,
-    parse_period,
+    scope_of,
     summed,
 )
 from onestop.consumers.vietnamese import date, document_date, number, percent, period_name
@@ -72,50 +68,6 @@ def load_letterhead(reference_dir: Path) -> Letterhead:
         signer_title=signer.get("title", default.signer_title),
         signer_name=signer.get("name", default.signer_name),
     )
-
-
-@dataclass
-class Comparison:
-    """The same figures for earlier periods, where the store holds them."""
-
-    previous: dict[str, Any] | None = None  # the period before
-    last_year: dict[str, Any] | None = None  # the same period a year earlier
-    trend: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, report)
-
-
-def _shifted(period: ReportPeriod, months: int) -> ReportPeriod:
-    """The period of the same length `months` months earlier."""
-    index = period.first.year * 12 + period.first.month - 1 - months
-    year, month = divmod(index, 12)
-    span = (period.last.year - period.first.year) * 12 + period.last.month - period.first.month
-    if span == 0:
-        return parse_period(f"{year}-{month + 1:02d}")
-    if span == 2:
-        return parse_period(f"{year}-Q{month // 3 + 1}")
-    return parse_period(str(year))
-
-
-def comparison_for(engine: Engine, reference: Reference, period: ReportPeriod,
-                   agency: str | None, as_of: float) -> Comparison:
-    """The previous period, the same period a year earlier and, for a month, the eleven
-    months before it: each where the store holds cases received in it."""
-    def built(earlier: ReportPeriod) -> dict[str, Any] | None:
-        try:
-            report = build_report(engine, reference, earlier, agency, as_of)
-        except ReportError:
-            return None
-        scope = report["province"] if agency is None else report["agencies"][agency]
-        return report if scope["received"] else None
-
-    span = (period.last.year - period.first.year) * 12 + period.last.month - period.first.month
-    step = span + 1
-    trend = []
-    if span == 0:
-        for months in range(11, 0, -1):
-            earlier = _shifted(period, months)
-            if (report := built(earlier)) is not None:
-                trend.append((period_name(earlier.first, earlier.last), report))
-    return Comparison(built(_shifted(period, step)), built(_shifted(period, 12)), trend)
 
 
 # ---- the period -------------------------------------------------------------------------
@@ -167,12 +119,6 @@ def _change(now: float | None, before: float | None, rate: bool) -> str:
     return f"{'tăng' if change > 0 else 'giảm'} {percent(abs(change))}"
 
 
-def scope_of(report: dict[str, Any]) -> dict[str, Any]:
-    """The figures a report is about: the province's, or its one agency's."""
-    agency = report["agency"]
-    return report["province"] if agency is None else report["agencies"][agency]
-
-
 def _compared(name: str, now: float | None, comparison: Comparison, rate: bool,
               whole_period: bool = True) -> str:
     """The change against earlier periods; counts only for a whole period (a month cut on
@@ -183,7 +129,7 @@ def _compared(name: str, now: float | None, comparison: Comparison, rate: bool,
     for label, other in (("so với kỳ trước", comparison.previous),
                          ("so với cùng kỳ năm trước", comparison.last_year)):
         if other is not None:
-            before = _ratio(scope_of(other), name) if rate else scope_of(other)[name]
+            before = _ratio(other.scope, name) if rate else other.scope[name]
             change = _change(now, before, rate)
             if change:
                 parts.append(f"{change} {label}")
@@ -269,8 +215,8 @@ def bar_chart(title: str, bars: list[tuple[str, float | None]], target: float | 
 
 def trend_chart(comparison: Comparison, report: dict[str, Any]) -> str:
     """The on-time rate month by month (oldest first), where the store has the months."""
-    points = [(label, _ratio(scope_of(other), "completed_on_time_rate"))
-              for label, other in comparison.trend]
+    points = [(period_name(month.period.first, month.period.last),
+               _ratio(month.scope, "completed_on_time_rate")) for month in comparison.trend]
     points.append((period_words(report), _ratio(scope_of(report), "completed_on_time_rate")))
     points = [(label, value) for label, value in points if value is not None]
     if len(points) < 2:

@@ -713,15 +713,16 @@ def report(
     reference: ReferenceOption = SAMPLE_PROVINCE,
 ) -> None:
     """The provincial report for a month, quarter or year, from the SQL store."""
-    from onestop.consumers.document import (
-        comparison_for,
-        document_html,
-        document_pdf,
-        load_letterhead,
-    )
+    from onestop.consumers.document import document_html, document_pdf, load_letterhead
     from onestop.consumers.excel import excel
     from onestop.consumers.render import markdown
-    from onestop.consumers.report import ReportError, build_report, parse_period, report_json
+    from onestop.consumers.report import (
+        ReportError,
+        build_report,
+        comparison_for,
+        parse_period,
+        report_json,
+    )
 
     _output(out, "--out")
     chosen = output_format or (out.suffix.lstrip(".") if out else "md")

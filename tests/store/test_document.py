@@ -18,14 +18,20 @@ from sqlalchemy import Engine
 from onestop.common.replay import Replay
 from onestop.consumers.backfill import backfill
 from onestop.consumers.document import (
-    comparison_for,
     document_html,
     document_pdf,
     load_letterhead,
     provisional,
     summary,
 )
-from onestop.consumers.report import breakdown, build_report, parse_period, report_json
+from onestop.consumers.report import (
+    breakdown,
+    build_report,
+    comparison_for,
+    parse_period,
+    report_json,
+    scope_of,
+)
 from onestop.consumers.store import Store, connect, upgrade
 from onestop.consumers.vietnamese import number, percent
 from onestop.models.case import CaseRules
@@ -116,7 +122,7 @@ def test_a_later_month_is_compared_with_the_one_before(engine: Engine) -> None:
     april, march = report_of(engine, "2026-04"), report_of(engine, "2026-03")
     comparison = comparison_for(engine, REFERENCE, parse_period("2026-04"), None, AS_OF)
     assert comparison.previous is not None and comparison.last_year is None
-    assert [label for label, _report in comparison.trend] == ["tháng 3/2026"]
+    assert [earlier.period.label for earlier in comparison.trend] == ["2026-03"]
     text = " ".join(summary(april, REFERENCE, comparison))
     now = april["province"]["completed_on_time_rate"]["ratio"]
     before = march["province"]["completed_on_time_rate"]["ratio"]
@@ -205,3 +211,18 @@ def test_the_document_shows_every_field_with_the_province_s_total(engine: Engine
             f"<td class=num>{number(province['ended'])}</td>") in section
     worst = REFERENCE.procedures[by_procedure[0][0]].name
     assert f"<td>{worst}</td>" in section.split("Thủ tục có nhiều hồ sơ quá hạn nhất")[1]
+
+
+@pytest.mark.parametrize(("period", "agency"), [
+    ("2026-04", None), ("2026-04", "SX-SYT"), ("2026-Q2", None)])
+def test_the_earlier_periods_figures_are_those_of_their_own_reports(
+    engine: Engine, period: str, agency: str | None,
+) -> None:
+    """The comparison judges only the totals of each earlier period, and they are the
+    figures of that period's own report: the summary and the trend compare like with like."""
+    comparison = comparison_for(engine, REFERENCE, parse_period(period), agency, AS_OF)
+    earlier = report_of(engine, "2026-Q1" if period == "2026-Q2" else "2026-03", agency)
+    assert comparison.previous is not None and comparison.last_year is None
+    assert comparison.previous.scope == scope_of(earlier)
+    assert comparison.previous.centres == earlier["centres"]
+    assert comparison.trend == ([comparison.previous] if period == "2026-04" else [])
