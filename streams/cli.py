@@ -745,18 +745,19 @@ def report(
             or scope["service_index_on_time_rate"]["denominator"]):
         raise _fail(f"no case was received, ended or late in {period} in this database: "
                     "check --period and --db")
-    if chosen in ("html", "pdf"):
+    if chosen in ("md", "json"):
+        payload = markdown(built, reference_data) if chosen == "md" else report_json(built)
+    else:  # the document and the working file compare with earlier periods
         judged = dt.datetime.fromisoformat(built["as_of"]).timestamp()
-        page = document_html(built, reference_data, load_letterhead(reference),
-                             comparison_for(store.engine, reference_data, chosen_period, agency,
-                                            judged))
-        try:
-            payload = page if chosen == "html" else document_pdf(page)
-        except RuntimeError as error:
-            raise _fail(str(error)) from None
-    else:
-        writers = {"xlsx": excel, "md": markdown, "json": lambda report, _: report_json(report)}
-        payload = writers[chosen](built, reference_data)
+        comparison = comparison_for(store.engine, reference_data, chosen_period, agency, judged)
+        if chosen == "xlsx":
+            payload = excel(built, reference_data, comparison)
+        else:
+            page = document_html(built, reference_data, load_letterhead(reference), comparison)
+            try:
+                payload = page if chosen == "html" else document_pdf(page)
+            except RuntimeError as error:
+                raise _fail(str(error)) from None
     if out is None:
         sys.stdout.buffer.write(payload)
     else:

@@ -5,6 +5,7 @@ with the previous period, an interim and an agency report that say what they are
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import shutil
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
+from openpyxl import load_workbook
+from openpyxl.chart import BarChart, LineChart
 from sqlalchemy import Engine
 
 from onestop.common.replay import Replay
@@ -24,6 +27,7 @@ from onestop.consumers.document import (
     provisional,
     summary,
 )
+from onestop.consumers.excel import excel
 from onestop.consumers.report import (
     breakdown,
     build_report,
@@ -226,3 +230,31 @@ def test_the_earlier_periods_figures_are_those_of_their_own_reports(
     assert comparison.previous.scope == scope_of(earlier)
     assert comparison.previous.centres == earlier["centres"]
     assert comparison.trend == ([comparison.previous] if period == "2026-04" else [])
+
+
+def test_the_excel_file_charts_the_months_and_the_late_cases_by_field(engine: Engine) -> None:
+    """Native charts: the main rates month by month (March, then April so far) and the
+    late and overdue cases of each field."""
+    april = report_of(engine, "2026-04")
+    comparison = comparison_for(engine, REFERENCE, parse_period("2026-04"), None, AS_OF)
+    book = load_workbook(io.BytesIO(excel(april, REFERENCE, comparison)))
+
+    trend = book["Qua các kỳ"]
+    heading = [str(cell.value).split("\n")[0] for cell in trend[6]]
+    rate = heading.index("Tỷ lệ đúng hạn") + 1
+    assert [trend.cell(row, 1).value for row in (7, 8)] == ["tháng 3/2026", "tháng 4/2026"]
+    march = comparison.trend[0].scope
+    assert trend.cell(7, rate).value == march["completed_on_time_rate"]["ratio"]
+    assert trend.cell(8, rate).value == april["province"]["completed_on_time_rate"]["ratio"]
+    [chart] = trend._charts
+    assert isinstance(chart, LineChart)
+    titles = {series.tx.v for series in chart.series}
+    assert {"Tỷ lệ đúng hạn / Completed on time", "Chờ ≤ 15 phút / Within 15 minutes"} <= titles
+
+    fields = book["Theo lĩnh vực"]
+    [chart] = fields._charts
+    assert isinstance(chart, BarChart) and chart.grouping == "stacked"
+    assert [series.tx.v for series in chart.series] == [
+        "Quá hạn / Late", "Đang quá hạn cuối kỳ / Overdue open at period end"]
+    by_field, _by_procedure = breakdown(april, REFERENCE)
+    assert chart.series[0].val.numRef.f == f"'Theo lĩnh vực'!$F$7:$F${6 + len(by_field)}"

@@ -198,7 +198,7 @@ def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filter
 
     book = load_workbook(path)
     assert book.sheetnames == [
-        "Tổng hợp", "Mục tiêu", "Theo cơ quan", "Xếp hạng", "Theo lĩnh vực", "Theo thủ tục",
+        "Tổng hợp", "Mục tiêu", "Qua các kỳ", "Theo cơ quan", "Xếp hạng", "Theo lĩnh vực", "Theo thủ tục",
         "Thời gian chờ",
         "Chỉ số phục vụ", "Hồ sơ quá hạn", "Hồ sơ giấy chuyển muộn",
     ]
