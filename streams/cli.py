@@ -711,6 +711,10 @@ def report(
         typer.Option("--as-of", help="Judge as of this instant (default: the newest data)."),
     ] = None,
     reference: ReferenceOption = SAMPLE_PROVINCE,
+    lang: Annotated[
+        str, typer.Option("--lang", help="The document's language: vi (default) or en; "
+                          "the xlsx and md data are bilingual.")
+    ] = "vi",
 ) -> None:
     """The provincial report for a month, quarter or year, from the SQL store."""
     from onestop.consumers.document import document_html, document_pdf, load_letterhead
@@ -730,6 +734,11 @@ def report(
         raise _fail(f"--format '{chosen}': give one of {', '.join(REPORT_FORMATS)}")
     if chosen in ("xlsx", "pdf") and out is None:
         raise _fail(f"a {chosen} report needs --out FILE.{chosen}")
+    if lang not in ("vi", "en"):
+        raise _fail(f"--lang '{lang}': give vi or en")
+    if lang == "en" and chosen not in ("pdf", "html"):
+        raise _fail("--lang en: only the document (pdf, html) has an English rendering; "
+                    "the xlsx and md data are bilingual")
     instant = None if as_of is None else _instant(as_of, "--as-of")
     reference_data = _load(reference)
     store = _store(url, migrate=False)
@@ -753,7 +762,8 @@ def report(
         if chosen == "xlsx":
             payload = excel(built, reference_data, comparison)
         else:
-            page = document_html(built, reference_data, load_letterhead(reference), comparison)
+            page = document_html(built, reference_data, load_letterhead(reference), comparison,
+                                 lang=lang)
             try:
                 payload = page if chosen == "html" else document_pdf(page)
             except RuntimeError as error:

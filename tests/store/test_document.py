@@ -258,3 +258,29 @@ def test_the_excel_file_charts_the_months_and_the_late_cases_by_field(engine: En
         "Quá hạn / Late", "Đang quá hạn cuối kỳ / Overdue open at period end"]
     by_field, _by_procedure = breakdown(april, REFERENCE)
     assert chart.series[0].val.numRef.f == f"'Theo lĩnh vực'!$F$7:$F${6 + len(by_field)}"
+
+
+def test_the_english_rendering_is_the_same_document_in_english(engine: Engine) -> None:
+    """The same template with English words and English number forms; the names of
+    agencies, procedures and the letterhead stay as they are."""
+    report = report_of(engine, "2026-03")
+    comparison = comparison_for(engine, REFERENCE, parse_period("2026-03"), None, AS_OF)
+    letterhead = load_letterhead(SAMPLE_PROVINCE)
+    english = document_html(report, REFERENCE, letterhead, comparison,
+                            issued=dt.date(2026, 4, 2), lang="en").decode()
+    vietnamese = document_html(report, REFERENCE, letterhead, comparison,
+                               issued=dt.date(2026, 4, 2)).decode()
+    province = report["province"]
+    assert '<html lang="en">' in english
+    assert "Results of administrative procedures, March 2026" in english
+    assert f"the province received {province['received']:,} cases" in english
+    on_time = province["completed_on_time_rate"]["ratio"]
+    assert f"{100 * on_time:.1f}%" in english
+    assert "Sông Xanh, 2 April 2026" in english
+    assert "SOCIALIST REPUBLIC OF VIET NAM" in english
+    assert REFERENCE.agencies["SX-SYT"].name in english  # names stay
+    for word in ("Tiếp nhận", "Kính gửi", "Tỷ lệ", "Nơi nhận", "mục tiêu", "Quá hạn",
+                 "Toàn tỉnh", "Không có", "đang giải quyết"):
+        assert word not in english, word
+    assert english.count("<h2>") == vietnamese.count("<h2>")
+    assert english.count("<tr") == vietnamese.count("<tr")
