@@ -12,6 +12,7 @@ from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Pt
 
+from onestop.consumers.vietnamese import document_date
 from onestop.models.calendar import WorkingCalendar
 from onestop.models.case import CaseView
 from onestop.models.reference import Reference
@@ -64,10 +65,6 @@ def draft_for(view: CaseView, reference: Reference, calendar: WorkingCalendar,
     )
 
 
-def _date(day: dt.date) -> str:
-    return f"ngày {day.day:02d} tháng {day.month:02d} năm {day.year}"
-
-
 def draft_docx(draft: ApologyDraft, today: dt.date) -> bytes:
     """The Word document of `draft`, in memory: it is attached to the head's e-mail and
     never written to disk, so no copy of the applicant's data is left behind."""
@@ -80,7 +77,7 @@ def draft_docx(draft: ApologyDraft, today: dt.date) -> bytes:
     left, right = header.rows[0].cells
     left.text = f"{draft.parent_name.upper()}\n{draft.agency_name.upper()}\nSố: ……/…….".lstrip()
     right.text = ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM\nĐộc lập - Tự do - Hạnh phúc\n\n"
-                  f"…………, {_date(today)}")
+                  f"…………, {document_date(today)}")
     for cell in (left, right):
         for paragraph in cell.paragraphs:
             paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER

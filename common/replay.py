@@ -136,21 +136,28 @@ class Replay:
                 yield view
 
     def report(
-        self, as_of: float, period_from: dt.date | None = None, period_to: dt.date | None = None
+        self, as_of: float, period_from: dt.date | None = None, period_to: dt.date | None = None,
+        by_procedure: bool = False,
     ) -> dict[str, Any]:
         """The replay JSON (contract §6). With a period, cases are judged as of the
-        period's end (or `as_of` if earlier) and only cases handled in it are listed."""
+        period's end (or `as_of` if earlier) and only cases handled in it are listed.
+        `by_procedure` adds `procedures`: each procedure's cases counted as `agencies`
+        counts them (procedure → agency → figures), for the report's breakdown; the
+        replay's own output has no such key."""
         calendar = self.rules.calendar
         end = as_of if period_to is None else min(as_of, calendar.end_of_day(period_to))
         # The period opens at 24:00 of the day before `period_from` (see Period).
         start = float("-inf") if period_from is None else calendar.start_of_day(period_from)
         period = Period(start, end)
         agencies: dict[str, AgencyFigures] = {}
+        procedures: dict[str, dict[str, AgencyFigures]] = {}
         cases: dict[str, Any] = {}
         late_paper: list[dict[str, Any]] = []
         notifying = notifying_sources(self.cases.values(), end)
         for view in self.views(end):
             add_case(agencies, view, period, notifying)
+            if by_procedure:
+                add_case(procedures.setdefault(view.procedure, {}), view, period, notifying)
             if period.holds(view.late_paper_transfer_at):
                 late_paper.append(late_paper_transfer_json(view, calendar.isoformat))
             if (
@@ -174,7 +181,7 @@ class Replay:
                 visit = self.queue_rules.evaluate(ticket, end)
             if visit is not None:
                 add_visit(centres, visit, period, target)
-        return {
+        figures = {
             "as_of": calendar.isoformat(as_of),
             "period": {
                 "from": None if period_from is None else period_from.isoformat(),
@@ -190,6 +197,11 @@ class Replay:
                 "late_paper_transfers": sorted(late_paper, key=lambda item: item["case_id"]),
             },
         }
+        if by_procedure:
+            figures["procedures"] = {
+                code: {agency: value.to_json() for agency, value in sorted(per_agency.items())}
+                for code, per_agency in sorted(procedures.items())}
+        return figures
 
 
 def case_json(view: CaseView, isoformat: Callable[[float], str]) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 administrative document (Decree 30/2020/NĐ-CP: issuing body, number, place and date,
 title, "Kính gửi", body, recipients, signer), printed to an A4 PDF by headless Chromium.
 
-Vietnamese only, in Vietnamese formats (1.566; 96,1 %; 02/03/2026; tháng 3/2026). The
-body is written from the report's figures: a summary with the change against the
-previous period and the same period last year where the store has them, charts (inline
-SVG, so the HTML stands alone), the agencies split by level with a total row, the
-ranking with its tie rule, the late cases by severity, by field and by procedure.
+In Vietnamese, in Vietnamese formats (1.566; 96,1 %; 02/03/2026; tháng 3/2026), or in
+English from the same template (`Words`). The body is written from the report's figures:
+a summary with the change against the previous period and the same period last year
+where the store has them, charts (inline SVG, so the HTML stands alone), the agencies
+split by level with a total row, the ranking with its tie rule, every case by field and
+by procedure, the late cases by severity.
 """
 
 from __future__ import annotations
@@ -17,23 +18,27 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
+from onestop.consumers.english import ENGLISH
 from onestop.consumers.report import (
     TIE_RULE,
-    ReportError,
-    ReportPeriod,
-    build_report,
+    Comparison,
+    breakdown,
     centre_waits,
-    parse_period,
-    pooled,
+    scope_of,
+    summed,
 )
-from onestop.consumers.vietnamese import date, number, percent, period_name
+from onestop.consumers.vietnamese import (
+    date,
+    document_date,
+    number,
+    percent,
+    period_name,
+    period_name_en,
+)
 from onestop.models.calendar import shown_date
 from onestop.models.reference import Reference
 
@@ -74,48 +79,43 @@ def load_letterhead(reference_dir: Path) -> Letterhead:
     )
 
 
-@dataclass
-class Comparison:
-    """The same figures for earlier periods, where the store holds them."""
+# ---- the language ------------------------------------------------------------------------
 
-    previous: dict[str, Any] | None = None  # the period before
-    last_year: dict[str, Any] | None = None  # the same period a year earlier
-    trend: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, report)
+@dataclass(frozen=True)
+class Words:
+    """The document's words and forms in one language. The template is written in
+    Vietnamese; English takes each text from a labels table (`ENGLISH`), a text it lacks
+    being an error rather than Vietnamese left in an English document. Names (agencies,
+    procedures, fields, the letterhead) stay as they are."""
+
+    lang: str = "vi"
+
+    def __call__(self, text: str, **values: Any) -> str:
+        shown = text if self.lang == "vi" else ENGLISH[text]
+        return shown.format(**values) if values else shown
+
+    def number(self, value: float, decimals: int = 0) -> str:
+        return number(value, decimals) if self.lang == "vi" else f"{value:,.{decimals}f}"
+
+    def percent(self, ratio: float | None, decimals: int = 1) -> str:
+        if self.lang == "vi" or ratio is None:
+            return percent(ratio, decimals)
+        return f"{100 * ratio:,.{decimals}f}%"
+
+    def date(self, day: dt.date) -> str:
+        """02/03/2026; in English "2 Mar 2026", which no reader takes for 3 February."""
+        return date(day) if self.lang == "vi" else f"{day.day} {day:%b %Y}"
+
+    def document_date(self, day: dt.date) -> str:
+        """The date of the place-and-date line."""
+        return document_date(day) if self.lang == "vi" else f"{day.day} {day:%B %Y}"
+
+    def period(self, first: dt.date, last: dt.date) -> str:
+        return period_name(first, last) if self.lang == "vi" else period_name_en(first, last)
 
 
-def _shifted(period: ReportPeriod, months: int) -> ReportPeriod:
-    """The period of the same length `months` months earlier."""
-    index = period.first.year * 12 + period.first.month - 1 - months
-    year, month = divmod(index, 12)
-    span = (period.last.year - period.first.year) * 12 + period.last.month - period.first.month
-    if span == 0:
-        return parse_period(f"{year}-{month + 1:02d}")
-    if span == 2:
-        return parse_period(f"{year}-Q{month // 3 + 1}")
-    return parse_period(str(year))
-
-
-def comparison_for(engine: Engine, reference: Reference, period: ReportPeriod,
-                   agency: str | None, as_of: float) -> Comparison:
-    """The previous period, the same period a year earlier and, for a month, the eleven
-    months before it: each where the store holds cases received in it."""
-    def built(earlier: ReportPeriod) -> dict[str, Any] | None:
-        try:
-            report = build_report(engine, reference, earlier, agency, as_of)
-        except ReportError:
-            return None
-        scope = report["province"] if agency is None else report["agencies"][agency]
-        return report if scope["received"] else None
-
-    span = (period.last.year - period.first.year) * 12 + period.last.month - period.first.month
-    step = span + 1
-    trend = []
-    if span == 0:
-        for months in range(11, 0, -1):
-            earlier = _shifted(period, months)
-            if (report := built(earlier)) is not None:
-                trend.append((period_name(earlier.first, earlier.last), report))
-    return Comparison(built(_shifted(period, step)), built(_shifted(period, 12)), trend)
+VIETNAMESE = Words()
+LANGUAGES = {"vi": VIETNAMESE, "en": Words("en")}
 
 
 # ---- the period -------------------------------------------------------------------------
@@ -129,18 +129,19 @@ def _judged_at(report: dict[str, Any]) -> dt.datetime:
     return dt.datetime.fromisoformat(report["period"]["judged_as_of"])
 
 
-def provisional(report: dict[str, Any]) -> str | None:
+def provisional(report: dict[str, Any], say: Words = VIETNAMESE) -> str | None:
     """"Số liệu tạm tính đến …" when the figures stop before the period's end."""
     _first, last = _period(report)
     judged = _judged_at(report)
     period_end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), judged.tzinfo)
     if judged >= period_end:
         return None
-    return f"Số liệu tạm tính đến {judged:%H:%M} ngày {date(judged.date())}"
+    return say("Số liệu tạm tính đến {time} ngày {day}", time=f"{judged:%H:%M}",
+               day=say.date(judged.date()))
 
 
-def period_words(report: dict[str, Any]) -> str:
-    return period_name(*_period(report))
+def period_words(report: dict[str, Any], say: Words = VIETNAMESE) -> str:
+    return say.period(*_period(report))
 
 
 # ---- the summary ------------------------------------------------------------------------
@@ -150,30 +151,25 @@ def _ratio(figures: dict[str, Any], name: str) -> float | None:
     return value["ratio"] if isinstance(value, dict) else None
 
 
-def _change(now: float | None, before: float | None, rate: bool) -> str:
+def _change(now: float | None, before: float | None, rate: bool, say: Words) -> str:
     """"tăng 12,0 %", "giảm 1,5 điểm %" or "" (nothing to compare)."""
     if now is None or before is None:
         return ""
     if rate:
         points = 100 * (now - before)
         if abs(points) < 0.05:
-            return "không đổi"
-        return f"{'tăng' if points > 0 else 'giảm'} {number(abs(points), 1)} điểm %"
+            return say("không đổi")
+        return say("tăng {points} điểm %" if points > 0 else "giảm {points} điểm %",
+                   points=say.number(abs(points), 1))
     if before == 0:
         return ""
     change = (now - before) / before
     if abs(change) < 0.0005:
-        return "không đổi"
-    return f"{'tăng' if change > 0 else 'giảm'} {percent(abs(change))}"
+        return say("không đổi")
+    return say("tăng {share}" if change > 0 else "giảm {share}", share=say.percent(abs(change)))
 
 
-def scope_of(report: dict[str, Any]) -> dict[str, Any]:
-    """The figures a report is about: the province's, or its one agency's."""
-    agency = report["agency"]
-    return report["province"] if agency is None else report["agencies"][agency]
-
-
-def _compared(name: str, now: float | None, comparison: Comparison, rate: bool,
+def _compared(name: str, now: float | None, comparison: Comparison, rate: bool, say: Words,
               whole_period: bool = True) -> str:
     """The change against earlier periods; counts only for a whole period (a month cut on
     the 12th is not compared with a whole month)."""
@@ -183,55 +179,61 @@ def _compared(name: str, now: float | None, comparison: Comparison, rate: bool,
     for label, other in (("so với kỳ trước", comparison.previous),
                          ("so với cùng kỳ năm trước", comparison.last_year)):
         if other is not None:
-            before = _ratio(scope_of(other), name) if rate else scope_of(other)[name]
-            change = _change(now, before, rate)
+            before = _ratio(other.scope, name) if rate else other.scope[name]
+            change = _change(now, before, rate, say)
             if change:
-                parts.append(f"{change} {label}")
+                parts.append(f"{change} {say(label)}")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def summary(report: dict[str, Any], reference: Reference, comparison: Comparison) -> list[str]:
+def summary(report: dict[str, Any], reference: Reference, comparison: Comparison,
+            say: Words = VIETNAMESE) -> list[str]:
     """The summary's paragraphs, every number from the report (and the comparisons)."""
     scope = scope_of(report)
-    who = "toàn tỉnh" if report["agency"] is None else reference.agencies[report["agency"]].name
+    who = (say("toàn tỉnh") if report["agency"] is None
+           else reference.agencies[report["agency"]].name)
     on_time = _ratio(scope, "completed_on_time_rate")
     target = reference.targets.get("completed_on_time_rate")
     whole = provisional(report) is None
+    count = {name: say.number(value) for name, value in scope.items()
+             if isinstance(value, int)}
+    judged = ""
+    if on_time is not None and target is not None:
+        judged = say(", đạt mục tiêu {target}" if on_time >= target
+                     else ", chưa đạt mục tiêu {target}", target=say.percent(target))
     paragraphs = [
-        f"Trong {period_words(report)}, {who} tiếp nhận {number(scope['received'])} hồ sơ"
-        f"{_compared('received', scope['received'], comparison, False, whole)}, trong đó "
-        f"{number(scope['received_online'])} hồ sơ trực tuyến, "
-        f"{number(scope['received_counter'])} hồ sơ trực tiếp và "
-        f"{number(scope['received_postal'])} hồ sơ qua bưu chính.",
-        f"Đã giải quyết {number(scope['ended'])} hồ sơ: {number(scope['early'])} trước hạn, "
-        f"{number(scope['on_time'])} đúng hạn, {number(scope['late'])} quá hạn. Tỷ lệ giải "
-        f"quyết đúng hạn {percent(on_time)}"
-        f"{_compared('completed_on_time_rate', on_time, comparison, True)}"
-        + (f", {'đạt' if on_time >= target else 'chưa đạt'} mục tiêu {percent(target)}."
-           if on_time is not None and target is not None else "."),
-        f"{'Cuối kỳ' if whole else 'Đến thời điểm báo cáo'} còn "
-        f"{number(scope['overdue_open'])} hồ sơ đang quá hạn. "
-        f"{number(scope['apologies_required'])} hồ sơ phải có văn bản xin lỗi: "
-        f"{number(scope['apologies_in_time'])} xin lỗi đúng hạn, "
-        f"{number(scope['apologies_late'])} xin lỗi muộn, "
-        f"{number(scope['apologies_missing'])} chưa xin lỗi.",
-        f"Tỷ lệ hồ sơ luân chuyển điện tử giữa các cơ quan "
-        f"{percent(_ratio(scope, 'e_transfer_share'))}; nộp trực tuyến "
-        f"{percent(_ratio(scope, 'online_submission_share'))}; thanh toán trực tuyến "
-        f"{percent(_ratio(scope, 'online_payment_share'))}.",
+        say("Trong {period}, {who} tiếp nhận {received} hồ sơ{change}, trong đó {received_online}"
+            " hồ sơ trực tuyến, {received_counter} hồ sơ trực tiếp và {received_postal} hồ sơ "
+            "qua bưu chính.", period=period_words(report, say), who=who,
+            change=_compared("received", scope["received"], comparison, False, say, whole),
+            **count),
+        say("Đã giải quyết {ended} hồ sơ: {early} trước hạn, {on_time} đúng hạn, {late} quá "
+            "hạn. Tỷ lệ giải quyết đúng hạn {rate}{change}{judged}.", rate=say.percent(on_time),
+            change=_compared("completed_on_time_rate", on_time, comparison, True, say),
+            judged=judged, **count),
+        say("Cuối kỳ còn {overdue_open} hồ sơ đang quá hạn." if whole else
+            "Đến thời điểm báo cáo còn {overdue_open} hồ sơ đang quá hạn.", **count) + " "
+        + say("{apologies_required} hồ sơ phải có văn bản xin lỗi: {apologies_in_time} xin lỗi "
+              "đúng hạn, {apologies_late} xin lỗi muộn, {apologies_missing} chưa xin lỗi.",
+              **count),
+        say("Tỷ lệ hồ sơ luân chuyển điện tử giữa các cơ quan {transfers}; nộp trực tuyến "
+            "{online}; thanh toán trực tuyến {paid}.",
+            transfers=say.percent(_ratio(scope, "e_transfer_share")),
+            online=say.percent(_ratio(scope, "online_submission_share")),
+            paid=say.percent(_ratio(scope, "online_payment_share"))),
     ]
     visits, within = centre_waits(report)
     if visits:
-        paragraphs.append(
-            f"Tại Bộ phận Một cửa, {number(visits)} lượt chờ, {percent(within)} được phục vụ "
-            "trong vòng 15 phút.")
+        paragraphs.append(say(
+            "Tại Bộ phận Một cửa, {visits} lượt chờ, {within} được phục vụ trong vòng 15 phút.",
+            visits=say.number(visits), within=say.percent(within)))
     return paragraphs
 
 
 # ---- charts (inline SVG) ------------------------------------------------------------------
 
-def bar_chart(title: str, bars: list[tuple[str, float | None]], target: float | None = None,
-              share: bool = True) -> str:
+def bar_chart(title: str, bars: list[tuple[str, float | None]], say: Words,
+              target: float | None = None, share: bool = True) -> str:
     """Horizontal bars, one per label; shares on 0–100 %, counts on 0–their most; the
     target as a red line."""
     if not bars:
@@ -240,6 +242,7 @@ def bar_chart(title: str, bars: list[tuple[str, float | None]], target: float | 
     label_width, plot, row = 300, 360, 18
     height = row * len(bars) + 44
     escape = html.escape
+    shown_value = say.percent if share else say.number
     parts = [f'<figure class="chart"><svg xmlns="http://www.w3.org/2000/svg" width="700" '
              f'height="{height}" role="img" aria-label="{escape(title)}">']
     for index, (label, value) in enumerate(bars):
@@ -252,68 +255,80 @@ def bar_chart(title: str, bars: list[tuple[str, float | None]], target: float | 
             below = target is not None and value < target
             parts.append(f'<rect x="{label_width}" y="{y + 2}" width="{width:.1f}" height="12" '
                          f'fill="{"#c0392b" if below else "#2e6da4"}"/>')
-            text = percent(value) if share else number(value)
             parts.append(f'<text x="{label_width + width + 4:.1f}" y="{y + 12}" '
-                         f'font-size="10">{text}</text>')
+                         f'font-size="10">{shown_value(value)}</text>')
     if target is not None:
         x = label_width + plot * target / top
         bottom = 10 + row * len(bars)
         parts.append(f'<line x1="{x:.1f}" y1="6" x2="{x:.1f}" y2="{bottom}" stroke="#c0392b" '
                      'stroke-dasharray="4 3"/>')
         parts.append(f'<text x="{x:.1f}" y="{bottom + 14}" font-size="10" fill="#c0392b" '
-                     f'text-anchor="middle">mục tiêu {percent(target) if share else number(target)}'
+                     f'text-anchor="middle">{say("mục tiêu {target}", target=shown_value(target))}'
                      '</text>')
     parts.append(f"</svg><figcaption>{escape(title)}</figcaption></figure>")
     return "".join(parts)
 
 
-def trend_chart(comparison: Comparison, report: dict[str, Any]) -> str:
+def trend_chart(comparison: Comparison, report: dict[str, Any], say: Words) -> str:
     """The on-time rate month by month (oldest first), where the store has the months."""
-    points = [(label, _ratio(scope_of(other), "completed_on_time_rate"))
-              for label, other in comparison.trend]
-    points.append((period_words(report), _ratio(scope_of(report), "completed_on_time_rate")))
+    points = [(say.period(month.period.first, month.period.last),
+               _ratio(month.scope, "completed_on_time_rate")) for month in comparison.trend]
+    points.append((period_words(report, say),
+                   _ratio(scope_of(report), "completed_on_time_rate")))
     points = [(label, value) for label, value in points if value is not None]
     if len(points) < 2:
         return ""
-    return bar_chart("Tỷ lệ giải quyết đúng hạn qua các kỳ", points)
+    return bar_chart(say("Tỷ lệ giải quyết đúng hạn qua các kỳ"), points, say)
 
 
 # ---- tables -----------------------------------------------------------------------------
 
-def _table(headings: list[str], rows: list[list[str]], numeric: set[int] | None = None,
-           total: list[str] | None = None, widths: tuple[int, ...] = ()) -> str:
-    """An HTML table, right-aligning the `numeric` columns (all but the first unless said);
-    `widths` (percentages) fix the columns so that the page's width holds them, long names
-    wrapping inside their column."""
+def _table(headings: list[str], rows: list[list[str]], say: Words,
+           numeric: set[int] | None = None, total: list[str] | None = None,
+           widths: tuple[int, ...] = ()) -> str:
+    """An HTML table with its headings in the document's language, right-aligning the
+    `numeric` columns (all but the first unless said); `widths` (percentages) fix the
+    columns so that the page's width holds them, long names wrapping inside their
+    column."""
     numeric = set(range(1, len(headings))) if numeric is None else numeric
     escape = html.escape
     columns = ("<colgroup>" + "".join(f'<col style="width:{width}%">' for width in widths)
                + "</colgroup>") if widths else ""
     fixed = ' class="fixed"' if widths else ""
-    head = "".join(f"<th>{escape(text)}</th>" for text in headings)
+    head = "".join(f"<th>{escape(say(text))}</th>" for text in headings)
     body = []
     for cells in rows + ([total] if total else []):
         css = ' class="total"' if total is not None and cells is total else ""
         body.append(f"<tr{css}>" + "".join(
             f'<td{" class=num" if index in numeric else ""}>{escape(text)}</td>'
             for index, text in enumerate(cells)) + "</tr>")
+    if not (rows or total):
+        return f"<p>{say('Không có.')}</p>"
     return (f"<table{fixed}>{columns}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
-            "</tbody></table>" if rows or total else "<p>Không có.</p>")
+            "</tbody></table>")
 
 
 AGENCY_COLUMNS = ["Cơ quan", "Tiếp nhận", "Đã giải quyết", "Trước và đúng hạn", "Quá hạn",
                   "Đang quá hạn", "Tỷ lệ đúng hạn", "Chưa xin lỗi", "Luân chuyển điện tử"]
 
 
-def _agency_cells(name: str, figures: dict[str, Any]) -> list[str]:
-    return [name, number(figures["received"]), number(figures["ended"]),
-            number(figures["early"] + figures["on_time"]), number(figures["late"]),
-            number(figures["overdue_open"]),
-            percent(_ratio(figures, "completed_on_time_rate")),
-            number(figures["apologies_missing"]), percent(_ratio(figures, "e_transfer_share"))]
+CASE_COLUMNS = AGENCY_COLUMNS[1:7]
 
 
-def agency_tables(report: dict[str, Any], reference: Reference) -> str:
+def _case_cells(figures: dict[str, Any], say: Words) -> list[str]:
+    """The cells of CASE_COLUMNS: what became of the cases."""
+    return [say.number(figures["received"]), say.number(figures["ended"]),
+            say.number(figures["early"] + figures["on_time"]), say.number(figures["late"]),
+            say.number(figures["overdue_open"]),
+            say.percent(_ratio(figures, "completed_on_time_rate"))]
+
+
+def _agency_cells(name: str, figures: dict[str, Any], say: Words) -> list[str]:
+    return [name, *_case_cells(figures, say), say.number(figures["apologies_missing"]),
+            say.percent(_ratio(figures, "e_transfer_share"))]
+
+
+def agency_tables(report: dict[str, Any], reference: Reference, say: Words) -> str:
     """One table per level, each with its total row; the province's total last."""
     parts = []
     levels = (("province", "Các sở, ban, ngành và cơ quan cấp tỉnh"),
@@ -323,26 +338,16 @@ def agency_tables(report: dict[str, Any], reference: Reference) -> str:
                  if (agency := reference.agencies.get(code)) is not None and agency.level == level]
         if not codes:
             continue
-        rows = [_agency_cells(reference.agencies[code].name, report["agencies"][code])
+        rows = [_agency_cells(reference.agencies[code].name, report["agencies"][code], say)
                 for code in codes]
-        parts.append(f"<h3>{html.escape(heading)}</h3>")
-        parts.append(_table(AGENCY_COLUMNS, rows, total=_agency_cells(
-            "Cộng", _summed([report["agencies"][code] for code in codes]))))
+        parts.append(f"<h3>{html.escape(say(heading))}</h3>")
+        parts.append(_table(AGENCY_COLUMNS, rows, say, total=_agency_cells(
+            say("Cộng"), summed(report["agencies"][code] for code in codes), say)))
     if report["agency"] is None:
-        parts.append("<h3>Toàn tỉnh</h3>" + _table(
-            AGENCY_COLUMNS, [], total=_agency_cells("Toàn tỉnh", report["province"])))
+        parts.append(f"<h3>{say('Toàn tỉnh')}</h3>" + _table(
+            AGENCY_COLUMNS, [], say, total=_agency_cells(say("Toàn tỉnh"), report["province"],
+                                                         say)))
     return "".join(parts)
-
-
-def _summed(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts added up; each rate from its added numerators and denominators."""
-    total: dict[str, Any] = {}
-    for name in ("received", "ended", "early", "on_time", "late", "overdue_open",
-                 "apologies_missing"):
-        total[name] = sum(row[name] for row in rows)
-    for name in ("completed_on_time_rate", "e_transfer_share"):
-        total[name] = {"ratio": pooled(row[name] for row in rows)}
-    return total
 
 
 APOLOGY_WORDS = {"not_required": "không phải", "issued_in_time": "đã xin lỗi đúng hạn",
@@ -352,7 +357,7 @@ STATUS_WORDS = {"open": "đang giải quyết", "processed": "đã giải quyế
                 "withdrawn": "rút hồ sơ"}
 
 
-def late_case_table(report: dict[str, Any], reference: Reference) -> str:
+def late_case_table(report: dict[str, Any], reference: Reference, say: Words) -> str:
     names = {code: agency.name for code, agency in reference.agencies.items()}
     rows = []
     for case in report["late_cases"]:
@@ -360,84 +365,98 @@ def late_case_table(report: dict[str, Any], reference: Reference) -> str:
         due = shown_date(dt.datetime.fromisoformat(case["due_at"]))
         rows.append([case["case_id"], procedure.name if procedure else case["procedure"],
                      names.get(case["handling_agency"], case["handling_agency"]),
-                     date(due), number(case["days_late"]), STATUS_WORDS[case["status"]],
+                     say.date(due), say.number(case["days_late"]),
+                     say(STATUS_WORDS[case["status"]]),
                      ", ".join(names.get(code, code) for code in case["responsible"]),
-                     APOLOGY_WORDS[case["apology"]]])
+                     say(APOLOGY_WORDS[case["apology"]])])
     return _table(["Mã hồ sơ", "Thủ tục", "Cơ quan giải quyết", "Hẹn trả", "Số ngày quá hạn",
-                   "Tình trạng", "Đơn vị chịu trách nhiệm", "Xin lỗi"], rows, numeric={3, 4},
-                  widths=(14, 20, 15, 10, 7, 10, 14, 10))
+                   "Tình trạng", "Đơn vị chịu trách nhiệm", "Xin lỗi"], rows, say,
+                  numeric={3, 4}, widths=(14, 20, 15, 10, 7, 10, 14, 10))
 
 
-def late_by_field_and_procedure(report: dict[str, Any], reference: Reference) -> str:
-    by_field: Counter[str] = Counter()
-    by_procedure: Counter[str] = Counter()
-    for case in report["late_cases"]:
-        procedure = reference.procedures.get(case["procedure"])
-        by_field[procedure.field if procedure else "Khác"] += 1
-        by_procedure[case["procedure"]] += 1
+def field_and_procedure_tables(report: dict[str, Any], reference: Reference, say: Words) -> str:
+    """Every case by field with the total, the late ones by field as a chart, and the
+    procedures most often late with what became of all their cases."""
+    by_field, by_procedure = breakdown(report, reference)
     if not by_field:
-        return "<p>Không có hồ sơ quá hạn.</p>"
-    chart = bar_chart("Hồ sơ quá hạn theo lĩnh vực",
-                      [(name, float(count)) for name, count in by_field.most_common()],
-                      share=False)
+        return f"<p>{say('Không có hồ sơ.')}</p>"
+    total = say("Toàn tỉnh") if report["agency"] is None else say("Cộng")
+    parts = [f"<h3>{say('Theo lĩnh vực')}</h3>", _table(
+        ["Lĩnh vực", *CASE_COLUMNS],
+        [[name, *_case_cells(figures, say)] for name, figures in by_field], say,
+        total=[total, *_case_cells(scope_of(report), say)])]
+    late = [(name, float(figures["late"] + figures["overdue_open"]))
+            for name, figures in by_field]
+    parts.append(bar_chart(
+        say("Hồ sơ quá hạn (đã giải quyết quá hạn và đang quá hạn) theo lĩnh vực"),
+        sorted((item for item in late if item[1]), key=lambda item: -item[1]), say,
+        share=False))
     rows = [[reference.procedures[code].name if code in reference.procedures else code,
-             number(count)] for code, count in by_procedure.most_common(10)]
-    return chart + "<h3>Thủ tục có nhiều hồ sơ quá hạn nhất</h3>" + _table(
-        ["Thủ tục", "Số hồ sơ quá hạn"], rows)
+             *_case_cells(figures, say)]
+            for code, figures in by_procedure[:10] if figures["late"] + figures["overdue_open"]]
+    parts.append(f"<h3>{say('Thủ tục có nhiều hồ sơ quá hạn nhất')}</h3>")
+    parts.append(_table(["Thủ tục", *CASE_COLUMNS], rows, say,
+                        widths=(34, 11, 11, 11, 11, 11, 11))
+                 if rows else f"<p>{say('Không có hồ sơ quá hạn.')}</p>")
+    return "".join(parts)
 
 
-def ranking_tables(report: dict[str, Any], reference: Reference) -> str:
-    parts = [f"<p class=note>{html.escape(TIE_RULE.split(' / ')[0])}.</p>"]
+def ranking_tables(report: dict[str, Any], reference: Reference, say: Words) -> str:
+    vi, en = TIE_RULE.split(" / ")
+    parts = [f"<p class=note>{html.escape(vi if say.lang == 'vi' else en[0].upper() + en[1:])}."
+             "</p>"]
     for level, heading in (("province", "Cấp tỉnh"), ("commune", "Cấp xã")):
         entries = [entry for entry in report["ranking"] if entry.get("level") == level]
         if not entries:
             continue
         rows = [["–" if entry["rank"] is None else str(entry["rank"]),
                  reference.agencies[entry["agency"]].name if entry["agency"] in
-                 reference.agencies else entry["agency"], number(entry["ended"]),
-                 percent(entry["completed_on_time_rate"]),
-                 percent(entry["service_index_on_time_rate"])] for entry in entries]
-        parts.append(f"<h3>{heading}</h3>" + _table(
+                 reference.agencies else entry["agency"], say.number(entry["ended"]),
+                 say.percent(entry["completed_on_time_rate"]),
+                 say.percent(entry["service_index_on_time_rate"])] for entry in entries]
+        parts.append(f"<h3>{say(heading)}</h3>" + _table(
             ["Hạng", "Cơ quan", "Đã giải quyết", "Tỷ lệ đúng hạn", "Đúng hạn (Chỉ số phục vụ)"],
-            rows, numeric={0, 2, 3, 4}))
+            rows, say, numeric={0, 2, 3, 4}))
     return "".join(parts)
 
 
-def waits_section(report: dict[str, Any], reference: Reference) -> str:
+def waits_section(report: dict[str, Any], reference: Reference, say: Words) -> str:
     centres = sorted(report["centres"].items())
     if not centres:
-        return "<p>Không có lượt chờ trong kỳ.</p>"
+        return f"<p>{say('Không có lượt chờ trong kỳ.')}</p>"
     names = {code: agency.name for code, agency in reference.agencies.items()}
     goal = reference.targets.get("wait_within_target_share")
-    chart = bar_chart("Tỷ lệ lượt chờ không quá 15 phút theo Bộ phận Một cửa",
+    chart = bar_chart(say("Tỷ lệ lượt chờ không quá 15 phút theo Bộ phận Một cửa"),
                       [(names.get(code, code), figures["wait_within_target"]["ratio"])
-                       for code, figures in centres], goal)
+                       for code, figures in centres], say, goal)
 
     def minutes(seconds: float | None) -> str:
-        return "–" if seconds is None else number(seconds / 60, 1)
+        return "–" if seconds is None else say.number(seconds / 60, 1)
 
-    rows = [[names.get(code, code), number(figures["visits_waited"]),
-             percent(figures["wait_within_target"]["ratio"]),
+    rows = [[names.get(code, code), say.number(figures["visits_waited"]),
+             say.percent(figures["wait_within_target"]["ratio"]),
              minutes(figures["wait_p50_seconds"]), minutes(figures["wait_p90_seconds"]),
-             number(figures["no_shows"])] for code, figures in centres]
+             say.number(figures["no_shows"])] for code, figures in centres]
     return chart + _table(["Bộ phận Một cửa", "Lượt chờ", "Chờ không quá 15 phút",
-                           "Trung vị (phút)", "90 % chờ không quá (phút)", "Không đến"], rows)
+                           "Trung vị (phút)", "90 % chờ không quá (phút)", "Không đến"], rows,
+                          say)
 
 
-def targets_table(report: dict[str, Any]) -> str:
+def targets_table(report: dict[str, Any], say: Words) -> str:
     from onestop.models.targets import TARGETS
 
-    names = {target.metric: target.vi for target in TARGETS}
+    names = {target.metric: target.vi if say.lang == "vi" else target.en for target in TARGETS}
     scope = report["targets"]["province"] if report["agency"] is None else report["targets"][
         "agencies"][report["agency"]]
     rows = []
     for item in scope:
         points = item["metric"] == "service_index_score"
-        shown = (lambda value: "–" if value is None else number(value, 1)) if points else percent
+        shown = ((lambda value: "–" if value is None else say.number(value, 1)) if points
+                 else say.percent)
         rows.append([names.get(item["metric"], item["metric"]), shown(item["value"]),
                      shown(item["target"]),
-                     {True: "Đạt", False: "Không đạt", None: "Chưa đánh giá"}[item["met"]]])
-    return _table(["Chỉ tiêu", "Kết quả", "Mục tiêu", "Đánh giá"], rows)
+                     say({True: "Đạt", False: "Không đạt", None: "Chưa đánh giá"}[item["met"]])])
+    return _table(["Chỉ tiêu", "Kết quả", "Mục tiêu", "Đánh giá"], rows, say)
 
 
 # ---- the document -------------------------------------------------------------------------
@@ -476,39 +495,44 @@ table.sign td { border: none; vertical-align: top; font-size: 12pt; }
 
 
 def document_html(report: dict[str, Any], reference: Reference, letterhead: Letterhead,
-                  comparison: Comparison | None = None) -> bytes:
+                  comparison: Comparison | None = None, issued: dt.date | None = None,
+                  lang: str = "vi") -> bytes:
+    """The document's HTML in Vietnamese, or in English (`lang="en"`); `issued`, the day
+    of its date line, is the day it is drawn up unless given."""
+    say = LANGUAGES[lang]
     comparison = comparison or Comparison()
     escape = html.escape
     judged = _judged_at(report)
-    issued = dt.datetime.now(judged.tzinfo)  # the date line: the day it is drawn up
+    issued = issued or dt.datetime.now(judged.tzinfo).date()
     agency = reference.agencies.get(report["agency"] or "")
-    subject = (f"Kết quả giải quyết thủ tục hành chính {period_words(report)}"
-               + (f" của {agency.name}" if agency is not None else ""))
-    warning = provisional(report)
+    subject = say("Kết quả giải quyết thủ tục hành chính {period}", period=period_words(
+        report, say)) + (say(" của {agency}", agency=agency.name) if agency is not None else "")
+    warning = provisional(report, say)
     body = [
-        "<!DOCTYPE html>", '<html lang="vi"><head><meta charset="utf-8">',
-        f"<title>Báo cáo {escape(subject)}</title><style>{_CSS}</style></head><body>",
+        "<!DOCTYPE html>", f'<html lang="{lang}"><head><meta charset="utf-8">',
+        f"<title>{say('Báo cáo')} {escape(subject)}</title><style>{_CSS}</style></head><body>",
         '<table class="head"><tr><td>'
         f'<div class="upper">{escape(letterhead.parent)}</div>'
         f'<div class="upper bold">{escape(letterhead.issuer)}</div>'
-        f"<div>Số: &nbsp;&nbsp;&nbsp;&nbsp;/BC-{escape(letterhead.abbreviation)}</div></td>"
-        '<td><div class="bold">CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM</div>'
-        '<div class="motto">Độc lập - Tự do - Hạnh phúc</div>'
-        f'<div class="dateline">{escape(letterhead.place or "……")}, ngày {issued:%d} tháng '
-        f"{issued:%m} năm {issued:%Y}</div></td></tr></table>",
-        "<h1>BÁO CÁO</h1>", f'<p class="subject">{escape(subject)}</p>',
-        f'<p class="to">Kính gửi: {escape("; ".join(letterhead.to))}.</p>',
+        f"<div>{say('Số:')} &nbsp;&nbsp;&nbsp;&nbsp;/BC-{escape(letterhead.abbreviation)}</div>"
+        f'</td><td><div class="bold">{say("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM")}</div>'
+        f'<div class="motto">{say("Độc lập - Tự do - Hạnh phúc")}</div>'
+        f'<div class="dateline">{escape(letterhead.place or "……")}, '
+        f"{say.document_date(issued)}</div></td></tr></table>",
+        f"<h1>{say('BÁO CÁO')}</h1>", f'<p class="subject">{escape(subject)}</p>',
+        f'<p class="to">{say("Kính gửi:")} {escape("; ".join(letterhead.to))}.</p>',
     ]
     if warning:
-        body.append(f'<p class="provisional">{escape(warning)}: kỳ báo cáo chưa kết thúc, '
-                    "số liệu sẽ thay đổi.</p>")
-    body += [f"<h2>{ROMAN[index]}. {heading}</h2>{content}" for index, (heading, content)
-             in enumerate(_sections(report, reference, comparison))]
+        body.append(f'<p class="provisional">{escape(warning)}: '
+                    f'{say("kỳ báo cáo chưa kết thúc, số liệu sẽ thay đổi.")}</p>')
+    body += [f"<h2>{ROMAN[index]}. {say(heading)}</h2>{content}" for index, (heading, content)
+             in enumerate(_sections(report, reference, comparison, say))]
     body.append(
-        '<table class="sign"><tr><td><b><i>Nơi nhận:</i></b><br>'
+        f'<table class="sign"><tr><td><b><i>{say("Nơi nhận:")}</i></b><br>'
         + "<br>".join(f"- {escape(line)};" for line in letterhead.copies).rstrip(";")
         + '.</td><td style="text-align:center"><b class="upper">'
-        f"{escape(letterhead.signer_title)}</b><br><i>(Ký, ghi rõ họ tên và đóng dấu)</i>"
+        f"{escape(letterhead.signer_title)}</b><br>"
+        f"<i>{say('(Ký, ghi rõ họ tên và đóng dấu)')}</i>"
         f"<br><br><br><br><b>{escape(letterhead.signer_name)}</b></td></tr></table>")
     body.append("</body></html>")
     return "\n".join(body).encode()
@@ -517,8 +541,8 @@ def document_html(report: dict[str, Any], reference: Reference, letterhead: Lett
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
 
 
-def _sections(report: dict[str, Any], reference: Reference,
-              comparison: Comparison) -> list[tuple[str, str]]:
+def _sections(report: dict[str, Any], reference: Reference, comparison: Comparison,
+              say: Words) -> list[tuple[str, str]]:
     """The body's sections, headings and HTML, in order (numbered by the caller: an agency
     report has no ranking)."""
     scope_agencies = [(reference.agencies[code].name if code in reference.agencies else code,
@@ -526,21 +550,23 @@ def _sections(report: dict[str, Any], reference: Reference,
                       if figures["completed_on_time_rate"]["denominator"]]
     sections = [
         ("TÌNH HÌNH CHUNG", "".join(f"<p>{html.escape(text)}</p>"
-                                     for text in summary(report, reference, comparison))),
-        ("KẾT QUẢ SO VỚI MỤC TIÊU", targets_table(report) + bar_chart(
-            "Tỷ lệ giải quyết đúng hạn theo cơ quan",
+                                     for text in summary(report, reference, comparison, say))),
+        ("KẾT QUẢ SO VỚI MỤC TIÊU", targets_table(report, say) + bar_chart(
+            say("Tỷ lệ giải quyết đúng hạn theo cơ quan"),
             [(name, _ratio(figures, "completed_on_time_rate"))
-             for name, figures in scope_agencies],
-            reference.targets.get("completed_on_time_rate")) + trend_chart(comparison, report)),
-        ("KẾT QUẢ THEO CƠ QUAN", agency_tables(report, reference)),
+             for name, figures in scope_agencies], say,
+            reference.targets.get("completed_on_time_rate"))
+         + trend_chart(comparison, report, say)),
+        ("KẾT QUẢ THEO CƠ QUAN", agency_tables(report, reference, say)),
     ]
     if report["agency"] is None:
-        sections.append(("XẾP HẠNG", ranking_tables(report, reference)))
+        sections.append(("XẾP HẠNG", ranking_tables(report, reference, say)))
     sections += [
-        ("HỒ SƠ QUÁ HẠN", late_by_field_and_procedure(report, reference)
-         + "<h3>Danh sách hồ sơ quá hạn (quá hạn nhiều nhất trước)</h3>"
-         + late_case_table(report, reference)),
-        ("THỜI GIAN CHỜ TẠI BỘ PHẬN MỘT CỬA", waits_section(report, reference)),
+        ("KẾT QUẢ THEO LĨNH VỰC VÀ THỦ TỤC", field_and_procedure_tables(report, reference, say)),
+        ("HỒ SƠ QUÁ HẠN",
+         f"<h3>{say('Danh sách hồ sơ quá hạn (quá hạn nhiều nhất trước)')}</h3>"
+         + late_case_table(report, reference, say)),
+        ("THỜI GIAN CHỜ TẠI BỘ PHẬN MỘT CỬA", waits_section(report, reference, say)),
     ]
     return sections
 

@@ -2,10 +2,12 @@
 Department of Home Affairs, who filters it, checks it against the targets and prints it.
 
 Each of the report's sections (`consumers.render.sections`) is a sheet with a short
-Vietnamese name. Counts, shares and minutes stay numbers and days stay dates, in the
-formats a Vietnamese reader expects. The agency and wait sheets chart their rates against
-the province's target and colour them below it red, at or above it green; the agency table
-ends with the province's total. Every table has an autofilter; every sheet prints on A4
+Vietnamese name, and one more follows the main rates across the earlier periods. Counts,
+shares and minutes stay numbers and days stay dates, in the formats a Vietnamese reader
+expects. The agency and wait sheets chart their rates against the province's target and
+colour them below it red, at or above it green; the periods sheet charts the rates as
+lines, the field sheet the late cases; the agency, field and procedure tables end with the
+province's total. Every table has an autofilter; every sheet prints on A4
 landscape, one page wide, with the report's title above and page numbers below.
 """
 
@@ -18,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.chart import BarChart
+from openpyxl.chart import BarChart, LineChart
 from openpyxl.chart import Reference as Cells
 from openpyxl.chart.series import SeriesLabel
 from openpyxl.formatting.rule import CellIsRule, FormulaRule
@@ -28,6 +30,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from onestop.consumers.render import (
     APOLOGY,
+    CASE_COUNTS,
     CHANNELS,
     COUNT,
     MET,
@@ -35,11 +38,12 @@ from onestop.consumers.render import (
     POINTS,
     SHARE,
     STATUS,
+    TOTAL,
     Column,
     Section,
     sections,
 )
-from onestop.consumers.report import pooled
+from onestop.consumers.report import Comparison, pooled, scope_of
 from onestop.consumers.vietnamese import period_name, period_name_en
 from onestop.models.calendar import shown_date
 from onestop.models.reference import Reference
@@ -50,7 +54,10 @@ SHEET_NAMES = {
     "summary": "Tổng hợp",
     "targets": "Mục tiêu",
     "agencies": "Theo cơ quan",
+    "periods": "Qua các kỳ",
     "ranking": "Xếp hạng",
+    "fields": "Theo lĩnh vực",
+    "procedures": "Theo thủ tục",
     "waits": "Thời gian chờ",
     "service_index": "Chỉ số phục vụ",
     "late_cases": "Hồ sơ quá hạn",
@@ -60,7 +67,6 @@ SHEET_NAMES = {
 MOMENT = "moment"
 FORMATS = {COUNT: "#,##0", SHARE: "0.0%", MINUTES: "0.0", POINTS: "0.0"}
 DAY_FORMAT, TIME_FORMAT = "dd/mm/yyyy", "dd/mm/yyyy hh:mm"
-TOTAL = "Tổng cộng / Total"
 # The agency figure each share column of the agency table is, for its total.
 SHARES_OF = {
     "Tỷ lệ đúng hạn": "completed_on_time_rate",
@@ -79,12 +85,17 @@ _RED = {"font": Font(color="9C0006"), "fill": PatternFill("solid", bgColor="FFC7
 _GREEN = {"font": Font(color="006100"), "fill": PatternFill("solid", bgColor="C6EFCE")}
 
 
-def excel(report: dict[str, Any], reference: Reference) -> bytes:
+def excel(report: dict[str, Any], reference: Reference,
+          comparison: Comparison | None = None) -> bytes:
+    """The workbook; `comparison`, the earlier periods the store holds, adds them to the
+    sheet across periods (otherwise it has this period alone)."""
     title = _title(report, reference)
     on_time_goal = reference.targets.get("completed_on_time_rate")
     book = Workbook()
     book.remove(book.active)
-    for section in sections(report, reference):
+    report_sections = sections(report, reference)
+    report_sections.insert(2, _across_periods(report, comparison or Comparison()))
+    for section in report_sections:
         if section.key == "late_cases":
             section = _late_cases(section, report, reference)
         elif section.key == "late_paper_transfers":
@@ -94,6 +105,8 @@ def excel(report: dict[str, Any], reference: Reference) -> bytes:
         sheet = book.create_sheet(SHEET_NAMES[section.key])
         _heading(sheet, title, section)
         last_row = _table(sheet, section)
+        if section.total is not None:
+            _total(sheet, last_row + 1, section.total, section.columns)
         if section.key == "agencies":
             last_row = _total_row(sheet, section, report["agencies"], on_time_goal, last_row)
             _against_target(sheet, section, "Tỷ lệ đúng hạn", last_row)
@@ -101,11 +114,49 @@ def excel(report: dict[str, Any], reference: Reference) -> bytes:
         elif section.key == "waits":
             _against_target(sheet, section, "Chờ ≤ 15 phút", last_row)
             _rate_chart(sheet, section, "Bộ phận Một cửa", "Chờ ≤ 15 phút", last_row)
+        elif section.key == "periods" and len(section.rows) > 1:
+            _trend_chart(sheet, section, last_row)
+        elif section.key == "fields" and section.rows:
+            _late_chart(sheet, section, last_row)
         _colour_results(sheet, section)
         _page_setup(sheet, title[0])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+# The rates the sheet across periods follows: the report's figure, its column.
+PERIOD_RATES = [
+    ("completed_on_time_rate", Column("Tỷ lệ đúng hạn", "Completed on time", SHARE)),
+    ("service_index_on_time_rate",
+     Column("Đúng hạn (Chỉ số phục vụ)", "On time (service index)", SHARE)),
+    ("e_transfer_share", Column("Luân chuyển điện tử", "Electronic transfers", SHARE)),
+    ("online_submission_share", Column("Nộp trực tuyến", "Submitted online", SHARE)),
+    ("online_payment_share", Column("Thanh toán trực tuyến", "Paid online", SHARE)),
+]
+WAITS_COLUMN = Column("Chờ ≤ 15 phút", "Within 15 minutes", SHARE)
+
+
+def _across_periods(report: dict[str, Any], comparison: Comparison) -> Section:
+    """The earlier periods the store holds (for a month, the twelve before it; else the
+    period before and the same one a year earlier), oldest first, then this one."""
+    first, last = (dt.date.fromisoformat(report["period"][end]) for end in ("from", "to"))
+    earlier = {totals.period.first: totals for totals in
+               (comparison.previous, comparison.last_year, *comparison.trend)
+               if totals is not None}
+    periods = [(period_name(totals.period.first, totals.period.last), totals.scope,
+                totals.centres) for _first, totals in sorted(earlier.items())]
+    periods.append((period_name(first, last), scope_of(report), report["centres"]))
+    return Section(
+        "periods", "Qua các kỳ", "Across periods",
+        [Column("Kỳ", "Period"), Column("Tiếp nhận", "Received", COUNT),
+         *(column for _key, column in PERIOD_RATES), WAITS_COLUMN],
+        [[name, scope["received"], *(scope[key]["ratio"] for key, _column in PERIOD_RATES),
+          pooled(figures["wait_within_target"] for figures in centres.values())]
+         for name, scope, centres in periods],
+        "Các kỳ trước có trong cơ sở dữ liệu, cũ nhất trước / the earlier periods the "
+        "database holds, oldest first",
+    )
 
 
 def _title(report: dict[str, Any], reference: Reference) -> list[str]:
@@ -280,10 +331,14 @@ def _total_row(
             total.append(_summed_share(agencies.values(), SHARES_OF[column.vi]))
         else:
             total.append(None)
-    _row(sheet, last_row + 1, total, section.columns)
-    for cell in sheet[last_row + 1]:
-        cell.font = Font(bold=True)
+    _total(sheet, last_row + 1, total, section.columns)
     return last_row + 1
+
+
+def _total(sheet: Worksheet, row_number: int, total: list[Any], columns: list[Column]) -> None:
+    _row(sheet, row_number, total, columns)
+    for cell in sheet[row_number]:
+        cell.font = Font(bold=True)
 
 
 def _summed_share(agencies: Iterable[dict[str, Any]], key: str) -> float | None:
@@ -329,14 +384,11 @@ def _rate_chart(
 ) -> None:
     """A bar per row of its rate, with the target as a second series, under the table.
     Bars lie flat so that the long names of agencies and centres read as they are."""
-    rate = _index(section, heading)
     chart = BarChart()
     chart.type = "bar"
-    chart.title = section.columns[rate].heading
-    for index in (rate, _index(section, "Mục tiêu")):
-        chart.add_data(Cells(sheet, min_col=index + 1, min_row=HEADER_ROW + 1,
-                             max_row=last_row))
-        chart.series[-1].tx = SeriesLabel(v=section.columns[index].heading)
+    chart.title = section.columns[_index(section, heading)].heading
+    for series in (heading, "Mục tiêu"):
+        _series(chart, sheet, section, series, last_row)
     chart.set_categories(Cells(sheet, min_col=_index(section, names) + 1,
                                min_row=HEADER_ROW + 1, max_row=last_row))
     chart.series[1].graphicalProperties.solidFill = "BBBBBB"
@@ -351,6 +403,48 @@ def _rate_chart(
     # Centimetres: about one for each row's pair of bars.
     chart.width = 24
     chart.height = max(8, last_row - HEADER_ROW)
+    sheet.add_chart(chart, f"B{sheet.max_row + 3}")
+
+
+def _series(chart: BarChart | LineChart, sheet: Worksheet, section: Section, heading: str,
+            last_row: int) -> None:
+    """The column `heading` from the first row to `last_row` as the chart's next series."""
+    index = _index(section, heading)
+    chart.add_data(Cells(sheet, min_col=index + 1, min_row=HEADER_ROW + 1, max_row=last_row))
+    chart.series[-1].tx = SeriesLabel(v=section.columns[index].heading)
+
+
+def _trend_chart(sheet: Worksheet, section: Section, last_row: int) -> None:
+    """A line per rate over the periods, oldest on the left."""
+    chart = LineChart()
+    chart.title = "Các tỷ lệ chính qua các kỳ / The main rates across periods"
+    for _key, column in PERIOD_RATES:
+        _series(chart, sheet, section, column.vi, last_row)
+    _series(chart, sheet, section, WAITS_COLUMN.vi, last_row)
+    chart.set_categories(Cells(sheet, min_col=1, min_row=HEADER_ROW + 1, max_row=last_row))
+    chart.x_axis.delete = chart.y_axis.delete = False
+    chart.y_axis.number_format = "0%"
+    chart.y_axis.scaling.min, chart.y_axis.scaling.max = 0, 1
+    chart.legend.position = "b"
+    chart.width, chart.height = 24, 12
+    sheet.add_chart(chart, f"B{sheet.max_row + 3}")
+
+
+def _late_chart(sheet: Worksheet, section: Section, last_row: int) -> None:
+    """Each field's cases ended late and still open past their due, one bar each, the
+    table's order (most received first) top to bottom."""
+    chart = BarChart()
+    chart.type, chart.grouping, chart.overlap = "bar", "stacked", 100
+    chart.title = "Hồ sơ quá hạn theo lĩnh vực / Late cases by field"
+    for _key, vi, _en in CASE_COUNTS[4:6]:
+        _series(chart, sheet, section, vi, last_row)
+    chart.set_categories(Cells(sheet, min_col=1, min_row=HEADER_ROW + 1, max_row=last_row))
+    chart.series[1].graphicalProperties.solidFill = "C0392B"
+    chart.x_axis.scaling.orientation = "maxMin"
+    chart.y_axis.crosses = "max"
+    chart.x_axis.delete = chart.y_axis.delete = False
+    chart.legend.position = "b"
+    chart.width, chart.height = 24, max(8, last_row - HEADER_ROW)
     sheet.add_chart(chart, f"B{sheet.max_row + 3}")
 
 

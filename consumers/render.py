@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from onestop.consumers.report import breakdown
 from onestop.models.calendar import shown_instant
 from onestop.models.reference import Reference
 from onestop.models.targets import TARGETS
@@ -39,12 +40,15 @@ class Section:
     columns: list[Column]
     rows: list[list[Any]]
     note: str = ""
+    # A total row under the table, outside its filter and sorting.
+    total: list[Any] | None = None
 
     @property
     def heading(self) -> str:
         return f"{self.vi} / {self.en}"
 
 
+TOTAL = "Tổng cộng / Total"
 MET = {True: "Đạt / Met", False: "Không đạt / Not met", None: "Chưa đánh giá / Not judged"}
 APOLOGY = {
     "not_required": "Không phải xin lỗi / Not required",
@@ -81,6 +85,8 @@ COUNTS = [
     ("rescheduled_twice", "Hẹn lại lần hai", "Re-scheduled twice"),
     ("refusals_without_reason", "Từ chối không nêu lý do", "Refusals without reasons"),
 ]
+# What became of the cases, for the tables by field and by procedure.
+CASE_COUNTS = COUNTS[:6]
 CHANNELS = [
     ("received_counter", "Trực tiếp", "Counter"),
     ("received_online", "Trực tuyến", "Online"),
@@ -157,6 +163,35 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
         "agencies that ended no case in the period are not ranked",
     )
 
+    by_field, by_procedure = breakdown(report, reference)
+    scope = province if report["agency"] is None else agencies[report["agency"]]
+    case_columns = [*(Column(vi, en, COUNT) for _key, vi, en in CASE_COUNTS),
+                    Column("Tỷ lệ đúng hạn", "Completed on time", SHARE)]
+
+    def cases(figures: dict[str, Any]) -> list[Any]:
+        return [*(figures[key] for key, _vi, _en in CASE_COUNTS),
+                figures["completed_on_time_rate"]["ratio"]]
+
+    fields = Section(
+        "fields", "Theo lĩnh vực", "By field", [Column("Lĩnh vực", "Field"), *case_columns],
+        [[name, *cases(figures)] for name, figures in by_field],
+        "Mọi hồ sơ trong kỳ, nhiều hồ sơ tiếp nhận nhất trước / every case of the period, "
+        "most received first",
+        [TOTAL, *cases(scope)],
+    )
+    procedures = Section(
+        "procedures", "Theo thủ tục", "By procedure",
+        [Column("Mã", "Code"), Column("Thủ tục", "Procedure"), Column("Lĩnh vực", "Field"),
+         *case_columns],
+        [[code, procedure.name if procedure else code, procedure.field if procedure else "",
+          *cases(figures)]
+         for code, figures in by_procedure
+         for procedure in [reference.procedures.get(code)]],
+        "Mọi hồ sơ trong kỳ, thủ tục có nhiều hồ sơ quá hạn và đang quá hạn nhất trước / "
+        "every case of the period, the procedures with most late and overdue cases first",
+        [TOTAL, None, None, *cases(scope)],
+    )
+
     wait_goal = reference.targets.get("wait_within_target_share")
     waits = Section(
         "waits", "Thời gian chờ tại Bộ phận Một cửa", "Waits at the one-stop centres",
@@ -222,7 +257,7 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
         "61/2018) / a paper case accepted by the centre's cut-off (15:00 unless set) leaves "
         "the same working day, a later one by the end of the next working morning",
     )
-    return [summary, against, by_agency, ranking, waits, index, late, paper]
+    return [summary, against, by_agency, ranking, fields, procedures, waits, index, late, paper]
 
 
 def _instant(text: str) -> str:
@@ -268,7 +303,7 @@ def markdown(report: dict[str, Any], reference: Reference) -> bytes:
         lines.append("| " + " | ".join(column.heading for column in section.columns) + " |")
         lines.append("|" + "|".join("---:" if column.kind != TEXT else "---"
                                     for column in section.columns) + "|")
-        for row in section.rows:
+        for row in section.rows + ([section.total] if section.total else []):
             cells = (_text(value, column.kind).replace("|", "\\|")
                      for value, column in zip(row, section.columns, strict=True))
             lines.append("| " + " | ".join(cells) + " |")

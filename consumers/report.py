@@ -13,7 +13,7 @@ import calendar as month_calendar
 import datetime as dt
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -92,16 +92,16 @@ def load_period(engine: Engine, rules: CaseRules, start: float, end: float) -> R
     return replay
 
 
-def build_report(
+def judge_period(
     engine: Engine,
     reference: Reference,
     period: ReportPeriod,
-    agency: str | None = None,
     as_of: float | None = None,
-) -> dict[str, Any]:
-    """The report as JSON: the replay's figures (contract §6 keys) under `agencies`,
-    `centres` and `province`, each agency listed, plus targets, ranking, late cases and
-    late paper hand-offs."""
+    by_procedure: bool = False,
+) -> tuple[Replay, dict[str, Any], float]:
+    """The period's states loaded and judged as `onestop replay --from --to` judges them:
+    the replay holding them, its figures (`Replay.report`) and the instant judged at (the
+    period's end, or `as_of` if earlier; `as_of` defaults to the newest data)."""
     rules = CaseRules(reference)
     calendar = rules.calendar
     if as_of is None:
@@ -123,14 +123,35 @@ def build_report(
             f"the database holds cases of {len(unknown)} procedures the reference data lacks "
             f"({', '.join(unknown[:5])}{', …' if len(unknown) > 5 else ''}): give the "
             "province's reference data (--reference)")
-    figures = replay.report(as_of, period.first, period.last)
+    return replay, replay.report(as_of, period.first, period.last, by_procedure), end
+
+
+def agency_centres(centres: dict[str, Any], reference: Reference, agency: str) -> dict[str, Any]:
+    """The waits of an agency's report: those at its own centre."""
+    centre = reference.agencies[agency].centre
+    return {code: value for code, value in centres.items() if code == centre}
+
+
+def build_report(
+    engine: Engine,
+    reference: Reference,
+    period: ReportPeriod,
+    agency: str | None = None,
+    as_of: float | None = None,
+) -> dict[str, Any]:
+    """The report as JSON: the replay's figures (contract §6 keys) under `agencies`,
+    `centres` and `province`, each agency listed, plus targets, ranking, late cases and
+    late paper hand-offs; and `procedures`, each procedure's figures per agency (see
+    `breakdown`), which the JSON leaves out."""
+    replay, figures, judged_at = judge_period(engine, reference, period, as_of,
+                                              by_procedure=True)
+    rules, calendar = replay.rules, replay.rules.calendar
     zeros = AgencyFigures().to_json()
     agencies = {code: figures["agencies"].get(code, zeros) for code in reference.agencies}
     agencies.update(figures["agencies"])
     centres = figures["centres"]
     goals = reference.targets
     ranking = rank(agencies, reference)
-    judged_at = min(as_of, end)
     late_cases = sorted(
         ({"case_id": case_id, **case, "days_late": days_late(
             rules.evaluate(replay.cases[case_id], judged_at), judged_at, calendar)}
@@ -139,16 +160,18 @@ def build_report(
         key=lambda case: (-case["days_late"], case["case_id"]),
     )
     late_paper_transfers = figures["findings"]["late_paper_transfers"]
+    procedures = figures["procedures"]
     if agency is not None:
         if agency not in agencies:
             raise ReportError(f"--agency {agency}: no such agency in the reference data")
         agencies = {agency: agencies[agency]}
-        centre = reference.agencies[agency].centre
-        centres = {code: value for code, value in centres.items() if code == centre}
+        centres = agency_centres(centres, reference, agency)
         late_cases = [case for case in late_cases
                       if case["handling_agency"] == agency or agency in case["responsible"]]
         late_paper_transfers = [item for item in late_paper_transfers
                                 if agency in (item["centre"], item["handling_agency"])]
+        procedures = {code: {agency: per_agency[agency]}
+                      for code, per_agency in procedures.items() if agency in per_agency}
     return {
         "as_of": figures["as_of"],
         "period": {"label": period.label, **figures["period"]},
@@ -166,6 +189,7 @@ def build_report(
         "ranking": [entry for entry in ranking if agency is None or entry["agency"] == agency],
         "late_cases": late_cases,
         "late_paper_transfers": late_paper_transfers,
+        "procedures": procedures,
     }
 
 
@@ -244,6 +268,122 @@ def centre_waits(report: dict[str, Any]) -> tuple[int, float | None]:
             pooled(figures["wait_within_target"] for figures in centres))
 
 
+def scope_of(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures a report is about: the province's, or its one agency's."""
+    agency = report["agency"]
+    return report["province"] if agency is None else report["agencies"][agency]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """An earlier period's figures, to compare with: its scope's (the province's or the
+    report's one agency's) and its centres'."""
+
+    period: ReportPeriod
+    scope: dict[str, Any]
+    centres: dict[str, Any]
+
+
+@dataclass
+class Comparison:
+    """The same figures for earlier periods, where the store holds them."""
+
+    previous: Totals | None = None  # the period before
+    last_year: Totals | None = None  # the same period a year earlier
+    trend: list[Totals] = field(default_factory=list)  # the months before, oldest first
+
+
+def shifted(period: ReportPeriod, months: int) -> ReportPeriod:
+    """The period of the same length `months` months earlier."""
+    index = period.first.year * 12 + period.first.month - 1 - months
+    year, month = divmod(index, 12)
+    span = (period.last.year - period.first.year) * 12 + period.last.month - period.first.month
+    if span == 0:
+        return parse_period(f"{year}-{month + 1:02d}")
+    if span == 2:
+        return parse_period(f"{year}-Q{month // 3 + 1}")
+    return parse_period(str(year))
+
+
+def totals_of(engine: Engine, reference: Reference, period: ReportPeriod, agency: str | None,
+              as_of: float) -> Totals | None:
+    """A period's totals, judged with the report's own `judge_period` but without its
+    lists, ranking, targets or breakdown; None where the store holds no case received in
+    it (in the scope)."""
+    try:
+        _replay, figures, _judged_at = judge_period(engine, reference, period, as_of)
+    except ReportError:
+        return None
+    if agency is None:
+        scope, centres = figures["province"], figures["centres"]
+    else:
+        scope = figures["agencies"].get(agency)
+        centres = agency_centres(figures["centres"], reference, agency)
+    return Totals(period, scope, centres) if scope and scope["received"] else None
+
+
+def comparison_for(engine: Engine, reference: Reference, period: ReportPeriod,
+                   agency: str | None, as_of: float) -> Comparison:
+    """The previous period, the same period a year earlier and, for a month, the eleven
+    months before it, each judged once (the month before is also the trend's last)."""
+    judged: dict[str, Totals | None] = {}
+
+    def totals(earlier: ReportPeriod) -> Totals | None:
+        if earlier.label not in judged:
+            judged[earlier.label] = totals_of(engine, reference, earlier, agency, as_of)
+        return judged[earlier.label]
+
+    span = (period.last.year - period.first.year) * 12 + period.last.month - period.first.month
+    trend = []
+    if span == 0:
+        for months in range(11, 0, -1):
+            if (month := totals(shifted(period, months))) is not None:
+                trend.append(month)
+    return Comparison(totals(shifted(period, span + 1)), totals(shifted(period, 12)), trend)
+
+
+def summed(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Figures of the report JSON added up: counts summed, each ratio pooled from its
+    summed numerators and denominators (the service-index groups left out)."""
+    total: dict[str, Any] = {}
+    for row in rows:
+        for name, value in row.items():
+            if isinstance(value, int):
+                total[name] = total.get(name, 0) + value
+            elif isinstance(value, dict) and "numerator" in value:
+                ratio = total.setdefault(name, {"numerator": 0, "denominator": 0})
+                ratio["numerator"] += value["numerator"]
+                ratio["denominator"] += value["denominator"]
+    for value in total.values():
+        if isinstance(value, dict):
+            value["ratio"] = pooled([value])
+    return total
+
+
+Breakdown = list[tuple[str, dict[str, Any]]]
+
+
+def breakdown(report: dict[str, Any], reference: Reference) -> tuple[Breakdown, Breakdown]:
+    """Every case of the report (not only the late ones) by field, most received first,
+    and by procedure code, most often late first (late, or open and overdue at the
+    period's end): the report's own figures split up, so each list adds up to the
+    province's (or the one agency's)."""
+    by_procedure = [(code, summed(per_agency.values()))
+                    for code, per_agency in report["procedures"].items()]
+    by_procedure.sort(key=lambda item: (-item[1]["late"] - item[1]["overdue_open"],
+                                        -item[1]["received"], item[0]))
+    fields: dict[str, list[dict[str, Any]]] = {}
+    for code, figures in by_procedure:
+        procedure = reference.procedures.get(code)
+        fields.setdefault(procedure.field if procedure else code, []).append(figures)
+    by_field = [(name, summed(rows)) for name, rows in fields.items()]
+    by_field.sort(key=lambda item: (-item[1]["received"], item[0]))
+    return by_field, by_procedure
+
+
 def report_json(report: dict[str, Any]) -> bytes:
-    return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    """The report as JSON: the replay's keys and the report's own (the breakdown by
+    procedure is for the document and the working file, written from the same figures)."""
+    shown = {name: value for name, value in report.items() if name != "procedures"}
+    return orjson.dumps(shown, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 

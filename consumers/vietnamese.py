@@ -2,7 +2,8 @@
 
 A Vietnamese reader takes "1,566" and "96.1%" for decimals: thousands are grouped with
 dots, decimals follow a comma, and a percent sign is set off by a space (1.566; 96,1 %).
-Dates are day/month/year; periods are "tháng 3/2026", "quý I/2026", "năm 2026".
+Dates are day/month/year (a document's date line as Decree 30/2020 writes it); periods are
+"tháng 3/2026", "quý I/2026", "năm 2026".
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ def percent(ratio: float | None, decimals: int = 1) -> str:
 
 def date(day: dt.date) -> str:
     return f"{day:%d/%m/%Y}"
+
+
+def document_date(day: dt.date) -> str:
+    """The date of an administrative document's place-and-date line (Decree 30/2020,
+    Appendix I: "Đối với những số chỉ ngày nhỏ hơn 10 và tháng 1, 2 phải ghi thêm số 0 ở
+    trước"): "ngày 05 tháng 3 năm 2026", "ngày 15 tháng 01 năm 2026". The zero leaves no
+    room to add a digit ("tháng 1" into "tháng 11"); months from 3 on cannot be made into
+    another month that way, so they are written without it."""
+    month = f"{day.month:02d}" if day.month <= 2 else str(day.month)
+    return f"ngày {day.day:02d} tháng {month} năm {day.year}"
 
 
 def _period_kind(first: dt.date, last: dt.date) -> str | None:

@@ -711,17 +711,22 @@ def report(
         typer.Option("--as-of", help="Judge as of this instant (default: the newest data)."),
     ] = None,
     reference: ReferenceOption = SAMPLE_PROVINCE,
+    lang: Annotated[
+        str, typer.Option("--lang", help="The document's language: vi (default) or en; "
+                          "the xlsx and md data are bilingual.")
+    ] = "vi",
 ) -> None:
     """The provincial report for a month, quarter or year, from the SQL store."""
-    from onestop.consumers.document import (
-        comparison_for,
-        document_html,
-        document_pdf,
-        load_letterhead,
-    )
+    from onestop.consumers.document import document_html, document_pdf, load_letterhead
     from onestop.consumers.excel import excel
     from onestop.consumers.render import markdown
-    from onestop.consumers.report import ReportError, build_report, parse_period, report_json
+    from onestop.consumers.report import (
+        ReportError,
+        build_report,
+        comparison_for,
+        parse_period,
+        report_json,
+    )
 
     _output(out, "--out")
     chosen = output_format or (out.suffix.lstrip(".") if out else "md")
@@ -729,6 +734,11 @@ def report(
         raise _fail(f"--format '{chosen}': give one of {', '.join(REPORT_FORMATS)}")
     if chosen in ("xlsx", "pdf") and out is None:
         raise _fail(f"a {chosen} report needs --out FILE.{chosen}")
+    if lang not in ("vi", "en"):
+        raise _fail(f"--lang '{lang}': give vi or en")
+    if lang == "en" and chosen not in ("pdf", "html"):
+        raise _fail("--lang en: only the document (pdf, html) has an English rendering; "
+                    "the xlsx and md data are bilingual")
     instant = None if as_of is None else _instant(as_of, "--as-of")
     reference_data = _load(reference)
     store = _store(url, migrate=False)
@@ -744,18 +754,20 @@ def report(
             or scope["service_index_on_time_rate"]["denominator"]):
         raise _fail(f"no case was received, ended or late in {period} in this database: "
                     "check --period and --db")
-    if chosen in ("html", "pdf"):
+    if chosen in ("md", "json"):
+        payload = markdown(built, reference_data) if chosen == "md" else report_json(built)
+    else:  # the document and the working file compare with earlier periods
         judged = dt.datetime.fromisoformat(built["as_of"]).timestamp()
-        page = document_html(built, reference_data, load_letterhead(reference),
-                             comparison_for(store.engine, reference_data, chosen_period, agency,
-                                            judged))
-        try:
-            payload = page if chosen == "html" else document_pdf(page)
-        except RuntimeError as error:
-            raise _fail(str(error)) from None
-    else:
-        writers = {"xlsx": excel, "md": markdown, "json": lambda report, _: report_json(report)}
-        payload = writers[chosen](built, reference_data)
+        comparison = comparison_for(store.engine, reference_data, chosen_period, agency, judged)
+        if chosen == "xlsx":
+            payload = excel(built, reference_data, comparison)
+        else:
+            page = document_html(built, reference_data, load_letterhead(reference), comparison,
+                                 lang=lang)
+            try:
+                payload = page if chosen == "html" else document_pdf(page)
+            except RuntimeError as error:
+                raise _fail(str(error)) from None
     if out is None:
         sys.stdout.buffer.write(payload)
     else:

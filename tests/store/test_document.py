@@ -5,6 +5,7 @@ with the previous period, an interim and an agency report that say what they are
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import shutil
 import subprocess
@@ -13,19 +14,28 @@ from typing import Any
 
 import orjson
 import pytest
+from openpyxl import load_workbook
+from openpyxl.chart import BarChart, LineChart
 from sqlalchemy import Engine
 
 from onestop.common.replay import Replay
 from onestop.consumers.backfill import backfill
 from onestop.consumers.document import (
-    comparison_for,
     document_html,
     document_pdf,
     load_letterhead,
     provisional,
     summary,
 )
-from onestop.consumers.report import build_report, parse_period
+from onestop.consumers.excel import excel
+from onestop.consumers.report import (
+    breakdown,
+    build_report,
+    comparison_for,
+    parse_period,
+    report_json,
+    scope_of,
+)
 from onestop.consumers.store import Store, connect, upgrade
 from onestop.consumers.vietnamese import number, percent
 from onestop.models.case import CaseRules
@@ -116,7 +126,7 @@ def test_a_later_month_is_compared_with_the_one_before(engine: Engine) -> None:
     april, march = report_of(engine, "2026-04"), report_of(engine, "2026-03")
     comparison = comparison_for(engine, REFERENCE, parse_period("2026-04"), None, AS_OF)
     assert comparison.previous is not None and comparison.last_year is None
-    assert [label for label, _report in comparison.trend] == ["tháng 3/2026"]
+    assert [earlier.period.label for earlier in comparison.trend] == ["2026-03"]
     text = " ".join(summary(april, REFERENCE, comparison))
     now = april["province"]["completed_on_time_rate"]["ratio"]
     before = march["province"]["completed_on_time_rate"]["ratio"]
@@ -154,5 +164,123 @@ def test_late_cases_are_listed_by_days_late_with_names(engine: Engine) -> None:
     procedure = REFERENCE.procedures[worst["procedure"]].name
     assert re.search(re.escape(worst["case_id"]) + r"</td><td>" + re.escape(procedure), page)
     # Names, not codes: only the case codes remain in the list.
-    listed = page.split("Danh sách hồ sơ quá hạn")[1].split("VI. THỜI GIAN CHỜ")[0]
+    listed = page.split("Danh sách hồ sơ quá hạn")[1].split("THỜI GIAN CHỜ TẠI")[0]
     assert "SX-" not in re.sub(r"SX-2026-\d+", "", listed)
+
+
+def test_the_date_line_is_written_as_decree_30_says(engine: Engine) -> None:
+    """A zero before a day below 10 and before months 1 and 2 only: "ngày 02 tháng 4"."""
+    report = report_of(engine, "2026-03")
+    page = document_html(report, REFERENCE, load_letterhead(SAMPLE_PROVINCE),
+                         issued=dt.date(2026, 4, 2)).decode()
+    assert "Sông Xanh, ngày 02 tháng 4 năm 2026</div>" in page
+
+
+@pytest.mark.parametrize("agency", [None, "SX-SYT"])
+def test_the_breakdown_by_field_and_by_procedure_adds_up_to_the_report(
+    engine: Engine, agency: str | None,
+) -> None:
+    """Every case of the report, not only the late ones, by field and by procedure: their
+    totals are the province's (or the agency's) figures, from the same judged states."""
+    report = report_of(engine, "2026-03", agency)
+    scope = report["province"] if agency is None else report["agencies"][agency]
+    by_field, by_procedure = breakdown(report, REFERENCE)
+    assert by_field and len(by_procedure) >= len(by_field)
+    for rows in (by_field, by_procedure):
+        for name in ("received", "ended", "early", "on_time", "late", "overdue_open"):
+            assert sum(figures[name] for _key, figures in rows) == scope[name], name
+        for part in ("numerator", "denominator"):
+            assert sum(figures["completed_on_time_rate"][part] for _key, figures in rows) == (
+                scope["completed_on_time_rate"][part])
+    assert {key for key, _figures in by_field} <= {
+        procedure.field for procedure in REFERENCE.procedures.values()}
+    # Most often late first.
+    late = [figures["late"] + figures["overdue_open"] for _key, figures in by_procedure]
+    assert late == sorted(late, reverse=True)
+    # The JSON stays the replay's format.
+    assert set(orjson.loads(report_json(report))) == {
+        "as_of", "period", "agency", "agencies", "centres", "province", "targets", "ranking",
+        "late_cases", "late_paper_transfers"}
+
+
+def test_the_document_shows_every_field_with_the_province_s_total(engine: Engine) -> None:
+    report = report_of(engine, "2026-03")
+    page = page_of(engine, "2026-03")
+    section = page.split("THEO LĨNH VỰC")[1]
+    by_field, by_procedure = breakdown(report, REFERENCE)
+    for field_name, figures in by_field:
+        assert f"<td>{field_name}</td><td class=num>{number(figures['received'])}</td>" in section
+    province = report["province"]
+    assert (f"<td>Toàn tỉnh</td><td class=num>{number(province['received'])}</td>"
+            f"<td class=num>{number(province['ended'])}</td>") in section
+    worst = REFERENCE.procedures[by_procedure[0][0]].name
+    assert f"<td>{worst}</td>" in section.split("Thủ tục có nhiều hồ sơ quá hạn nhất")[1]
+
+
+@pytest.mark.parametrize(("period", "agency"), [
+    ("2026-04", None), ("2026-04", "SX-SYT"), ("2026-Q2", None)])
+def test_the_earlier_periods_figures_are_those_of_their_own_reports(
+    engine: Engine, period: str, agency: str | None,
+) -> None:
+    """The comparison judges only the totals of each earlier period, and they are the
+    figures of that period's own report: the summary and the trend compare like with like."""
+    comparison = comparison_for(engine, REFERENCE, parse_period(period), agency, AS_OF)
+    earlier = report_of(engine, "2026-Q1" if period == "2026-Q2" else "2026-03", agency)
+    assert comparison.previous is not None and comparison.last_year is None
+    assert comparison.previous.scope == scope_of(earlier)
+    assert comparison.previous.centres == earlier["centres"]
+    assert comparison.trend == ([comparison.previous] if period == "2026-04" else [])
+
+
+def test_the_excel_file_charts_the_months_and_the_late_cases_by_field(engine: Engine) -> None:
+    """Native charts: the main rates month by month (March, then April so far) and the
+    late and overdue cases of each field."""
+    april = report_of(engine, "2026-04")
+    comparison = comparison_for(engine, REFERENCE, parse_period("2026-04"), None, AS_OF)
+    book = load_workbook(io.BytesIO(excel(april, REFERENCE, comparison)))
+
+    trend = book["Qua các kỳ"]
+    heading = [str(cell.value).split("\n")[0] for cell in trend[6]]
+    rate = heading.index("Tỷ lệ đúng hạn") + 1
+    assert [trend.cell(row, 1).value for row in (7, 8)] == ["tháng 3/2026", "tháng 4/2026"]
+    march = comparison.trend[0].scope
+    assert trend.cell(7, rate).value == march["completed_on_time_rate"]["ratio"]
+    assert trend.cell(8, rate).value == april["province"]["completed_on_time_rate"]["ratio"]
+    [chart] = trend._charts
+    assert isinstance(chart, LineChart)
+    titles = {series.tx.v for series in chart.series}
+    assert {"Tỷ lệ đúng hạn / Completed on time", "Chờ ≤ 15 phút / Within 15 minutes"} <= titles
+
+    fields = book["Theo lĩnh vực"]
+    [chart] = fields._charts
+    assert isinstance(chart, BarChart) and chart.grouping == "stacked"
+    assert [series.tx.v for series in chart.series] == [
+        "Quá hạn / Late", "Đang quá hạn cuối kỳ / Overdue open at period end"]
+    by_field, _by_procedure = breakdown(april, REFERENCE)
+    assert chart.series[0].val.numRef.f == f"'Theo lĩnh vực'!$F$7:$F${6 + len(by_field)}"
+
+
+def test_the_english_rendering_is_the_same_document_in_english(engine: Engine) -> None:
+    """The same template with English words and English number forms; the names of
+    agencies, procedures and the letterhead stay as they are."""
+    report = report_of(engine, "2026-03")
+    comparison = comparison_for(engine, REFERENCE, parse_period("2026-03"), None, AS_OF)
+    letterhead = load_letterhead(SAMPLE_PROVINCE)
+    english = document_html(report, REFERENCE, letterhead, comparison,
+                            issued=dt.date(2026, 4, 2), lang="en").decode()
+    vietnamese = document_html(report, REFERENCE, letterhead, comparison,
+                               issued=dt.date(2026, 4, 2)).decode()
+    province = report["province"]
+    assert '<html lang="en">' in english
+    assert "Results of administrative procedures, March 2026" in english
+    assert f"the province received {province['received']:,} cases" in english
+    on_time = province["completed_on_time_rate"]["ratio"]
+    assert f"{100 * on_time:.1f}%" in english
+    assert "Sông Xanh, 2 April 2026" in english
+    assert "SOCIALIST REPUBLIC OF VIET NAM" in english
+    assert REFERENCE.agencies["SX-SYT"].name in english  # names stay
+    for word in ("Tiếp nhận", "Kính gửi", "Tỷ lệ", "Nơi nhận", "mục tiêu", "Quá hạn",
+                 "Toàn tỉnh", "Không có", "đang giải quyết"):
+        assert word not in english, word
+    assert english.count("<h2>") == vietnamese.count("<h2>")
+    assert english.count("<tr") == vietnamese.count("<tr")

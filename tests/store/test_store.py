@@ -198,7 +198,8 @@ def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filter
 
     book = load_workbook(path)
     assert book.sheetnames == [
-        "Tổng hợp", "Mục tiêu", "Theo cơ quan", "Xếp hạng", "Thời gian chờ",
+        "Tổng hợp", "Mục tiêu", "Qua các kỳ", "Theo cơ quan", "Xếp hạng", "Theo lĩnh vực", "Theo thủ tục",
+        "Thời gian chờ",
         "Chỉ số phục vụ", "Hồ sơ quá hạn", "Hồ sơ giấy chuyển muộn",
     ]
     title = "Báo cáo kết quả giải quyết thủ tục hành chính tháng 3/2026"
@@ -261,6 +262,21 @@ def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filter
     target = agencies.cell(7, column["Mục tiêu"]).coordinate
     assert any(sqref.startswith(rate) and f"{rate}<{target}" in formula
                for sqref, formula in coloured)
+
+    # Every case by field and by procedure, each table's total row the province's figures.
+    for name, first_figure in (("Theo lĩnh vực", 2), ("Theo thủ tục", 4)):
+        sheet = book[name]
+        last = sheet.max_row
+        while sheet.cell(last, 1).value != "Tổng cộng / Total":
+            last -= 1  # below the table, a chart's anchor may follow
+        assert sheet.auto_filter.ref.endswith(str(last - 1))
+        shown = [sheet.cell(last, column).value for column in range(first_figure,
+                                                                   first_figure + 7)]
+        assert shown == [province[key] for key in ("received", "ended", "early", "on_time",
+                                                   "late", "overdue_open")] + [
+            pytest.approx(on_time["numerator"] / on_time["denominator"])]
+        assert sum(sheet.cell(row, first_figure).value for row in range(7, last)) == (
+            province["received"])
 
     waits = book["Thời gian chờ"]
     centre, figures = next(iter(sorted(report["centres"].items())))

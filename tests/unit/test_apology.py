@@ -55,7 +55,7 @@ def test_the_draft_carries_the_case_the_dates_and_the_signer() -> None:
     assert proposed > today and f"đến ngày {proposed:%d/%m/%Y}" in text
     assert f"Lý do: {TO_FILL}" in text  # the agency states the reason
     assert holder.name.upper() in text and holder.head_name in text
-    assert "ngày 20 tháng 04 năm 2026" in text
+    assert "ngày 20 tháng 4 năm 2026" in text  # Decree 30: no zero before April
 
 
 def test_an_applicant_the_event_did_not_name_is_left_for_the_agency() -> None:

@@ -156,3 +156,17 @@ def test_an_unexpected_failure_is_one_line_without_a_traceback(
     said = " ".join(capsys.readouterr().err.split())
     assert "unexpected RuntimeError: a bug (ONESTOP_DEBUG=1 shows where" in said
     assert "Traceback" not in said
+
+
+def test_the_document_in_english_and_only_the_document(database: str, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    code, said = run("report", "--period", "2026-03", "--db", database, "--lang", "en",
+                     "--out", str(out))
+    assert code == 0, said
+    page = out.read_text(encoding="utf-8")
+    assert '<html lang="en">' in page and "<h1>REPORT</h1>" in page
+    code, said = run("report", "--period", "2026-03", "--db", database, "--lang", "en",
+                     "--format", "md")
+    assert code == 2 and "--lang en: only the document (pdf, html)" in said, said
+    code, said = run("report", "--period", "2026-03", "--db", database, "--lang", "fr")
+    assert code == 2 and "--lang 'fr': give vi or en" in said, said
