@@ -29,8 +29,8 @@ SECRETS_OF = {
     "sink": {"onestop_kafka_password", "onestop_database_password"},
     "notifier": {"onestop_kafka_password", "onestop_database_password",
                  "onestop_smtp_password", "onestop_webhook_token"},
-    "postgres": {"postgres_password"},
-    "grafana": {"grafana_admin_password"},
+    "postgres": {"postgres_password", "grafana_database_password"},
+    "grafana": {"grafana_admin_password", "grafana_database_password"},
     "alertmanager": {"onestop_webhook_token"},
 }
 
@@ -115,7 +115,8 @@ def test_the_secrets_script_makes_private_files_once(tmp_path: Path) -> None:
     assert set(made) == {name for names in SECRETS_OF.values() for name in names} - {
         "onestop_database_password"} | {"postgres_password"}
     assert folder.stat().st_mode & 0o777 == 0o700
-    for name in ("postgres_password", "grafana_admin_password", "onestop_webhook_token"):
+    for name in ("postgres_password", "grafana_admin_password", "grafana_database_password",
+                 "onestop_webhook_token"):
         assert len(made[name].strip()) >= 40 and re.fullmatch(r"[\w-]+\n", made[name]), name
     assert made["onestop_smtp_password"] == "" and made["onestop_kafka_password"] == ""
     (folder / "onestop_smtp_password").write_text("set-by-hand")
