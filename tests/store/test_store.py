@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from openpyxl import load_workbook
 from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
 from onestop.common.codec import Entry, encode_entry
 from onestop.common.replay import Replay
@@ -374,3 +377,35 @@ def test_the_agency_boards_case_list_holds_the_rules_late_and_at_risk_cases(
             if rows:
                 listed[code] = {(row[0], row[1], row[3]) for row in rows}
     assert listed == expected
+
+
+def test_grafanas_database_user_reads_the_views_and_changes_nothing(
+    postgres: Any, tmp_path: Path, migrated: Any,
+) -> None:
+    """deploy/postgres/grafana-reader.sh as the postgres image runs it on a new database
+    (before the sink has migrated anything): Grafana's user then reads the tables and
+    views the migrations make later, and may not write."""
+    url = postgres.new_database()
+    database = url.rsplit("/", 1)[1]
+    secret = tmp_path / "grafana_database_password"
+    secret.write_text("reader-secret\n")
+    script = Path(__file__).parents[2] / "deploy" / "postgres" / "grafana-reader.sh"
+    for _ in range(2):  # a second run (by hand, on an older stack) changes nothing
+        done = subprocess.run(  # noqa: S603 - our own script
+            ["bash", str(script)], capture_output=True, text=True, check=False,
+            env={**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(postgres.port),
+                 "POSTGRES_USER": "postgres", "POSTGRES_DB": database,
+                 "GRAFANA_DATABASE_PASSWORD_FILE": str(secret)})
+        assert done.returncode == 0, done.stderr
+    migrated(url)
+    reader = connect(url.replace("//postgres@", "//grafana_reader@"))
+    try:
+        with reader.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM late_and_at_risk_cases")
+                                      ).scalar() == 0
+            assert connection.execute(text("SELECT count(*) FROM agency_daily")).scalar() == 0
+        with pytest.raises(DBAPIError, match="read-only|permission denied"), \
+                reader.begin() as connection:
+            connection.execute(text("DELETE FROM case_states"))
+    finally:
+        reader.dispose()
