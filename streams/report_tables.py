@@ -101,7 +101,8 @@ def figures_table(report: dict[str, Any], reference: Reference, width: int = 120
 def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
                 rows: int | None = None) -> Table:
     """Waits per centre: within 15 minutes against the target; the median and the 90th
-    percentile where the figures carry them (a replay's report; not the live aggregates)."""
+    percentile where the figures carry them (exact in a replay's report, to the minute
+    live)."""
     goal = reference.targets.get("wait_within_target_share")
     table = Table(title="Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)",
                   pad_edge=False)
@@ -116,7 +117,12 @@ def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
         table.add_column("90 % chờ ≤\nP90", justify="right", no_wrap=True)
 
     def minutes(seconds: float | None) -> str:
-        return "–" if seconds is None else f"{number(seconds / 60, 1)} phút"
+        if seconds is None:
+            return "–"
+        # The live view's percentiles are whole minutes (to the minute): no ",0" that
+        # would claim a tenth.
+        whole = float(seconds / 60).is_integer()
+        return f"{number(seconds / 60, 0 if whole else 1)} phút"
 
     shown = centres if rows is None else centres[:max(rows, 0)]
     for code, figures in shown:
