@@ -10,9 +10,10 @@ columns. Rates under the province's target are red. Numbers in Vietnamese form.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -137,22 +138,28 @@ def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
     return table
 
 
+def _height(renderable: Any, width: int) -> int:
+    """The lines `renderable` takes on a terminal `width` columns wide, as rich lays it
+    out: titles and the status line wrap at words, which no count of characters foresees."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    return len(captured.get().splitlines())
+
+
 def live_view(report: dict[str, Any], reference: Reference, status: Text, width: int,
               height: int) -> Group:
     """The status line and the tables, cut to a terminal of `width` × `height`: the
-    waits table when it leaves room for at least five agencies, otherwise one line."""
-    compact = width < COMPACT_WIDTH
-    status_lines = -(-len(status.plain) // max(width, 1))
-    figures_frame = 8 if compact else 9  # title, borders, headings, province, caption
-    waits_height = len(report["centres"]) + (6 if compact else 7)
-    free = height - status_lines - figures_frame - 1
-    parts: list[Any] = [status]
-    if free - waits_height >= 5:
-        parts.append(figures_table(report, reference, width, free - waits_height))
-        parts.append(waits_table(report, reference, width))
-    else:
-        parts.append(figures_table(report, reference, width, free - 1))
+    waits table when it leaves room for at least five agencies, otherwise one line. The
+    agencies get the lines the rest leaves, measured as laid out at this width."""
+    # The agencies' table with one agency, less its line (with none, rich would not draw
+    # the rule under the province's total).
+    frame = _height(figures_table(report, reference, width, rows=1), width) - 1
+    free = height - _height(status, width) - frame
+    waits: Table | Text = waits_table(report, reference, width)
+    if free - _height(waits, width) < 5:
         visits, within = centre_waits(report)
-        parts.append(Text(f"Chờ tại quầy / waits: {number(visits)} lượt, {percent(within)} "
-                          "≤ 15 phút"))
-    return Group(*parts)
+        waits = Text(f"Chờ tại quầy / waits: {number(visits)} lượt, {percent(within)} "
+                     "≤ 15 phút")
+    rows = free - _height(waits, width)
+    return Group(status, figures_table(report, reference, width, rows), waits)
