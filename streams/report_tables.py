@@ -14,6 +14,7 @@ import io
 from typing import Any
 
 from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -96,26 +97,32 @@ def figures_table(report: dict[str, Any], reference: Reference, width: int = 120
     if len(shown) < len(agencies):
         hidden = len(agencies) - len(shown)
         table.caption = f"… và {hidden} cơ quan khác / {hidden} more"
-    return table
+    return _names_fit(table, width)
 
 
 def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
                 rows: int | None = None) -> Table:
     """Waits per centre: within 15 minutes against the target; the median and the 90th
     percentile where the figures carry them (exact in a replay's report, to the minute
-    live)."""
+    live). Below COMPACT_WIDTH the minutes are said once, in the title."""
+    compact = width < COMPACT_WIDTH
     goal = reference.targets.get("wait_within_target_share")
-    table = Table(title="Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)",
+    table = Table(title="Thời gian chờ / Waits (phút / min)" if compact else
+                  "Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)",
                   pad_edge=False)
-    table.add_column("Bộ phận Một cửa / Centre", ratio=1, overflow="ellipsis", no_wrap=True,
-                     max_width=40 if width >= COMPACT_WIDTH else 24)
-    table.add_column("Lượt chờ\nVisits", justify="right", no_wrap=True)
-    table.add_column("≤ 15 phút\nWithin target", justify="right", no_wrap=True)
+    table.add_column("Bộ phận Một cửa" if compact else "Bộ phận Một cửa / Centre", ratio=1,
+                     overflow="ellipsis", no_wrap=True, max_width=24 if compact else 40)
+    table.add_column("Lượt" if compact else "Lượt chờ\nVisits", justify="right",
+                     no_wrap=True)
+    table.add_column("≤ 15 phút" if compact else "≤ 15 phút\nWithin target", justify="right",
+                     no_wrap=True)
     centres = sorted(report["centres"].items())
     percentiles = any(figures.get("wait_p50_seconds") is not None for _code, figures in centres)
     if percentiles:
-        table.add_column("Trung vị\nMedian", justify="right", no_wrap=True)
-        table.add_column("90 % chờ ≤\nP90", justify="right", no_wrap=True)
+        table.add_column("Trung vị" if compact else "Trung vị\nMedian", justify="right",
+                         no_wrap=True)
+        table.add_column("P90" if compact else "90 % chờ ≤\nP90", justify="right",
+                         no_wrap=True)
 
     def minutes(seconds: float | None) -> str:
         if seconds is None:
@@ -123,7 +130,8 @@ def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
         # The live view's percentiles are whole minutes (to the minute): no ",0" that
         # would claim a tenth.
         whole = float(seconds / 60).is_integer()
-        return f"{number(seconds / 60, 0 if whole else 1)} phút"
+        shown = number(seconds / 60, 0 if whole else 1)
+        return shown if compact else f"{shown} phút"
 
     shown = centres if rows is None else centres[:max(rows, 0)]
     for code, figures in shown:
@@ -135,6 +143,17 @@ def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
         table.add_row(*row)
     if len(shown) < len(centres):
         table.caption = f"… và {len(centres) - len(shown)} bộ phận khác / and more"
+    return _names_fit(table, width)
+
+
+def _names_fit(table: Table, width: int) -> Table:
+    """The names' column (the first) narrowed until the table fits `width`: a name may be
+    cut short with an ellipsis, a number never (rich would cut every column alike)."""
+    console = Console(width=10_000, file=io.StringIO(), color_system=None)
+    excess = Measurement.get(console, console.options, table).maximum - width
+    names = table.columns[0]
+    if excess > 0 and names.max_width is not None:
+        names.max_width = max(8, names.max_width - excess)
     return table
 
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from onestop.common.replay import Replay
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
-from onestop.streams.report_tables import figures_table, live_view
+from onestop.streams.report_tables import figures_table, live_view, waits_table
 from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
@@ -56,6 +56,8 @@ def test_the_live_view_fits_its_terminal(report: dict[str, Any], width: int,
     assert "15 phút" in text  # the waits: a table, or one line on a small screen
     received = report["province"]["received"]
     assert received >= 1000 and f"{received // 1000}.{received % 1000:03d}" in text  # 1.234
+    assert all("…" not in cell for line in lines for cell in line.split("│")[2:]), (
+        "a number cut short")  # names may be
 
 
 def test_the_agencies_that_need_attention_come_first(report: dict[str, Any]) -> None:
@@ -65,3 +67,16 @@ def test_the_agencies_that_need_attention_come_first(report: dict[str, Any]) -> 
                      and "Cơ quan" not in line)
     assert REFERENCE.agencies[worst[0]].name[:20] in first_row
     assert any(f"và {len(report['agencies']) - 3} cơ quan khác" in line for line in lines)
+
+
+@pytest.mark.parametrize("width", [60, 66, 80, 120])
+def test_the_waits_median_and_p90_keep_their_numbers_on_a_narrow_terminal(
+    report: dict[str, Any], width: int,
+) -> None:
+    """The live view now has percentiles too: at 60 columns they were cut to '8,1…'."""
+    lines = shown(waits_table(report, REFERENCE, width), width, 40)
+    rows = [line.split("│") for line in lines if line.startswith("│")]
+    assert len(rows) == len(report["centres"]) and max(len(line) for line in lines) <= width
+    assert all("…" not in cell for row in rows for cell in row[2:]), lines
+    median = report["centres"][min(report["centres"])]["wait_p50_seconds"] / 60
+    assert f"{median:.1f}".replace(".", ",") in rows[0][4]
