@@ -124,6 +124,14 @@ def _thresholds(goal: float) -> dict[str, Any]:
         "color": {"mode": "thresholds"}}
 
 
+def _coloured(legend: str, goal: float) -> dict[str, Any]:
+    """One series of a panel (by its legend) coloured against its own target."""
+    thresholds = _thresholds(goal)
+    return {"matcher": {"id": "byName", "options": legend}, "properties": [
+        {"id": "thresholds", "value": thresholds["thresholds"]},
+        {"id": "color", "value": thresholds["color"]}]}
+
+
 # A click on an agency's bar or line opens its board, for the same time range.
 _TO_AGENCY_BOARD = [{
     "title": "Xem cơ quan / open the agency's board",
@@ -251,11 +259,13 @@ def province_overview(goals: dict[str, float]) -> dict[str, Any]:
         _panel("bargauge", "Nhóm Chỉ số phục vụ (điểm) / service-index groups (points)",
                [("province:onestop_service_index_points:sum", "{{group}}")], 0, 27, 12, 8,
                options={"orientation": "horizontal"}),
-        _panel("stat", "Thanh toán trực tuyến / paid online",
-               [("province:onestop_online_payment_share:ratio", "")], 12, 27, 4, 8, ratio,
+        _panel("stat", "Thanh toán trực tuyến trong kỳ / paid online in the period",
+               [(share_in_range("agency:onestop_fee_paid_online:sum",
+                                "agency:onestop_fee_cases:sum"), "")], 12, 27, 4, 8, ratio,
                goals.get("online_payment_share")),
-        _panel("stat", "Trả kết quả điện tử / electronic results",
-               [("province:onestop_electronic_result_share:ratio", "")], 16, 27, 4, 8, ratio,
+        _panel("stat", "Trả kết quả điện tử trong kỳ / electronic results in the period",
+               [(share_in_range("agency:onestop_electronic_results:sum",
+                                "agency:onestop_paper_results:sum"), "")], 16, 27, 4, 8, ratio,
                goals.get("electronic_result_share")),
         _panel("stat", "Hài lòng / satisfied",
                [("province:onestop_satisfaction_share:ratio", "")], 20, 27, 4, 8, ratio,
@@ -271,6 +281,20 @@ def province_overview(goals: dict[str, float]) -> dict[str, Any]:
 def agency_drill_down(goals: dict[str, float]) -> dict[str, Any]:
     ratio = "percentunit"
     agency = '{agency="$agency"}'
+
+    # (numerator, denominator, legend, target): each bar against its own target.
+    shares = [
+        ("agency:onestop_transfers_electronic:sum", "agency:onestop_transfers:sum",
+         "Luân chuyển điện tử / e-transfer", "e_transfer_share"),
+        ("agency:onestop_fee_paid_online:sum", "agency:onestop_fee_cases:sum",
+         "Thanh toán trực tuyến / paid online", "online_payment_share"),
+        ("agency:onestop_full_online:sum", "agency:onestop_full_online_eligible:sum",
+         "Toàn trình / fully online", ""),
+        ("agency:onestop_electronic_results:sum", "agency:onestop_paper_results:sum",
+         "Kết quả điện tử / electronic result", "electronic_result_share"),
+        ("agency:onestop_apologies_in_time:sum", "agency:onestop_apologies_required:sum",
+         "Xin lỗi đúng hạn / apologies in time", "apology_compliance"),
+    ]
     return _dashboard(AGENCY_BOARD, "Cơ quan / Agency", [
         _panel("stat", "Giải quyết đúng hạn trong kỳ / on time in the period",
                [(share_in_range(IN_TIME + agency, ENDED + agency), "")], 0, 0, 6, 5, ratio,
@@ -292,16 +316,13 @@ def agency_drill_down(goals: dict[str, float]) -> dict[str, Any]:
                [(in_range(f"agency_field_verdict:onestop_cases_ended:sum{agency}"),
                  "{{field}} {{verdict}}")], 12, 15, 12, 9,
                options={"showHeader": True}),
-        _panel("bargauge", "Tỷ lệ / shares",
-               [(f"agency:onestop_e_transfer_share:ratio{agency}",
-                 "Luân chuyển điện tử / e-transfer"),
-                (f"agency:onestop_online_payment_share:ratio{agency}",
-                 "Thanh toán trực tuyến / paid online"),
-                (f"agency:onestop_full_online_share:ratio{agency}", "Toàn trình / fully online"),
-                (f"agency:onestop_electronic_result_share:ratio{agency}",
-                 "Kết quả điện tử / electronic result"),
-                (f"agency:onestop_apology_compliance:ratio{agency}",
-                 "Xin lỗi đúng hạn / apologies in time")], 0, 24, 12, 9, ratio),
+        _panel("bargauge", "Tỷ lệ trong kỳ / shares in the period",
+               [(share_in_range(numerator + agency, denominator + agency), legend)
+                for numerator, denominator, legend, _metric in shares], 0, 24, 12, 9, ratio,
+               fieldConfig={"defaults": {"unit": ratio, "min": 0, "max": 1, "decimals": 1},
+                            "overrides": [_coloured(legend, goals[metric])
+                                          for _n, _d, legend, metric in shares
+                                          if metric in goals]}),
         _panel("piechart", "Kênh tiếp nhận trong kỳ / channels in the period",
                [(in_range(f"agency_channel:onestop_cases_received:sum{agency}"),
                  "{{channel}}")], 12, 24, 12, 9),

@@ -257,3 +257,13 @@ def test_rates_are_coloured_against_the_provinces_targets_and_agencies_link_to_t
     coloured = [panel["title"] for panel in board["panels"]
                 if "thresholds" in panel["fieldConfig"]["defaults"]]
     assert len(coloured) >= 8
+    # The agency's shares: each bar against its own target.
+    [shares] = [panel for panel in dashboards(GOALS)["agency.json"]["panels"]
+                if panel["title"].startswith("Tỷ lệ trong kỳ")]
+    goal_of = {override["matcher"]["options"]: override["properties"][0]["value"]["steps"][1][
+        "value"] for override in shares["fieldConfig"]["overrides"]}
+    assert goal_of == {"Luân chuyển điện tử / e-transfer": GOALS["e_transfer_share"],
+                       "Thanh toán trực tuyến / paid online": GOALS["online_payment_share"],
+                       "Kết quả điện tử / electronic result": GOALS["electronic_result_share"],
+                       "Xin lỗi đúng hạn / apologies in time": GOALS["apology_compliance"]}
+    assert {target["legendFormat"] for target in shares["targets"]} >= set(goal_of)
