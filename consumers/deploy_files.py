@@ -93,6 +93,9 @@ def sort(expr: str, descending: bool = False) -> str:
 # ---- SQL of the boards ---------------------------------------------------------------
 
 
+HELD_BY = "Đang giữ / held by"
+
+
 def case_list_sql(now: str = "now()") -> str:
     """The agency board's list of its open cases that are late or at risk, most late
     first (PostgreSQL, from the view `late_and_at_risk_cases`). Days late as
@@ -107,7 +110,7 @@ def case_list_sql(now: str = "now()") -> str:
         "  to_char(due_day, 'DD/MM/YYYY') AS \"Hạn trả / due\",\n"
         f"  CASE WHEN overdue = 1 THEN GREATEST({today} - due_day, 1) ELSE 0 END"
         " AS \"Số ngày quá hạn / days late\",\n"
-        "  holder AS \"Đang giữ / held by\"\n"
+        f"  holder AS \"{HELD_BY}\"\n"
         "FROM late_and_at_risk_cases\n"
         "WHERE agency = '$agency' OR holder = '$agency'\n"
         "ORDER BY overdue DESC, 4 DESC, due_at, case_id"
@@ -165,13 +168,20 @@ def _panel(kind: str, title: str, queries: list[tuple[str, str]], x: int, y: int
     return panel
 
 
-def _sql_table(title: str, sql: str, x: int, y: int, w: int, h: int) -> dict[str, Any]:
+def _sql_table(title: str, sql: str, x: int, y: int, w: int, h: int,
+               names: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """A table of a SQL query's rows; `names`: column → {code: name} shown for its codes."""
     return {
         "type": "table", "title": title, "datasource": SQL_DATASOURCE,
         "gridPos": {"x": x, "y": y, "w": w, "h": h},
         "targets": [{"refId": "A", "datasource": SQL_DATASOURCE, "format": "table",
                      "rawQuery": True, "editorMode": "code", "rawSql": sql}],
-        "fieldConfig": {"defaults": {}, "overrides": []},
+        "fieldConfig": {"defaults": {}, "overrides": [
+            {"matcher": {"id": "byName", "options": column}, "properties": [
+                {"id": "mappings", "value": [{"type": "value", "options": {
+                    code: {"text": name, "index": index}
+                    for index, (code, name) in enumerate(sorted(shown.items()))}}]}]}
+            for column, shown in names.items()]},
         "options": {"showHeader": True},
     }
 
@@ -208,7 +218,8 @@ IN_TIME = "agency:onestop_cases_ended_in_time:sum"
 ENDED = "agency:onestop_cases_ended:sum"
 
 
-def province_overview(goals: dict[str, float]) -> dict[str, Any]:
+def province_overview(reference: Reference) -> dict[str, Any]:
+    goals = reference.targets
     ratio = "percentunit"
     by_agency = "agency"
     return _dashboard("onestop-province", "Tổng quan toàn tỉnh / Province overview", [
@@ -278,7 +289,8 @@ def province_overview(goals: dict[str, float]) -> dict[str, Any]:
     ])
 
 
-def agency_drill_down(goals: dict[str, float]) -> dict[str, Any]:
+def agency_drill_down(reference: Reference) -> dict[str, Any]:
+    goals = reference.targets
     ratio = "percentunit"
     agency = '{agency="$agency"}'
 
@@ -306,7 +318,8 @@ def agency_drill_down(goals: dict[str, float]) -> dict[str, Any]:
         _panel("stat", "Chưa xin lỗi / apologies missing",
                [(f"agency:onestop_apologies_missing:sum{agency}", "")], 18, 0, 6, 5),
         _sql_table("Hồ sơ quá hạn và sắp quá hạn đang giải quyết / open cases late or at "
-                   "risk", case_list_sql(), 0, 5, 24, 10),
+                   "risk", case_list_sql(), 0, 5, 24, 10,
+                   {HELD_BY: {code: agency.name for code, agency in reference.agencies.items()}}),
         _panel("timeseries", "Sắp quá hạn và quá hạn / at risk and overdue",
                [(f"agency:onestop_cases_at_risk:sum{agency}", "Sắp quá hạn / at risk"),
                 (f"agency:onestop_cases_overdue:sum{agency}", "Quá hạn / overdue")],
@@ -332,7 +345,8 @@ def agency_drill_down(goals: dict[str, float]) -> dict[str, Any]:
     ], [_variable("agency", "Cơ quan / agency", AGENCY_INFO)])
 
 
-def centre_waits(goals: dict[str, float]) -> dict[str, Any]:
+def centre_waits(reference: Reference) -> dict[str, Any]:
+    goals = reference.targets
     ratio = "percentunit"
     centre = '{centre="$centre"}'
     within = goals.get("wait_within_target_share")
@@ -392,12 +406,13 @@ def pipeline_health() -> dict[str, Any]:
     ])
 
 
-def dashboards(goals: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """The boards, their thresholds at the province's targets (`goals`: targets.csv)."""
+def dashboards(reference: Reference) -> dict[str, dict[str, Any]]:
+    """The boards, their thresholds at the province's targets (targets.csv) and the
+    names of its agencies (agencies.csv) where SQL gives codes."""
     return {
-        "province-overview.json": province_overview(goals),
-        "agency.json": agency_drill_down(goals),
-        "centre-waits.json": centre_waits(goals),
+        "province-overview.json": province_overview(reference),
+        "agency.json": agency_drill_down(reference),
+        "centre-waits.json": centre_waits(reference),
         "pipeline-health.json": pipeline_health(),
     }
 
@@ -406,7 +421,7 @@ def generated_files(reference: Reference) -> dict[str, str]:
     """Path under deploy/ → content."""
     files = {"prometheus/targets.rules.yml": target_rules(reference),
              "prometheus/names.rules.yml": name_rules(reference)}
-    for name, board in dashboards(reference.targets).items():
+    for name, board in dashboards(reference).items():
         files[f"grafana/dashboards/{name}"] = json.dumps(board, ensure_ascii=False, indent=2) + "\n"
     return files
 

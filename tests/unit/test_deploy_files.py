@@ -20,7 +20,8 @@ from tests.prometheus import DEPLOY, binary
 
 RULE_FILES = [DEPLOY / "prometheus" / name
               for name in ("onestop.rules.yml", "targets.rules.yml", "names.rules.yml")]
-GOALS = load_reference(SAMPLE_PROVINCE).targets
+REFERENCE = load_reference(SAMPLE_PROVINCE)
+GOALS = REFERENCE.targets
 # Grafana's template variables, given a value as Grafana would before a query runs.
 GRAFANA_VALUES = {"$agency": "SX-STP", "$centre": "SX-TTPVHCC", "$__range": "3600s"}
 
@@ -87,7 +88,7 @@ def test_rules_and_dashboards_name_only_series_that_exist(tmp_path: Path) -> Non
         assert named_series(rule["expr"]) <= known, rule
     queries = [
         (board["title"], panel["title"], target["expr"])
-        for board in dashboards(GOALS).values() for panel in board["panels"]
+        for board in dashboards(REFERENCE).values() for panel in board["panels"]
         for target in panel["targets"] if "expr" in target
     ]
     assert len(queries) > 40
@@ -127,9 +128,9 @@ def test_dashboards_are_provisioned_from_their_folder() -> None:
     sources = {path.stem: yaml.safe_load(path.read_text())["datasources"][0]
                for path in (DEPLOY / "grafana/provisioning/datasources").glob("*.yml")}
     uids = {(panel["datasource"]["type"], panel["datasource"]["uid"])
-            for board in dashboards(GOALS).values() for panel in board["panels"]}
+            for board in dashboards(REFERENCE).values() for panel in board["panels"]}
     assert uids == {(source["type"], source["uid"]) for source in sources.values()}
-    titles = {board["title"] for board in dashboards(GOALS).values()}
+    titles = {board["title"] for board in dashboards(REFERENCE).values()}
     assert len(titles) == 4 and all(" / " in title for title in titles)
 
 
@@ -170,7 +171,7 @@ def test_every_board_and_panel_option_is_one_grafana_knows() -> None:
     any panel's options (an option nested one level too deep is silently ignored)."""
     from grafana_foundation_sdk.models import dashboard
 
-    for name, board in dashboards(GOALS).items():
+    for name, board in dashboards(REFERENCE).items():
         assert _unknown(board, _plain(dashboard.Dashboard.from_json(board))) == [], name
         for panel in board["panels"]:
             kind = importlib.import_module(f"grafana_foundation_sdk.models.{panel['type']}")
@@ -184,7 +185,7 @@ def test_every_board_and_panel_option_is_one_grafana_knows() -> None:
 
 
 def _query(board: str, title_start: str) -> str:
-    [panel] = [panel for panel in dashboards(GOALS)[board]["panels"]
+    [panel] = [panel for panel in dashboards(REFERENCE)[board]["panels"]
                if panel["title"].startswith(title_start)]
     return with_values(panel["targets"][0]["expr"])
 
@@ -232,7 +233,7 @@ def test_period_panels_count_what_happened_in_the_range_by_name_across_a_rebalan
 def test_pickers_show_names_and_pass_codes() -> None:
     """The agency picker's regex (JavaScript's named groups) on a line of Grafana's
     query_result(): the text is the agency's name, the value its code."""
-    [variable] = dashboards(GOALS)["agency.json"]["templating"]["list"]
+    [variable] = dashboards(REFERENCE)["agency.json"]["templating"]["list"]
     line = ('onestop_agency_info{agency="SX-STP", level="province", '
             'name="Sở Tư pháp tỉnh Sông Xanh"} 1 1764547200000')
     found = re.search(variable["regex"].strip("/").replace("(?<", "(?P<"), line)
@@ -246,7 +247,7 @@ def test_pickers_show_names_and_pass_codes() -> None:
 
 def test_rates_are_coloured_against_the_provinces_targets_and_agencies_link_to_their_board(
 ) -> None:
-    board = dashboards(GOALS)["province-overview.json"]
+    board = dashboards(REFERENCE)["province-overview.json"]
     by_title = {panel["title"].split(" / ")[0]: panel for panel in board["panels"]}
     on_time = by_title["Tỷ lệ đúng hạn theo cơ quan trong kỳ"]["fieldConfig"]["defaults"]
     assert on_time["thresholds"]["steps"] == [{"color": "red", "value": None},
@@ -258,7 +259,7 @@ def test_rates_are_coloured_against_the_provinces_targets_and_agencies_link_to_t
                 if "thresholds" in panel["fieldConfig"]["defaults"]]
     assert len(coloured) >= 8
     # The agency's shares: each bar against its own target.
-    [shares] = [panel for panel in dashboards(GOALS)["agency.json"]["panels"]
+    [shares] = [panel for panel in dashboards(REFERENCE)["agency.json"]["panels"]
                 if panel["title"].startswith("Tỷ lệ trong kỳ")]
     goal_of = {override["matcher"]["options"]: override["properties"][0]["value"]["steps"][1][
         "value"] for override in shares["fieldConfig"]["overrides"]}
@@ -267,3 +268,13 @@ def test_rates_are_coloured_against_the_provinces_targets_and_agencies_link_to_t
                        "Kết quả điện tử / electronic result": GOALS["electronic_result_share"],
                        "Xin lỗi đúng hạn / apologies in time": GOALS["apology_compliance"]}
     assert {target["legendFormat"] for target in shares["targets"]} >= set(goal_of)
+
+
+def test_the_case_list_names_the_unit_holding_each_case() -> None:
+    [table] = [panel for panel in dashboards(REFERENCE)["agency.json"]["panels"]
+               if panel["datasource"]["type"] == SQL_DATASOURCE["type"]]
+    [override] = table["fieldConfig"]["overrides"]
+    assert f'AS "{override["matcher"]["options"]}"' in table["targets"][0]["rawSql"]
+    [mapping] = override["properties"][0]["value"]
+    assert mapping["options"]["SX-STP"]["text"] == "Sở Tư pháp tỉnh Sông Xanh"
+    assert set(mapping["options"]) == set(REFERENCE.agencies)
