@@ -124,13 +124,16 @@ def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
         table.add_column("P90" if compact else "90 % chờ ≤\nP90", justify="right",
                          no_wrap=True)
 
+    # The live view's percentiles are whole minutes (to the minute): no ",0" that would
+    # claim a tenth. A replay's are exact: a tenth each, even where one is whole.
+    decimals = 0 if all(float(figures[key] / 60).is_integer() for _code, figures in centres
+                        for key in ("wait_p50_seconds", "wait_p90_seconds")
+                        if figures.get(key) is not None) else 1
+
     def minutes(seconds: float | None) -> str:
         if seconds is None:
             return "–"
-        # The live view's percentiles are whole minutes (to the minute): no ",0" that
-        # would claim a tenth.
-        whole = float(seconds / 60).is_integer()
-        shown = number(seconds / 60, 0 if whole else 1)
+        shown = number(seconds / 60, decimals)
         return shown if compact else f"{shown} phút"
 
     shown = centres if rows is None else centres[:max(rows, 0)]

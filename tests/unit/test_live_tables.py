@@ -80,3 +80,19 @@ def test_the_waits_median_and_p90_keep_their_numbers_on_a_narrow_terminal(
     assert all("…" not in cell for row in rows for cell in row[2:]), lines
     median = report["centres"][min(report["centres"])]["wait_p50_seconds"] / 60
     assert f"{median:.1f}".replace(".", ",") in rows[0][4]
+
+
+def test_percentiles_show_tenths_when_exact_and_whole_minutes_when_live() -> None:
+    def centre(p50: float, p90: float) -> dict[str, Any]:
+        return {"visits_waited": 9, "wait_within_target": {"numerator": 8, "denominator": 9,
+                                                           "ratio": 8 / 9},
+                "wait_p50_seconds": p50, "wait_p90_seconds": p90}
+
+    def cells(p50: float, p90: float) -> list[str]:
+        report = {"centres": {"SX-TTPVHCC": centre(p50, p90)}}
+        [row] = [line for line in shown(waits_table(report, REFERENCE, 80), 80, 20)
+                 if line.startswith("│")]
+        return [cell.strip() for cell in row.split("│")[4:6]]
+
+    assert cells(600.0, 1020.0) == ["10", "17"]  # live: to the minute
+    assert cells(500.0, 1080.0) == ["8,3", "18,0"]  # a replay: exact, 18 minutes too
