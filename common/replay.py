@@ -190,7 +190,7 @@ class Replay:
             },
             "cases": cases,
             "agencies": {code: figures.to_json() for code, figures in sorted(agencies.items())},
-            "centres": {code: figures.to_json() for code, figures in sorted(centres.items())},
+            "centres": {code: figures.replay_json() for code, figures in sorted(centres.items())},
             "province": province_total(agencies.values()).to_json(),
             "findings": {
                 "cases_without_receipt": without_receipt,

@@ -66,13 +66,14 @@ def backfill(
         ("centre", centre_day_figures, replay.tickets, TICKET_CLOSING_KINDS,
          partial(centre_figures, replay.queue_rules)),
     ):
-        for record in _days(states, closing_kinds, figures_of, partitions, as_of, calendar, scope):
+        for record in aggregate_records(states, closing_kinds, figures_of, partitions, as_of,
+                                        calendar, scope):
             rows.put(table, day_figures_row(record, SOURCE))
     store.write(rows)
     return {name: len(keyed) for name, keyed in rows.by_table.items()}
 
 
-def _days(
+def aggregate_records(
     states: dict[str, Any], closing_kinds: frozenset[str],
     figures_of: Callable[[Iterable[Any], Period], dict[str, Any]],
     partitions: int, as_of: float, calendar: Any, scope: str,

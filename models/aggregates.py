@@ -7,8 +7,11 @@ figures can be summed across agencies, days and partitions.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from itertools import accumulate
 from typing import Any
 
 from .case import CaseRules, CaseState, CaseView, overdue_notice_source
@@ -103,7 +106,8 @@ class CentreFigures:
     recalls: int = 0
     waiting_now: int = 0
 
-    def to_json(self) -> dict[str, Any]:
+    def replay_json(self) -> dict[str, Any]:
+        """The figures of the replay JSON (contract §6), percentiles exact."""
         waits = sorted(self.waits)
         return {
             "visits_waited": len(waits),
@@ -115,15 +119,60 @@ class CentreFigures:
             "waiting_now": self.waiting_now,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        """The figures as a worker publishes them for one day and partition: the replay's,
+        and the waits counted per minute, which add up across days and partitions where
+        percentiles do not (the live view's median and P90 come from their sum)."""
+        return {**self.replay_json(), "wait_histogram": wait_histogram(self.waits)}
+
 
 def percentile(ordered: list[float], fraction: float) -> float | None:
     """Nearest-rank percentile of an ascending list: the smallest value with at least
     `fraction` of the values at or below it."""
     if not ordered:
         return None
+    return ordered[_nearest_rank(fraction, len(ordered)) - 1]
+
+
+def _nearest_rank(fraction: float, count: int) -> int:
     # Rounded first so that 0.9 × 10 counts as 9, not 9.000000000000002.
-    rank = max(1, math.ceil(round(fraction * len(ordered), 9)))
-    return ordered[min(rank, len(ordered)) - 1]
+    return min(max(1, math.ceil(round(fraction * count, 9))), count)
+
+
+WAIT_BUCKET_SECONDS = 60
+# Waits over 10 hours share the last minute: a histogram stays short whatever a faulty
+# ticket says.
+WAIT_HISTOGRAM_MINUTES = 600
+
+
+def wait_histogram(waits: Iterable[float]) -> list[list[int]]:
+    """Waits counted per minute, as [minute, count] pairs in order of the minute: minute
+    n counts the waits over n − 1 and up to n minutes (0: called at once), the last one
+    the longer waits too."""
+    counts = Counter(min(math.ceil(wait / WAIT_BUCKET_SECONDS), WAIT_HISTOGRAM_MINUTES)
+                     for wait in waits)
+    return [[minute, counts[minute]] for minute in sorted(counts)]
+
+
+def add_wait_histograms(histograms: Iterable[list[list[int]]]) -> list[list[int]]:
+    """The histogram of all the waits of several histograms (days, partitions)."""
+    counts: Counter[int] = Counter()
+    for histogram in histograms:
+        for minute, count in histogram:
+            counts[minute] += count
+    return [[minute, counts[minute]] for minute in sorted(counts)]
+
+
+def wait_histogram_percentile(histogram: list[list[int]], fraction: float) -> float | None:
+    """The nearest-rank percentile of the waits a histogram counts, to the minute: the end
+    of the minute the exact percentile falls in, so never under it and less than a minute
+    over (except past WAIT_HISTOGRAM_MINUTES)."""
+    minutes = sorted(histogram)
+    at_or_below = list(accumulate(count for _minute, count in minutes))
+    if not at_or_below or not at_or_below[-1]:
+        return None
+    rank = _nearest_rank(fraction, at_or_below[-1])
+    return float(minutes[bisect_left(at_or_below, rank)][0] * WAIT_BUCKET_SECONDS)
 
 
 @dataclass(slots=True)

@@ -3,12 +3,16 @@
 Each aggregate record holds one agency's (or centre's) figures for one local day and one
 partition. Flows (cases received, ended, judged; hand-offs; visits) add up across days
 and partitions; backlogs (overdue open cases, apologies missing) are the latest day's.
+Wait percentiles come from the waits per minute summed over days and partitions: exact to
+the minute (models.aggregates.wait_histogram_percentile).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
+
+from onestop.models.aggregates import add_wait_histograms, wait_histogram_percentile
 
 # Figures that count what happened in the day: summed over days and partitions.
 FLOWS = ("received", "ended", "early", "on_time", "late", "completed_on_time_rate",
@@ -62,6 +66,8 @@ class LiveFigures:
             latest[place] = max(latest.get(place, ""), record["day"])
         agencies: dict[str, dict[str, Any]] = defaultdict(dict)
         centres: dict[str, dict[str, Any]] = defaultdict(dict)
+        # None: a record of a worker older than the histograms, whose waits are unknown.
+        histograms: dict[str, list[list[list[int]] | None]] = defaultdict(list)
         for record in self.records.values():
             code, figures = record["code"], record["figures"]
             if record["scope"] == "agency":
@@ -70,8 +76,13 @@ class LiveFigures:
                     _add(agencies[code], figures, BACKLOGS)
             else:
                 _add(centres[code], figures, CENTRE_FLOWS)
-        for figures in centres.values():
-            figures["wait_p50_seconds"] = figures["wait_p90_seconds"] = None
+                histograms[code].append(figures.get("wait_histogram"))
+        for code, figures in centres.items():
+            parts = histograms[code]
+            waits = [] if None in parts else add_wait_histograms(
+                part for part in parts if part is not None)
+            figures["wait_p50_seconds"] = wait_histogram_percentile(waits, 0.5)
+            figures["wait_p90_seconds"] = wait_histogram_percentile(waits, 0.9)
         province = _zeros(FLOWS + BACKLOGS)
         for figures in agencies.values():
             _add(province, figures, FLOWS + BACKLOGS)

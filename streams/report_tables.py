@@ -10,9 +10,11 @@ columns. Rates under the province's target are red. Numbers in Vietnamese form.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -95,28 +97,44 @@ def figures_table(report: dict[str, Any], reference: Reference, width: int = 120
     if len(shown) < len(agencies):
         hidden = len(agencies) - len(shown)
         table.caption = f"… và {hidden} cơ quan khác / {hidden} more"
-    return table
+    return _names_fit(table, width)
 
 
 def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
                 rows: int | None = None) -> Table:
     """Waits per centre: within 15 minutes against the target; the median and the 90th
-    percentile where the figures carry them (a replay's report; not the live aggregates)."""
+    percentile where the figures carry them (exact in a replay's report, to the minute
+    live). Below COMPACT_WIDTH the minutes are said once, in the title."""
+    compact = width < COMPACT_WIDTH
     goal = reference.targets.get("wait_within_target_share")
-    table = Table(title="Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)",
+    table = Table(title="Thời gian chờ / Waits (phút / min)" if compact else
+                  "Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)",
                   pad_edge=False)
-    table.add_column("Bộ phận Một cửa / Centre", ratio=1, overflow="ellipsis", no_wrap=True,
-                     max_width=40 if width >= COMPACT_WIDTH else 24)
-    table.add_column("Lượt chờ\nVisits", justify="right", no_wrap=True)
-    table.add_column("≤ 15 phút\nWithin target", justify="right", no_wrap=True)
+    table.add_column("Bộ phận Một cửa" if compact else "Bộ phận Một cửa / Centre", ratio=1,
+                     overflow="ellipsis", no_wrap=True, max_width=24 if compact else 40)
+    table.add_column("Lượt" if compact else "Lượt chờ\nVisits", justify="right",
+                     no_wrap=True)
+    table.add_column("≤ 15 phút" if compact else "≤ 15 phút\nWithin target", justify="right",
+                     no_wrap=True)
     centres = sorted(report["centres"].items())
     percentiles = any(figures.get("wait_p50_seconds") is not None for _code, figures in centres)
     if percentiles:
-        table.add_column("Trung vị\nMedian", justify="right", no_wrap=True)
-        table.add_column("90 % chờ ≤\nP90", justify="right", no_wrap=True)
+        table.add_column("Trung vị" if compact else "Trung vị\nMedian", justify="right",
+                         no_wrap=True)
+        table.add_column("P90" if compact else "90 % chờ ≤\nP90", justify="right",
+                         no_wrap=True)
+
+    # The live view's percentiles are whole minutes (to the minute): no ",0" that would
+    # claim a tenth. A replay's are exact: a tenth each, even where one is whole.
+    decimals = 0 if all(float(figures[key] / 60).is_integer() for _code, figures in centres
+                        for key in ("wait_p50_seconds", "wait_p90_seconds")
+                        if figures.get(key) is not None) else 1
 
     def minutes(seconds: float | None) -> str:
-        return "–" if seconds is None else f"{number(seconds / 60, 1)} phút"
+        if seconds is None:
+            return "–"
+        shown = number(seconds / 60, decimals)
+        return shown if compact else f"{shown} phút"
 
     shown = centres if rows is None else centres[:max(rows, 0)]
     for code, figures in shown:
@@ -128,25 +146,42 @@ def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
         table.add_row(*row)
     if len(shown) < len(centres):
         table.caption = f"… và {len(centres) - len(shown)} bộ phận khác / and more"
+    return _names_fit(table, width)
+
+
+def _names_fit(table: Table, width: int) -> Table:
+    """The names' column (the first) narrowed until the table fits `width`: a name may be
+    cut short with an ellipsis, a number never (rich would cut every column alike)."""
+    console = Console(width=10_000, file=io.StringIO(), color_system=None)
+    excess = Measurement.get(console, console.options, table).maximum - width
+    names = table.columns[0]
+    if excess > 0 and names.max_width is not None:
+        names.max_width = max(8, names.max_width - excess)
     return table
+
+
+def _height(renderable: Any, width: int) -> int:
+    """The lines `renderable` takes on a terminal `width` columns wide, as rich lays it
+    out: titles and the status line wrap at words, which no count of characters foresees."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    return len(captured.get().splitlines())
 
 
 def live_view(report: dict[str, Any], reference: Reference, status: Text, width: int,
               height: int) -> Group:
     """The status line and the tables, cut to a terminal of `width` × `height`: the
-    waits table when it leaves room for at least five agencies, otherwise one line."""
-    compact = width < COMPACT_WIDTH
-    status_lines = -(-len(status.plain) // max(width, 1))
-    figures_frame = 8 if compact else 9  # title, borders, headings, province, caption
-    waits_height = len(report["centres"]) + (6 if compact else 7)
-    free = height - status_lines - figures_frame - 1
-    parts: list[Any] = [status]
-    if free - waits_height >= 5:
-        parts.append(figures_table(report, reference, width, free - waits_height))
-        parts.append(waits_table(report, reference, width))
-    else:
-        parts.append(figures_table(report, reference, width, free - 1))
+    waits table when it leaves room for at least five agencies, otherwise one line. The
+    agencies get the lines the rest leaves, measured as laid out at this width."""
+    # The agencies' table with one agency, less its line (with none, rich would not draw
+    # the rule under the province's total).
+    frame = _height(figures_table(report, reference, width, rows=1), width) - 1
+    free = height - _height(status, width) - frame
+    waits: Table | Text = waits_table(report, reference, width)
+    if free - _height(waits, width) < 5:
         visits, within = centre_waits(report)
-        parts.append(Text(f"Chờ tại quầy / waits: {number(visits)} lượt, {percent(within)} "
-                          "≤ 15 phút"))
-    return Group(*parts)
+        waits = Text(f"Chờ tại quầy / waits: {number(visits)} lượt, {percent(within)} "
+                     "≤ 15 phút")
+    rows = free - _height(waits, width)
+    return Group(status, figures_table(report, reference, width, rows), waits)

@@ -63,13 +63,13 @@ class Server:
 def start_prometheus(folder: Path, scrape_targets: list[str], interval: str = "1s") -> Server:
     """Prometheus with the repository's rules, scraping `scrape_targets` as the worker
     job."""
-    for name in ("onestop.rules.yml", "targets.rules.yml"):
+    for name in ("onestop.rules.yml", "targets.rules.yml", "names.rules.yml"):
         shutil.copy(DEPLOY / "prometheus" / name, folder / name)
     targets = ", ".join(f'"{target}"' for target in scrape_targets)
     config = folder / "prometheus.yml"
     config.write_text(
         f"global: {{scrape_interval: {interval}, evaluation_interval: {interval}}}\n"
-        "rule_files: [onestop.rules.yml, targets.rules.yml]\n"
+        "rule_files: [onestop.rules.yml, targets.rules.yml, names.rules.yml]\n"
         f"scrape_configs:\n  - job_name: onestop-worker\n    static_configs:\n"
         f"      - targets: [{targets}]\n"
     )

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from onestop.common.settings import Settings
+from onestop.consumers.deploy_files import dashboards
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines
@@ -22,6 +23,7 @@ from tests.prometheus import query, start_prometheus
 
 pytestmark = pytest.mark.integration
 
+REFERENCE = load_reference(SAMPLE_PROVINCE)
 BAD = [b"{not json", b'{"type":"received","event_id":"x1","case_id":"C-1"}']
 
 
@@ -119,6 +121,14 @@ def test_metrics_scraped_and_recorded_equal_the_replay(
         # Each rule group is evaluated on its own schedule: wait until all have run.
         eventually(lambda: recorded() == want, timeout=30, every=0.5)
         assert recorded() == want
+        # The province board's on-time rate by agency, over a range longer than the
+        # worker has run (so all of it): the same rates, by the agencies' names.
+        [board] = [panel["targets"][0]["expr"]
+                   for panel in dashboards(REFERENCE)["province-overview.json"]["panels"]
+                   if panel["title"].startswith("Tỷ lệ đúng hạn theo cơ quan")]
+        shown = by_label(query(prometheus, board.replace("$__range", "1d")), "name")
+        assert shown == {REFERENCE.agencies[code].name: rate for code, rate in
+                         want["agency:onestop_on_time_rate:ratio"].items()}
     finally:
         prometheus.stop()
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,24 +17,26 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from openpyxl import load_workbook
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
 from onestop.common.codec import Entry, encode_entry
 from onestop.common.replay import Replay
 from onestop.consumers.backfill import backfill
+from onestop.consumers.deploy_files import case_list_sql
 from onestop.consumers.excel import excel
 from onestop.consumers.report import build_report, parse_period
 from onestop.consumers.rows import add_aggregate_record, add_derived_record, add_state_record
 from onestop.consumers.schema import metadata
 from onestop.consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
-from onestop.models.case import CaseRules
+from onestop.models.case import CaseRules, days_late
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 TABLES = {"case_states", "ticket_states", "agency_day_figures", "centre_day_figures",
           "derived_events", "notifications"}
-VIEWS = {"agency_daily", "centre_daily", "alert_events"}
+VIEWS = {"agency_daily", "centre_daily", "alert_events", "late_and_at_risk_cases"}
 # The simulation runs 2 March – 14 April: March is whole, April is cut by the data's end.
 AS_OF = dt.datetime(2026, 4, 20, 17, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
 
@@ -77,7 +81,7 @@ def test_migrations_build_the_schema_on_an_empty_database_and_take_it_down_again
     database_url: str, migrated: Any,
 ) -> None:
     engine, _ = migrated(database_url)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     assert TABLES <= set(inspect(engine).get_table_names())
     assert set(inspect(engine).get_view_names()) == VIEWS
     with engine.connect() as connection:
@@ -355,3 +359,69 @@ def test_stored_case_states_carry_no_personal_data_and_judge_the_same(
         view = replay.rules.evaluate(state, AS_OF)
         assert view is not None and view.applicant is not None
         assert replay.rules.evaluate(stored, AS_OF) == dataclasses.replace(view, applicant=None)
+
+
+def test_the_agency_boards_case_list_holds_the_rules_late_and_at_risk_cases(
+    postgres: Any, province_lines: list[bytes], migrated: Any,
+) -> None:
+    """The SQL of the agency board's case list, run on PostgreSQL (Grafana's data source)
+    over the sink's tables as of an instant: each agency's open cases that the rules find
+    overdue, with models.case.days_late's days, or at risk, and no other."""
+    engine, store = migrated(postgres.new_database())
+    replay = replayed(province_lines)
+    replay.report(AS_OF)  # the derived events up to AS_OF, as a live worker has them
+    backfill(store, replay, AS_OF, partitions=4)
+    rules = CaseRules(REFERENCE)
+    expected: dict[str, set[tuple[str, str, int]]] = {}
+    for case_id, state in replay.cases.items():
+        view = rules.evaluate(state, AS_OF)
+        if view is None or not (view.overdue or view.at_risk(AS_OF)):
+            continue
+        row = (case_id, "Quá hạn / late", days_late(view, AS_OF, rules.calendar)) \
+            if view.overdue else (case_id, "Sắp quá hạn / at risk", 0)
+        for code in {view.handling_agency, view.holder}:
+            expected.setdefault(code, set()).add(row)
+    found = {row for rows in expected.values() for row in rows}
+    assert sum(1 for row in found if row[2] > 1) > 3 and any(row[2] == 0 for row in found)
+
+    query = case_list_sql(now=f"TIMESTAMPTZ '{rules.calendar.isoformat(AS_OF)}'")
+    listed: dict[str, set[tuple[str, str, int]]] = {}
+    with engine.connect() as connection:
+        for code in REFERENCE.agencies:
+            rows = connection.execute(text(query.replace("$agency", code))).all()
+            assert [row[3] for row in rows] == sorted((row[3] for row in rows), reverse=True)
+            if rows:
+                listed[code] = {(row[0], row[1], row[3]) for row in rows}
+    assert listed == expected
+
+
+def test_grafanas_database_user_reads_the_views_and_changes_nothing(
+    postgres: Any, tmp_path: Path, migrated: Any,
+) -> None:
+    """deploy/postgres/grafana-reader.sh as the postgres image runs it on a new database
+    (before the sink has migrated anything): Grafana's user then reads the tables and
+    views the migrations make later, and may not write."""
+    url = postgres.new_database()
+    database = url.rsplit("/", 1)[1]
+    secret = tmp_path / "grafana_database_password"
+    secret.write_text("reader-secret\n")
+    script = Path(__file__).parents[2] / "deploy" / "postgres" / "grafana-reader.sh"
+    for _ in range(2):  # a second run (by hand, on an older stack) changes nothing
+        done = subprocess.run(  # noqa: S603 - our own script
+            ["bash", str(script)], capture_output=True, text=True, check=False,
+            env={**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(postgres.port),
+                 "POSTGRES_USER": "postgres", "POSTGRES_DB": database,
+                 "GRAFANA_DATABASE_PASSWORD_FILE": str(secret)})
+        assert done.returncode == 0, done.stderr
+    migrated(url)
+    reader = connect(url.replace("//postgres@", "//grafana_reader@"))
+    try:
+        with reader.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM late_and_at_risk_cases")
+                                      ).scalar() == 0
+            assert connection.execute(text("SELECT count(*) FROM agency_daily")).scalar() == 0
+        with pytest.raises(DBAPIError, match="read-only|permission denied"), \
+                reader.begin() as connection:
+            connection.execute(text("DELETE FROM case_states"))
+    finally:
+        reader.dispose()

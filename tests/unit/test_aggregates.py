@@ -1,13 +1,17 @@
 from onestop.models.aggregates import (
+    WAIT_BUCKET_SECONDS,
     AgencyFigures,
     CentreFigures,
     Period,
     Ratio,
     add_case,
     add_visit,
+    add_wait_histograms,
     percentile,
     province_total,
     service_index_groups,
+    wait_histogram,
+    wait_histogram_percentile,
 )
 from onestop.models.queue import Visit
 from tests.conftest import at, event, received, view_of
@@ -110,6 +114,25 @@ def test_waits_against_the_target_by_centre():
     assert figures["wait_within_target"] == {"numerator": 2, "denominator": 3, "ratio": round(2 / 3, 6)}
     assert (figures["wait_p50_seconds"], figures["wait_p90_seconds"]) == (900.0, 901.0)
     assert (figures["no_shows"], figures["recalls"], figures["waiting_now"]) == (1, 1, 1)
+    assert figures["wait_histogram"] == [[5, 1], [15, 1], [16, 1]]
+    assert "wait_histogram" not in centres["CENTRE"].replay_json()
+
+
+def test_wait_percentiles_from_summed_histograms_are_exact_to_the_minute():
+    """Minute n counts the waits over n − 1 and up to n minutes; a percentile of summed
+    histograms is the upper end of the minute the exact (nearest-rank) percentile of all
+    the waits falls in: never under it, less than a minute over."""
+    assert wait_histogram([0.0, 59.0, 60.0, 61.0, 901.0]) == [[0, 1], [1, 2], [2, 1], [16, 1]]
+    assert wait_histogram([10 * 86400.0])[0][0] * WAIT_BUCKET_SECONDS <= 86400  # one last minute
+    assert wait_histogram_percentile([], 0.5) is None
+    parts = [[12.0, 700.0, 45.5], [905.0, 899.0], [3000.0, 61.0, 62.0, 600.0, 1.0]]
+    summed = add_wait_histograms(wait_histogram(part) for part in parts)
+    everything = sorted(wait for part in parts for wait in part)
+    for fraction in (0.1, 0.5, 0.9, 1.0):
+        exact = percentile(everything, fraction)
+        estimate = wait_histogram_percentile(summed, fraction)
+        assert exact is not None and estimate is not None
+        assert 0 <= estimate - exact < WAIT_BUCKET_SECONDS, (fraction, exact, estimate)
 
 
 def test_a_source_overdue_notice_that_disagrees_is_a_finding(rules):

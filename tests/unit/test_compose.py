@@ -29,8 +29,8 @@ SECRETS_OF = {
     "sink": {"onestop_kafka_password", "onestop_database_password"},
     "notifier": {"onestop_kafka_password", "onestop_database_password",
                  "onestop_smtp_password", "onestop_webhook_token"},
-    "postgres": {"postgres_password"},
-    "grafana": {"grafana_admin_password"},
+    "postgres": {"postgres_password", "grafana_database_password"},
+    "grafana": {"grafana_admin_password", "grafana_database_password"},
     "alertmanager": {"onestop_webhook_token"},
 }
 
@@ -115,7 +115,8 @@ def test_the_secrets_script_makes_private_files_once(tmp_path: Path) -> None:
     assert set(made) == {name for names in SECRETS_OF.values() for name in names} - {
         "onestop_database_password"} | {"postgres_password"}
     assert folder.stat().st_mode & 0o777 == 0o700
-    for name in ("postgres_password", "grafana_admin_password", "onestop_webhook_token"):
+    for name in ("postgres_password", "grafana_admin_password", "grafana_database_password",
+                 "onestop_webhook_token"):
         assert len(made[name].strip()) >= 40 and re.fullmatch(r"[\w-]+\n", made[name]), name
     assert made["onestop_smtp_password"] == "" and made["onestop_kafka_password"] == ""
     (folder / "onestop_smtp_password").write_text("set-by-hand")
@@ -192,6 +193,14 @@ def test_ports_match_what_the_other_parts_expect(config: dict[str, Any]) -> None
     source = yaml.safe_load(
         (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    [database] = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/postgres.yml").read_text())["datasources"]
+    assert database["url"] == "postgres:5432" and "postgres" in services
+    assert database["jsonData"]["database"] == services["postgres"]["environment"]["POSTGRES_DB"]
+    assert database["secureJsonData"]["password"] == (
+        "$__file{/run/secrets/grafana_database_password}")
+    assert database["user"] == "grafana_reader" and "grafana_reader" in (
+        ROOT / "deploy/postgres/grafana-reader.sh").read_text()
     kafka = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     for name in OURS:
         broker = Settings(broker_url=environment[name]["ONESTOP_BROKER_URL"])
@@ -222,6 +231,7 @@ def test_mounted_folders_exist_and_land_where_the_configs_look(config: dict[str,
     assert mounts[("grafana", path)] == str(ROOT / "deploy/grafana/dashboards")
     assert mounts[("grafana", "/etc/grafana/provisioning")] == str(
         ROOT / "deploy/grafana/provisioning")
+    assert mounts[("postgres", "/docker-entrypoint-initdb.d")] == str(ROOT / "deploy/postgres")
     for name in OURS:
         assert mounts[(name, "/reference")] == str(ROOT / "models/sample_province")
         assert services[name]["environment"]["ONESTOP_REFERENCE"] == "/reference"

@@ -13,12 +13,17 @@ from typing import Any
 import yaml
 
 from onestop.alerts.notifier import NotifierMetrics
-from onestop.consumers.deploy_files import dashboards, generated_files
+from onestop.consumers.deploy_files import SQL_DATASOURCE, dashboards, generated_files
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.metrics import ALL_SERIES, PREFIX
 from tests.prometheus import DEPLOY, binary
 
-RULE_FILES = [DEPLOY / "prometheus" / "onestop.rules.yml", DEPLOY / "prometheus" / "targets.rules.yml"]
+RULE_FILES = [DEPLOY / "prometheus" / name
+              for name in ("onestop.rules.yml", "targets.rules.yml", "names.rules.yml")]
+REFERENCE = load_reference(SAMPLE_PROVINCE)
+GOALS = REFERENCE.targets
+# Grafana's template variables, given a value as Grafana would before a query runs.
+GRAFANA_VALUES = {"$agency": "SX-STP", "$centre": "SX-TTPVHCC", "$__range": "3600s"}
 
 
 def run(*command: str | Path, cwd: Path | None = None) -> str:
@@ -83,8 +88,8 @@ def test_rules_and_dashboards_name_only_series_that_exist(tmp_path: Path) -> Non
         assert named_series(rule["expr"]) <= known, rule
     queries = [
         (board["title"], panel["title"], target["expr"])
-        for board in dashboards().values() for panel in board["panels"]
-        for target in panel["targets"]
+        for board in dashboards(REFERENCE).values() for panel in board["panels"]
+        for target in panel["targets"] if "expr" in target
     ]
     assert len(queries) > 40
     for board, panel, expr in queries:
@@ -93,12 +98,19 @@ def test_rules_and_dashboards_name_only_series_that_exist(tmp_path: Path) -> Non
     # variables get a value first, as Grafana does.
     checked = {"groups": [{"name": "dashboards", "rules": [
         {"record": f"dashboard:query_{index}",
-         "expr": re.sub(r"\$(agency|centre)", "SX-X", expr)}
+         "expr": with_values(expr)}
         for index, (_board, _panel, expr) in enumerate(queries)
     ]}]}
     path = tmp_path / "queries.yml"
     path.write_text(yaml.safe_dump(checked, allow_unicode=True))
     run(binary("promtool"), "check", "rules", path)
+
+
+def with_values(query: str) -> str:
+    for name, value in GRAFANA_VALUES.items():
+        query = query.replace(name, value)
+    assert "$" not in query, query
+    return query
 
 
 def test_the_checks_above_catch_a_wrong_query(tmp_path: Path) -> None:
@@ -113,11 +125,12 @@ def test_the_checks_above_catch_a_wrong_query(tmp_path: Path) -> None:
 def test_dashboards_are_provisioned_from_their_folder() -> None:
     provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/onestop.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
-    source = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
-    uids = {panel["datasource"]["uid"] for board in dashboards().values()
-            for panel in board["panels"]}
-    assert uids == {source["datasources"][0]["uid"]}
-    titles = {board["title"] for board in dashboards().values()}
+    sources = {path.stem: yaml.safe_load(path.read_text())["datasources"][0]
+               for path in (DEPLOY / "grafana/provisioning/datasources").glob("*.yml")}
+    uids = {(panel["datasource"]["type"], panel["datasource"]["uid"])
+            for board in dashboards(REFERENCE).values() for panel in board["panels"]}
+    assert uids == {(source["type"], source["uid"]) for source in sources.values()}
+    titles = {board["title"] for board in dashboards(REFERENCE).values()}
     assert len(titles) == 4 and all(" / " in title for title in titles)
 
 
@@ -146,16 +159,122 @@ def _unknown(ours: Any, schema: Any, path: str = "") -> list[str]:
     return []
 
 
+# The SDK has no schema of the SQL data sources' queries (it keeps them whole): the keys
+# of Grafana's SQLQuery (public/app/features/plugins/sql/types.ts, Grafana 11.2).
+SQL_QUERY_KEYS = {"refId", "datasource", "hide", "format", "rawSql", "rawQuery", "editorMode",
+                  "dataset", "table", "sql"}
+
+
 def test_every_board_and_panel_option_is_one_grafana_knows() -> None:
     """Read with the schema of the Grafana that docker-compose pins (11.2, through
     grafana-foundation-sdk): nothing of ours may be dropped, at the board's level or in
     any panel's options (an option nested one level too deep is silently ignored)."""
     from grafana_foundation_sdk.models import dashboard
 
-    for name, board in dashboards().items():
+    for name, board in dashboards(REFERENCE).items():
         assert _unknown(board, _plain(dashboard.Dashboard.from_json(board))) == [], name
         for panel in board["panels"]:
             kind = importlib.import_module(f"grafana_foundation_sdk.models.{panel['type']}")
             options = panel.get("options", {})
             read = _plain(kind.Options.from_json(options))
             assert _unknown(options, read) == [], (name, panel["title"])
+            for target in panel["targets"]:
+                if target["datasource"]["type"] == SQL_DATASOURCE["type"]:
+                    assert set(target) <= SQL_QUERY_KEYS, (name, panel["title"])
+                    assert target["format"] == "table" and target["rawQuery"]
+
+
+def _query(board: str, title_start: str) -> str:
+    [panel] = [panel for panel in dashboards(REFERENCE)[board]["panels"]
+               if panel["title"].startswith(title_start)]
+    return with_values(panel["targets"][0]["expr"])
+
+
+def test_period_panels_count_what_happened_in_the_range_by_name_across_a_rebalance(
+    tmp_path: Path,
+) -> None:
+    """The province board's on-time rate by agency, run by promtool on the rules: over the
+    last hour (the board's range) SX-STP ended 20 cases, 10 of them in time, while one of
+    its partitions moved from worker w1 to w2 (w1's totals fell, w2's rose by as much). The
+    rate is that hour's 50 %, not the all-time 83 % nor what increase() would make of w1's
+    fall, and the series carries the agency's name for the legend."""
+    ended = 'onestop_cases_ended_total{{job="onestop-worker",instance="{}",agency="SX-STP",' \
+            'field="f",verdict="{}"}}'
+    tests = {
+        "rule_files": [str(path) for path in RULE_FILES],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                # Until 60 min; 5 more each to 90 min; then w1's partition moves to w2.
+                {"series": ended.format("w1", "on_time"), "values": "50x60 55x29 15x31"},
+                {"series": ended.format("w2", "on_time"), "values": "40x60 40x29 85x31"},
+                {"series": ended.format("w1", "late"), "values": "10x60 15x29 5x31"},
+                {"series": ended.format("w2", "late"), "values": "0x60 0x29 15x31"},
+            ],
+            "promql_expr_test": [
+                {"expr": _query("province-overview.json", "Tỷ lệ đúng hạn theo cơ quan"),
+                 "eval_time": "2h",
+                 "exp_samples": [{"labels": '{agency="SX-STP", name="Sở Tư pháp tỉnh Sông Xanh"}',
+                                  "value": 0.5}]},
+                {"expr": _query("province-overview.json", "Giải quyết đúng hạn trong kỳ"),
+                 "eval_time": "2h", "exp_samples": [{"labels": "{}", "value": 0.5}]},
+                {"expr": "province:onestop_on_time_rate:ratio", "eval_time": "2h",
+                 "exp_samples": [{"labels": "province:onestop_on_time_rate:ratio",
+                                  "value": 100 / 120}]},
+            ],
+        }],
+    }
+    path = tmp_path / "boards.yaml"
+    path.write_text(yaml.safe_dump(tests, allow_unicode=True))
+    assert "SUCCESS" in run(binary("promtool"), "test", "rules", path)
+
+
+def test_pickers_show_names_and_pass_codes() -> None:
+    """The agency picker's regex (JavaScript's named groups) on a line of Grafana's
+    query_result(): the text is the agency's name, the value its code."""
+    [variable] = dashboards(REFERENCE)["agency.json"]["templating"]["list"]
+    line = ('onestop_agency_info{agency="SX-STP", level="province", '
+            'name="Sở Tư pháp tỉnh Sông Xanh"} 1 1764547200000')
+    found = re.search(variable["regex"].strip("/").replace("(?<", "(?P<"), line)
+    assert found and found["value"] == "SX-STP" and found["text"] == "Sở Tư pháp tỉnh Sông Xanh"
+    names = yaml.safe_load((DEPLOY / "prometheus" / "names.rules.yml").read_text())
+    labels = [rule["labels"] for group in names["groups"] for rule in group["rules"]
+              if rule["record"] == "onestop_agency_info"]
+    assert {"agency": "SX-STP", "name": "Sở Tư pháp tỉnh Sông Xanh", "level": "province"} in labels
+    assert len(labels) == len(load_reference(SAMPLE_PROVINCE).agencies)
+
+
+def test_rates_are_coloured_against_the_provinces_targets_and_agencies_link_to_their_board(
+) -> None:
+    board = dashboards(REFERENCE)["province-overview.json"]
+    by_title = {panel["title"].split(" / ")[0]: panel for panel in board["panels"]}
+    on_time = by_title["Tỷ lệ đúng hạn theo cơ quan trong kỳ"]["fieldConfig"]["defaults"]
+    assert on_time["thresholds"]["steps"] == [{"color": "red", "value": None},
+                                              {"color": "green", "value": GOALS[
+                                                  "completed_on_time_rate"]}]
+    assert "agency=${__field.labels.agency}" in on_time["links"][0]["url"]
+    assert on_time["links"][0]["url"].startswith("/d/onestop-agency/")
+    coloured = [panel["title"] for panel in board["panels"]
+                if "thresholds" in panel["fieldConfig"]["defaults"]]
+    assert len(coloured) >= 8
+    # The agency's shares: each bar against its own target.
+    [shares] = [panel for panel in dashboards(REFERENCE)["agency.json"]["panels"]
+                if panel["title"].startswith("Tỷ lệ trong kỳ")]
+    goal_of = {override["matcher"]["options"]: override["properties"][0]["value"]["steps"][1][
+        "value"] for override in shares["fieldConfig"]["overrides"]}
+    assert goal_of == {"Luân chuyển điện tử / e-transfer": GOALS["e_transfer_share"],
+                       "Thanh toán trực tuyến / paid online": GOALS["online_payment_share"],
+                       "Kết quả điện tử / electronic result": GOALS["electronic_result_share"],
+                       "Xin lỗi đúng hạn / apologies in time": GOALS["apology_compliance"]}
+    assert {target["legendFormat"] for target in shares["targets"]} >= set(goal_of)
+
+
+def test_the_case_list_names_the_unit_holding_each_case() -> None:
+    [table] = [panel for panel in dashboards(REFERENCE)["agency.json"]["panels"]
+               if panel["datasource"]["type"] == SQL_DATASOURCE["type"]]
+    [override] = table["fieldConfig"]["overrides"]
+    assert f'AS "{override["matcher"]["options"]}"' in table["targets"][0]["rawSql"]
+    [mapping] = override["properties"][0]["value"]
+    assert mapping["options"]["SX-STP"]["text"] == "Sở Tư pháp tỉnh Sông Xanh"
+    assert set(mapping["options"]) == set(REFERENCE.agencies)

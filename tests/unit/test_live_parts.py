@@ -13,8 +13,10 @@ from onestop.common.clock import parse_clock
 from onestop.common.codec import Entry, decode_entry, encode_entry
 from onestop.common.replay import Replay
 from onestop.common.settings import Settings
+from onestop.consumers.backfill import aggregate_records
+from onestop.models.aggregates import WAIT_BUCKET_SECONDS, centre_figures
 from onestop.models.case import CaseRules
-from onestop.models.queue import QueueRules
+from onestop.models.queue import CLOSING_KINDS, QueueRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.ingest import route
 from onestop.streams.live_view import LiveFigures
@@ -107,6 +109,39 @@ def test_the_live_view_adds_flows_over_days_and_takes_backlogs_from_the_last_day
     assert report["province"]["overdue_open"] == 4
     view.add(b"a4", None)  # a tombstone of the compacted topic
     assert "UBND" not in view.report()["agencies"]
+
+
+def test_the_live_views_wait_percentiles_are_the_snapshots_to_the_minute():
+    """Median and P90 per centre from the aggregates as the workers publish them (per day
+    and partition, through JSON) against the replay's exact figures, which `onestop
+    snapshot` prints: never under, less than a minute over. The replay's JSON keeps its
+    keys."""
+    reference = load_reference(SAMPLE_PROVINCE)
+    replay = Replay.for_rules(CaseRules(reference))
+    list(replay.feed_lines(orjson.dumps(event) for event in simulate(
+        reference, SimulationSettings(cases=600, seed=11, days=12))))
+    as_of = replay.latest
+    exact = replay.report(as_of)["centres"]
+    live = LiveFigures()
+    for record in aggregate_records(
+            replay.tickets, CLOSING_KINDS,
+            lambda states, period: centre_figures(replay.queue_rules, states, period),
+            4, as_of, replay.rules.calendar, "centre"):
+        key = f"centre:{record['code']}:{record['day']}:{record['partition']}".encode()
+        live.add(key, orjson.loads(orjson.dumps(record)))
+    shown = live.report()["centres"]
+    assert set(shown) == set(exact) and len(exact) >= 2
+    for code, figures in exact.items():
+        assert "wait_histogram" not in figures
+        assert shown[code]["visits_waited"] == figures["visits_waited"] > 50
+        for key in ("wait_p50_seconds", "wait_p90_seconds"):
+            assert 0 <= shown[code][key] - figures[key] < WAIT_BUCKET_SECONDS, (code, key)
+    # A record of an older worker, without its waits per minute: no percentile rather
+    # than one of only part of the waits.
+    code, older = next(iter(live.records.items()))
+    live.add(code, {**older, "figures": {
+        name: value for name, value in older["figures"].items() if name != "wait_histogram"}})
+    assert live.report()["centres"][older["code"]]["wait_p50_seconds"] is None
 
 
 def test_a_waiting_ticket_is_judged_again_just_after_the_target():
