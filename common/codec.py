@@ -10,6 +10,7 @@ from onestop.models.case import CaseState
 from onestop.models.facts import Fact
 from onestop.models.queue import TicketState
 
+
 class Entry(NamedTuple):
     """A table value: a case's or ticket's state and the source partition it belongs to,
     so that the partition's index can be rebuilt from the table after recovery."""
