@@ -116,6 +116,9 @@ class Consumer(faust_aiokafka.Consumer):
         self._last_tick = 0.0
         # Set when the worker must stop processing (`_halt`); it stays in its group.
         self._halted = False
+        # Per partition, the last offset the broker confirmed as committed by this process
+        # (Faust's `_committed_offset` moves on even when a commit failed).
+        self._confirmed_commit: dict[TP, int] = {}
 
     async def perform_seek(self) -> None:
         """Faust's seek of every partition to its commit, with the input partitions
@@ -129,8 +132,7 @@ class Consumer(faust_aiokafka.Consumer):
         # What was handled past a commit is read again from the commit.
         self._handled.clear()
         self._applied_at.clear()
-        before = {tp: offset for tp, offset in self._committed_offset.items()
-                  if tp in inputs and offset}
+        before = {tp: offset for tp, offset in self._confirmed_commit.items() if tp in inputs}
         try:
             await super().perform_seek()
         finally:
@@ -140,6 +142,12 @@ class Consumer(faust_aiokafka.Consumer):
                      if tp in self.assignment() and (self._committed_offset[tp] or 0) < offset}
         if went_back:
             self._halt(went_back)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        committed: bool = await super()._commit(offsets)
+        if committed:
+            self._confirmed_commit.update(offsets)
+        return committed
 
     def _halt(self, went_back: Mapping[TP, tuple[int, int]]) -> None:
         """The group's commits went back while this worker ran: the broker lost its

@@ -172,3 +172,36 @@ def test_a_partition_is_judged_now_once_caught_up_and_never_past_what_is_unread(
     assert consumer.judging_instant(tp, now=9000.0) == 9000.0
     highwater[tp] = 70  # more arrived; the last applied record is older than 9000
     assert consumer.judging_instant(tp, now=9100.0) == 9000.0
+
+
+def test_a_worker_halts_when_the_commits_the_broker_confirmed_go_back(consumer: Any) -> None:
+    """After a rebalance the broker's commit of case-events[0] is 0 where this worker had
+    40 confirmed: the broker lost its records or the group was reset. A commit that
+    failed (during an outage) is not a commit the broker confirmed."""
+    assigned = {tp}
+    consumer.assignment = lambda: assigned
+    halted: list[str] = []
+    consumer.app.on_halt = halted.append
+    answers = iter([True, False])
+
+    async def commit(offsets: Any) -> bool:
+        return next(answers)
+
+    async def seek_to_committed() -> dict[TP, int]:
+        return {tp: broker_commit}
+
+    consumer._thread.commit, consumer.seek_to_committed = commit, seek_to_committed
+
+    async def scenario() -> None:
+        await consumer._commit({tp: 40})
+        await consumer._commit({tp: 90})  # failed the first time: the link was down
+        await consumer.perform_seek()
+
+    broker_commit = 40  # as confirmed, though Faust thought 90
+    asyncio.run(scenario())
+    assert halted == [] and not consumer._halted
+    answers = iter([True, False])
+    broker_commit = 0
+    asyncio.run(scenario())
+    assert consumer._halted
+    assert "case-events[0] 40 → 0" in halted[0]

@@ -30,6 +30,11 @@ PINNED = {
     "Consumer.wait_empty": (consumer.Consumer.wait_empty, "e4662fe24f094819"),
     # extended: pauses the input partitions and forgets handled offsets while seeking
     "Consumer.perform_seek": (consumer.Consumer.perform_seek, "0e8c130ff4b0afd8"),
+    # moves Faust's own idea of the commit on even when the commit failed, which is why
+    # the worker keeps the commits the broker confirmed (ThreadDelegateConsumer._commit)
+    "Consumer._commit_offsets": (consumer.Consumer._commit_offsets, "1a69799041188441"),
+    "ThreadDelegateConsumer._commit": (
+        consumer.ThreadDelegateConsumer._commit, "a20eec84e4b2ed50"),
     # a rebalance stops the flow; a batch is not handled once it has
     "Consumer.stop_flow": (consumer.Consumer.stop_flow, "cf7e875a2b0d40e8"),
     # stops the flow and waits for the consumer to be empty before it commits
