@@ -110,3 +110,13 @@ def test_every_target_has_a_name() -> None:
     from onestop.models.targets import TARGETS
 
     assert {target.metric for target in TARGETS} == set(glossary.TARGET_NAMES)
+
+
+def test_the_alerts_words_use_no_retired_name() -> None:
+    """The alert rules are written by hand, and their summaries reach the heads of
+    agencies by e-mail: they may not bring back a name the glossary retired."""
+    found = []
+    for path in sorted((ROOT / "deploy" / "prometheus").glob("*.y*ml")):
+        text = _words(path.read_text(encoding="utf-8"))
+        found += [f"{path.name}: {name!r}" for name in RETIRED if _words(name) in text]
+    assert not found, found
