@@ -1,7 +1,8 @@
 """The names of the figures people read, in Vietnamese and English, in one place: the
-live view, the report (document, Excel, Markdown), the Grafana boards, the e-mails and
-the apology letters take them from here, so that one figure has one name everywhere
-(tests/unit/test_glossary.py holds the other modules to it).
+live view, the report (document, Excel, Markdown), the Grafana boards and the e-mails
+take them from here, so that one figure has one name everywhere
+(tests/unit/test_glossary.py holds the other modules to it). The apology letter names
+no figure: it is form 04 of Circular 03/2025, in the form's own words.
 
 The words are the administration's: *luân chuyển* for hand-offs between agencies
 ("liên thông" is an inter-agency procedure, something else); the service index of
@@ -72,8 +73,8 @@ SATISFACTION = Term("Mức độ hài lòng", "Satisfaction")
 
 # The service index of Decision 766: a score, points out of 100.
 SERVICE_INDEX = Term("Chỉ số phục vụ", "Service index")
-SERVICE_INDEX_SCORE = Term("Điểm Chỉ số phục vụ (phần tính được)",
-                           "Service-index score (computable part)")
+SERVICE_INDEX_SCORE = Term("Điểm Chỉ số phục vụ (thang 100, phần tính được)",
+                           "Service-index score out of 100 (computable part)")
 SERVICE_INDEX_GROUPS = Term("Nhóm Chỉ số phục vụ (điểm)", "Service-index groups (points)")
 
 # Apology letters.
