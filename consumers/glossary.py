@@ -91,7 +91,7 @@ VISITS = Term("Lượt chờ", "Visits", "Lượt")
 WAITS_WITHIN_15 = Term("Chờ không quá 15 phút", "Waits within 15 minutes", "≤ 15 phút",
                        "Within 15 min")
 WAIT_MEDIAN = Term("Trung vị thời gian chờ", "Median wait", "Trung vị", "Median")
-WAIT_P90 = Term("90 % chờ không quá", "P90 wait", "P90", "P90")
+WAIT_P90 = Term("Phân vị 90 thời gian chờ", "90th-percentile wait", "P90", "90th pct.")
 NO_SHOWS = Term("Không đến", "No-shows")
 WAITING_NOW = Term("Đang chờ", "Waiting now")
 
