@@ -132,6 +132,7 @@ APOLOGY_STATES = {
     "missing": Term("Chưa có văn bản xin lỗi", "Not issued"),
 }
 
+# Every name above, once: what tests/unit/test_glossary.py looks for in other modules.
 TERMS = tuple(dict.fromkeys(
     [value for value in list(globals().values()) if isinstance(value, Term)]
     + [*CASE_STATES.values(), *APOLOGY_STATES.values()]))
