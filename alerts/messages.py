@@ -13,11 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from onestop.consumers.glossary import APOLOGY_STATES, AT_RISK, OVERDUE, RECEIVED
 from onestop.models.calendar import WorkingCalendar, shown_date, shown_instant
 from onestop.models.case import CaseView
 from onestop.models.reference import Agency, Reference
 
 SUBJECT_PREFIX = "[Một cửa / One-stop]"
+# A late case with no apology letter yet.
+NO_APOLOGY = APOLOGY_STATES["missing"].within
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +87,9 @@ def _greeting(agency: Agency) -> str:
 def _case_line(view: CaseView, reference: Reference, calendar: WorkingCalendar) -> str:
     procedure = reference.procedures.get(view.procedure)
     name = procedure.name if procedure else view.procedure
-    return (f"Hồ sơ {view.case_id} ({name}), tiếp nhận {_day(calendar, view.received_at)}, "
-            f"hẹn trả {_day(calendar, view.due_at)} / case {view.case_id}, received "
+    received = RECEIVED.within
+    return (f"Hồ sơ {view.case_id} ({name}), {received.vi} {_day(calendar, view.received_at)}, "
+            f"hẹn trả {_day(calendar, view.due_at)} / case {view.case_id}, {received.en} "
             f"{_day_en(calendar, view.received_at)}, due {_day_en(calendar, view.due_at)}.")
 
 
@@ -99,7 +103,8 @@ def at_risk(event_id: str, agency: Agency, view: CaseView, reference: Reference,
             calendar: WorkingCalendar) -> Notice:
     return Notice(
         "at_risk", event_id, (agency.head_email,),
-        f"{SUBJECT_PREFIX} Hồ sơ sắp quá hạn / case at risk: {view.case_id}",
+        f"{SUBJECT_PREFIX} Hồ sơ {AT_RISK.within.vi} / case {AT_RISK.within.en}: "
+        f"{view.case_id}",
         (
             _greeting(agency),
             _case_line(view, reference, calendar),
@@ -117,12 +122,12 @@ def late(event_id: str, agency: Agency, view: CaseView, reference: Reference,
          calendar: WorkingCalendar, draft: Attachment) -> Notice:
     return Notice(
         "late", event_id, (agency.head_email,),
-        f"{SUBJECT_PREFIX} Hồ sơ quá hạn chưa có văn bản xin lỗi / late case without an "
-        f"apology: {view.case_id}",
+        f"{SUBJECT_PREFIX} Hồ sơ quá hạn {NO_APOLOGY.vi} / late case, apology "
+        f"{NO_APOLOGY.en}: {view.case_id}",
         (
             _greeting(agency),
             _case_line(view, reference, calendar),
-            "Hồ sơ đã quá hạn mà chưa có văn bản xin lỗi. Dự thảo văn bản xin lỗi (mẫu 04 "
+            f"Hồ sơ đã quá hạn mà {NO_APOLOGY.vi}. Dự thảo văn bản xin lỗi (mẫu 04 "
             "Thông tư 03/2025) đã được điền sẵn: đề nghị ghi lý do, ký và gửi người nộp hồ sơ "
             "/ The case is late and no apology has been issued. A draft of the apology letter "
             "(form 04, Circular 03/2025) is filled in: please state the reason, sign it and "
@@ -142,7 +147,7 @@ def escalation(key: str, office: str, agency: Agency, view: CaseView, reference:
             "Kính gửi Văn phòng UBND tỉnh / To the province office,",
             _case_line(view, reference, calendar),
             f"{agency.name} ({agency.head_name}) đã được thông báo nhưng sau {days} ngày làm "
-            f"việc vẫn chưa có văn bản xin lỗi / {agency.name} ({agency.head_name}) was told, "
+            f"việc vẫn {NO_APOLOGY.vi} / {agency.name} ({agency.head_name}) was told, "
             f"but {days} working days later no apology has been issued.",
         ),
         agency.code, view.case_id,
@@ -156,10 +161,11 @@ def digest(key: str, agency: Agency, day: dt.date, views: Iterable[CaseView], no
     for view in sorted(views, key=lambda view: view.due_at):
         procedure = reference.procedures.get(view.procedure)
         if view.overdue:
-            status = "Quá hạn / overdue" + (
-                ", chưa xin lỗi / no apology" if view.apology == "missing" else "")
+            status = OVERDUE.both
+            if view.apology == "missing":
+                status = f"{OVERDUE.vi}, {NO_APOLOGY.vi} / {OVERDUE.en}, apology {NO_APOLOGY.en}"
         else:
-            status = "Sắp quá hạn / at risk"
+            status = AT_RISK.both
         rows.append((view.case_id, procedure.name if procedure else view.procedure,
                      _day(calendar, view.due_at), status))
     return Notice(

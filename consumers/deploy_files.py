@@ -11,6 +11,27 @@ import json
 from pathlib import Path
 from typing import Any
 
+from onestop.consumers.glossary import (
+    APOLOGIES_IN_TIME,
+    APOLOGIES_MISSING,
+    AT_RISK,
+    E_TRANSFERS,
+    ELECTRONIC_RESULTS,
+    FULLY_ONLINE,
+    LATE_PAPER_HANDOFFS,
+    NO_SHOWS,
+    ON_TIME_RATE,
+    ONLINE_PAYMENT,
+    OPEN,
+    OVERDUE,
+    SATISFACTION,
+    SERVICE_INDEX_GROUPS,
+    TARGET,
+    WAIT_P90,
+    WAITING_NOW,
+    WAITS_WITHIN_15,
+    Term,
+)
 from onestop.models.calendar import DEFAULT_TIMEZONE
 from onestop.models.reference import Reference
 from onestop.models.targets import TARGETS
@@ -105,7 +126,7 @@ def case_list_sql(now: str = "now()") -> str:
     today = f"CAST(({now}) AT TIME ZONE '{DEFAULT_TIMEZONE}' AS date)"
     return (
         "SELECT case_id AS \"Hồ sơ / case\",\n"
-        "  CASE WHEN overdue = 1 THEN 'Quá hạn / late' ELSE 'Sắp quá hạn / at risk' END"
+        f"  CASE WHEN overdue = 1 THEN '{OVERDUE.both}' ELSE '{AT_RISK.both}' END"
         " AS \"Tình trạng / status\",\n"
         "  to_char(due_day, 'DD/MM/YYYY') AS \"Hạn trả / due\",\n"
         f"  CASE WHEN overdue = 1 THEN GREATEST({today} - due_day, 1) ELSE 0 END"
@@ -118,6 +139,17 @@ def case_list_sql(now: str = "now()") -> str:
 
 
 # ---- Grafana -----------------------------------------------------------------------
+
+
+def titled(term: Term, vi: str = "", en: str = "") -> str:
+    """A panel's title or a series' legend: the glossary's name, with what narrows it
+    ("trong kỳ" / "in the period") in each language."""
+    return f"{term.vi}{vi} / {term.en}{en}"
+
+
+IN_PERIOD = (" trong kỳ", " in the period")
+BY_AGENCY_IN_PERIOD = (" theo cơ quan trong kỳ", " by agency in the period")
+LAST_HOUR = (" (1 giờ)", " (last hour)")
 
 
 def _thresholds(goal: float) -> dict[str, Any]:
@@ -211,7 +243,7 @@ def _dashboard(uid: str, title: str, panels: list[dict[str, Any]],
 
 
 def _target(metric: str) -> tuple[str, str]:
-    return TARGET_RULE.format(metric=metric), "Chỉ tiêu / target"
+    return TARGET_RULE.format(metric=metric), TARGET.both
 
 
 IN_TIME = "agency:onestop_cases_ended_in_time:sum"
@@ -223,42 +255,39 @@ def province_overview(reference: Reference) -> dict[str, Any]:
     ratio = "percentunit"
     by_agency = "agency"
     return _dashboard("onestop-province", "Tổng quan toàn tỉnh / Province overview", [
-        _panel("stat", "Giải quyết đúng hạn trong kỳ / on time in the period",
+        _panel("stat", titled(ON_TIME_RATE, *IN_PERIOD),
                [(share_in_range(IN_TIME, ENDED), "")], 0, 0, 4, 5, ratio,
                goals.get("completed_on_time_rate")),
-        _panel("stat", "Quá hạn đang giải quyết / overdue open",
+        _panel("stat", OVERDUE.both,
                [("province:onestop_cases_overdue:sum", "")], 4, 0, 4, 5),
-        _panel("stat", "Sắp quá hạn / at risk",
+        _panel("stat", AT_RISK.both,
                [("province:onestop_cases_at_risk:sum", "")], 8, 0, 4, 5),
-        _panel("stat", "Xin lỗi đúng hạn trong kỳ / apologies in time in the period",
+        _panel("stat", titled(APOLOGIES_IN_TIME, *IN_PERIOD),
                [(share_in_range("agency:onestop_apologies_in_time:sum",
                                 "agency:onestop_apologies_required:sum"), "")],
                12, 0, 4, 5, ratio, goals.get("apology_compliance")),
-        _panel("stat", "Luân chuyển điện tử trong kỳ / electronic transfers in the period",
+        _panel("stat", titled(E_TRANSFERS, *IN_PERIOD),
                [(share_in_range("agency:onestop_transfers_electronic:sum",
                                 "agency:onestop_transfers:sum"), "")],
                16, 0, 4, 5, ratio, goals.get("e_transfer_share")),
-        _panel("stat", "Chờ không quá 15 phút trong kỳ / waits within 15 min in the period",
+        _panel("stat", titled(WAITS_WITHIN_15, *IN_PERIOD),
                [(share_in_range("centre:onestop_waits_within_target:sum",
                                 "centre:onestop_waits:sum"), "")],
                20, 0, 4, 5, ratio, goals.get("wait_within_target_share")),
-        _panel("bargauge", "Tỷ lệ đúng hạn theo cơ quan trong kỳ / on-time rate by agency "
-               "in the period",
+        _panel("bargauge", titled(ON_TIME_RATE, *BY_AGENCY_IN_PERIOD),
                [(sort(named(share_in_range(IN_TIME, ENDED, by_agency))), "{{name}}")],
                0, 5, 12, 12, ratio, goals.get("completed_on_time_rate"), _TO_AGENCY_BOARD,
                options={"orientation": "horizontal", "displayMode": "gradient"}),
-        _panel("timeseries", "Hồ sơ quá hạn theo cơ quan / overdue backlog by agency",
+        _panel("timeseries", titled(OVERDUE, " theo cơ quan", " by agency"),
                [(named("agency:onestop_cases_overdue:sum > 0"), "{{name}}")], 12, 5, 12, 12,
                links=_TO_AGENCY_BOARD),
-        _panel("bargauge", "Xin lỗi đúng hạn theo cơ quan trong kỳ / apologies in time by "
-               "agency in the period",
+        _panel("bargauge", titled(APOLOGIES_IN_TIME, *BY_AGENCY_IN_PERIOD),
                [(sort(named(share_in_range("agency:onestop_apologies_in_time:sum",
                                            "agency:onestop_apologies_required:sum",
                                            by_agency))), "{{name}}")],
                0, 17, 8, 10, ratio, goals.get("apology_compliance"), _TO_AGENCY_BOARD,
                options={"orientation": "horizontal"}),
-        _panel("bargauge", "Luân chuyển điện tử theo cơ quan trong kỳ / electronic transfers "
-               "by agency in the period",
+        _panel("bargauge", titled(E_TRANSFERS, *BY_AGENCY_IN_PERIOD),
                [(sort(named(share_in_range("agency:onestop_transfers_electronic:sum",
                                            "agency:onestop_transfers:sum", by_agency))),
                  "{{name}}")],
@@ -267,22 +296,23 @@ def province_overview(reference: Reference) -> dict[str, Any]:
         _panel("piechart", "Kênh tiếp nhận trong kỳ / channels in the period",
                [(f"sum by (channel) ({in_range('agency_channel:onestop_cases_received:sum')})",
                  "{{channel}}")], 16, 17, 8, 10),
-        _panel("bargauge", "Nhóm Chỉ số phục vụ (điểm) / service-index groups (points)",
+        _panel("bargauge", SERVICE_INDEX_GROUPS.both,
                [("province:onestop_service_index_points:sum", "{{group}}")], 0, 27, 12, 8,
                options={"orientation": "horizontal"}),
-        _panel("stat", "Thanh toán trực tuyến trong kỳ / paid online in the period",
+        _panel("stat", titled(ONLINE_PAYMENT, *IN_PERIOD),
                [(share_in_range("agency:onestop_fee_paid_online:sum",
                                 "agency:onestop_fee_cases:sum"), "")], 12, 27, 4, 8, ratio,
                goals.get("online_payment_share")),
-        _panel("stat", "Trả kết quả điện tử trong kỳ / electronic results in the period",
+        _panel("stat", titled(ELECTRONIC_RESULTS, *IN_PERIOD),
                [(share_in_range("agency:onestop_electronic_results:sum",
                                 "agency:onestop_paper_results:sum"), "")], 16, 27, 4, 8, ratio,
                goals.get("electronic_result_share")),
-        _panel("stat", "Hài lòng / satisfied",
+        _panel("stat", SATISFACTION.both,
                [("province:onestop_satisfaction_share:ratio", "")], 20, 27, 4, 8, ratio,
                goals.get("satisfaction_share")),
-        _panel("bargauge", "Hồ sơ giấy chuyển muộn trong kỳ theo bộ phận một cửa (Nghị định "
-               "61) / late paper hand-offs by centre in the period",
+        _panel("bargauge", titled(LATE_PAPER_HANDOFFS,
+                                  " trong kỳ theo Bộ phận Một cửa (Nghị định 61)",
+                                  " by one-stop centre in the period (Decree 61)"),
                [(sort(named(in_range("centre:onestop_late_paper_transfers:sum"), "centre")
                       + " > 0", descending=True), "{{name}}")],
                0, 35, 24, 8, options={"orientation": "horizontal"}),
@@ -297,32 +327,33 @@ def agency_drill_down(reference: Reference) -> dict[str, Any]:
     # (numerator, denominator, legend, target): each bar against its own target.
     shares = [
         ("agency:onestop_transfers_electronic:sum", "agency:onestop_transfers:sum",
-         "Luân chuyển điện tử / e-transfer", "e_transfer_share"),
+         E_TRANSFERS.both, "e_transfer_share"),
         ("agency:onestop_fee_paid_online:sum", "agency:onestop_fee_cases:sum",
-         "Thanh toán trực tuyến / paid online", "online_payment_share"),
+         ONLINE_PAYMENT.both, "online_payment_share"),
         ("agency:onestop_full_online:sum", "agency:onestop_full_online_eligible:sum",
-         "Toàn trình / fully online", ""),
+         FULLY_ONLINE.both, ""),
         ("agency:onestop_electronic_results:sum", "agency:onestop_paper_results:sum",
-         "Kết quả điện tử / electronic result", "electronic_result_share"),
+         ELECTRONIC_RESULTS.both, "electronic_result_share"),
         ("agency:onestop_apologies_in_time:sum", "agency:onestop_apologies_required:sum",
-         "Xin lỗi đúng hạn / apologies in time", "apology_compliance"),
+         APOLOGIES_IN_TIME.both, "apology_compliance"),
     ]
     return _dashboard(AGENCY_BOARD, "Cơ quan / Agency", [
-        _panel("stat", "Giải quyết đúng hạn trong kỳ / on time in the period",
+        _panel("stat", titled(ON_TIME_RATE, *IN_PERIOD),
                [(share_in_range(IN_TIME + agency, ENDED + agency), "")], 0, 0, 6, 5, ratio,
                goals.get("completed_on_time_rate")),
-        _panel("stat", "Đang giải quyết / open",
+        _panel("stat", OPEN.both,
                [(f"agency:onestop_cases_open:sum{agency}", "")], 6, 0, 6, 5),
-        _panel("stat", "Quá hạn / overdue",
+        _panel("stat", OVERDUE.both,
                [(f"agency:onestop_cases_overdue:sum{agency}", "")], 12, 0, 6, 5),
-        _panel("stat", "Chưa xin lỗi / apologies missing",
+        _panel("stat", APOLOGIES_MISSING.both,
                [(f"agency:onestop_apologies_missing:sum{agency}", "")], 18, 0, 6, 5),
         _sql_table("Hồ sơ quá hạn và sắp quá hạn đang giải quyết / open cases late or at "
                    "risk", case_list_sql(), 0, 5, 24, 10,
                    {HELD_BY: {code: agency.name for code, agency in reference.agencies.items()}}),
-        _panel("timeseries", "Sắp quá hạn và quá hạn / at risk and overdue",
-               [(f"agency:onestop_cases_at_risk:sum{agency}", "Sắp quá hạn / at risk"),
-                (f"agency:onestop_cases_overdue:sum{agency}", "Quá hạn / overdue")],
+        _panel("timeseries", titled(AT_RISK, f" và {OVERDUE.within.vi}",
+                                    f" and {OVERDUE.within.en}"),
+               [(f"agency:onestop_cases_at_risk:sum{agency}", AT_RISK.both),
+                (f"agency:onestop_cases_overdue:sum{agency}", OVERDUE.both)],
                0, 15, 12, 9),
         _panel("table", "Hồ sơ đã giải quyết trong kỳ theo lĩnh vực / cases ended in the "
                "period by field",
@@ -351,34 +382,35 @@ def centre_waits(reference: Reference) -> dict[str, Any]:
     centre = '{centre="$centre"}'
     within = goals.get("wait_within_target_share")
     return _dashboard("onestop-centre", "Quầy và thời gian chờ / Counters and waits", [
-        _panel("stat", "Chờ không quá 15 phút trong kỳ / within 15 min in the period",
+        _panel("stat", titled(WAITS_WITHIN_15, *IN_PERIOD),
                [(share_in_range(f"centre:onestop_waits_within_target:sum{centre}",
                                 f"centre:onestop_waits:sum{centre}"), "")],
                0, 0, 6, 5, ratio, within),
-        _panel("stat", "Chờ không quá 15 phút (1 giờ) / within 15 min (last hour)",
+        _panel("stat", titled(WAITS_WITHIN_15, *LAST_HOUR),
                [(f"centre:onestop_wait_within_target:ratio_1h{centre}", "")], 6, 0, 6, 5, ratio,
                within),
-        _panel("stat", "P90 thời gian chờ (1 giờ) / P90 wait (last hour)",
+        _panel("stat", titled(WAIT_P90, *LAST_HOUR),
                [(f"centre:onestop_wait_seconds:p90_1h{centre}", "")], 12, 0, 6, 5, "s"),
-        _panel("stat", "Đang chờ / waiting now",
+        _panel("stat", WAITING_NOW.both,
                [(f"centre:onestop_waiting_now:sum{centre}", "")], 18, 0, 6, 5),
-        _panel("timeseries", "Tỷ lệ chờ không quá 15 phút / share within 15 minutes",
+        _panel("timeseries", WAITS_WITHIN_15.both,
                [(f"centre:onestop_wait_within_target:ratio_1h{centre}", "1 giờ / last hour"),
                 _target("wait_within_target_share")], 0, 5, 12, 9, ratio),
         _panel("heatmap", "Phân bố thời gian chờ / wait distribution",
                [(f"sum by (le) (increase(onestop_wait_seconds_bucket{centre}[1h]))", "{{le}}")],
                12, 5, 12, 9, options={"calculate": False}),
-        _panel("timeseries", "Lấy số, vắng mặt, gọi lại / tickets, no-shows, recalls",
+        _panel("timeseries", f"Lấy số, {NO_SHOWS.within.vi}, gọi lại / tickets, "
+               f"{NO_SHOWS.within.en}, recalls",
                [(f"sum(increase(onestop_visits_total{centre}[1h]))", "Lấy số / tickets"),
-                (f"sum(increase(onestop_no_shows_total{centre}[1h]))", "Vắng mặt / no-shows"),
+                (f"sum(increase(onestop_no_shows_total{centre}[1h]))", NO_SHOWS.both),
                 (f"sum(increase(onestop_recalls_total{centre}[1h]))", "Gọi lại / recalls")],
                0, 14, 24, 8),
-        _panel("stat", "Hồ sơ giấy chuyển muộn trong kỳ / late paper hand-offs in the period",
+        _panel("stat", titled(LATE_PAPER_HANDOFFS, *IN_PERIOD),
                [(in_range(f"centre:onestop_late_paper_transfers:sum{centre}"), "")],
                0, 22, 6, 8),
-        _panel("timeseries", "Hồ sơ giấy chuyển muộn mỗi ngày / late paper hand-offs per day",
+        _panel("timeseries", titled(LATE_PAPER_HANDOFFS, " mỗi ngày", " per day"),
                [(f"sum(increase(onestop_late_paper_transfers_total{centre}[1d]))",
-                 "Chuyển muộn / late")], 6, 22, 18, 8),
+                 LATE_PAPER_HANDOFFS.both)], 6, 22, 18, 8),
     ], [_variable("centre", "Trung tâm, bộ phận một cửa / centre", CENTRE_INFO)])
 
 

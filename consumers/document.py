@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onestop.consumers import glossary
 from onestop.consumers.english import ENGLISH
+from onestop.consumers.glossary import Term
 from onestop.consumers.report import (
     TIE_RULE,
     Comparison,
@@ -85,13 +87,17 @@ def load_letterhead(reference_dir: Path) -> Letterhead:
 class Words:
     """The document's words and forms in one language. The template is written in
     Vietnamese; English takes each text from a labels table (`ENGLISH`), a text it lacks
-    being an error rather than Vietnamese left in an English document. Names (agencies,
-    procedures, fields, the letterhead) stay as they are."""
+    being an error rather than Vietnamese left in an English document; the names of the
+    figures are the glossary's (`Term`), in either language. Names (agencies, procedures,
+    fields, the letterhead) stay as they are."""
 
     lang: str = "vi"
 
-    def __call__(self, text: str, **values: Any) -> str:
-        shown = text if self.lang == "vi" else ENGLISH[text]
+    def __call__(self, text: str | Term, **values: Any) -> str:
+        if isinstance(text, Term):
+            shown = text.vi if self.lang == "vi" else text.en
+        else:
+            shown = text if self.lang == "vi" else ENGLISH[text]
         return shown.format(**values) if values else shown
 
     def number(self, value: float, decimals: int = 0) -> str:
@@ -208,16 +214,21 @@ def summary(report: dict[str, Any], reference: Reference, comparison: Comparison
             change=_compared("received", scope["received"], comparison, False, say, whole),
             **count),
         say("Đã giải quyết {ended} hồ sơ: {early} trước hạn, {on_time} đúng hạn, {late} quá "
-            "hạn. Tỷ lệ giải quyết đúng hạn {rate}{change}{judged}.", rate=say.percent(on_time),
+            "hạn. {rate_name} {rate}{change}{judged}.", rate_name=say(glossary.ON_TIME_RATE),
+            rate=say.percent(on_time),
             change=_compared("completed_on_time_rate", on_time, comparison, True, say),
             judged=judged, **count),
         say("Cuối kỳ còn {overdue_open} hồ sơ đang quá hạn." if whole else
             "Đến thời điểm báo cáo còn {overdue_open} hồ sơ đang quá hạn.", **count) + " "
-        + say("{apologies_required} hồ sơ phải có văn bản xin lỗi: {apologies_in_time} xin lỗi "
-              "đúng hạn, {apologies_late} xin lỗi muộn, {apologies_missing} chưa xin lỗi.",
-              **count),
-        say("Tỷ lệ hồ sơ luân chuyển điện tử giữa các cơ quan {transfers}; nộp trực tuyến "
-            "{online}; thanh toán trực tuyến {paid}.",
+        + say("{apologies_required} hồ sơ phải có văn bản xin lỗi: {apologies_in_time} "
+              "{in_time_name}, {apologies_late} {late_name}, {apologies_missing} {missing_name}.",
+              in_time_name=say(glossary.APOLOGIES_IN_TIME.within),
+              late_name=say(glossary.APOLOGIES_LATE.within),
+              missing_name=say(glossary.APOLOGIES_MISSING.within), **count),
+        say("{transfers_name} giữa các cơ quan {transfers}; {online_name} {online}; "
+            "{paid_name} {paid}.", transfers_name=say(glossary.E_TRANSFERS),
+            online_name=say(glossary.ONLINE_SUBMISSION.within),
+            paid_name=say(glossary.ONLINE_PAYMENT.within),
             transfers=say.percent(_ratio(scope, "e_transfer_share")),
             online=say.percent(_ratio(scope, "online_submission_share")),
             paid=say.percent(_ratio(scope, "online_payment_share"))),
@@ -278,12 +289,12 @@ def trend_chart(comparison: Comparison, report: dict[str, Any], say: Words) -> s
     points = [(label, value) for label, value in points if value is not None]
     if len(points) < 2:
         return ""
-    return bar_chart(say("Tỷ lệ giải quyết đúng hạn qua các kỳ"), points, say)
+    return bar_chart(say("{name} qua các kỳ", name=say(glossary.ON_TIME_RATE)), points, say)
 
 
 # ---- tables -----------------------------------------------------------------------------
 
-def _table(headings: list[str], rows: list[list[str]], say: Words,
+def _table(headings: list[str | Term], rows: list[list[str]], say: Words,
            numeric: set[int] | None = None, total: list[str] | None = None,
            widths: tuple[int, ...] = ()) -> str:
     """An HTML table with its headings in the document's language, right-aligning the
@@ -308,8 +319,9 @@ def _table(headings: list[str], rows: list[list[str]], say: Words,
             "</tbody></table>")
 
 
-AGENCY_COLUMNS = ["Cơ quan", "Tiếp nhận", "Đã giải quyết", "Trước và đúng hạn", "Quá hạn",
-                  "Đang quá hạn", "Tỷ lệ đúng hạn", "Chưa xin lỗi", "Luân chuyển điện tử"]
+AGENCY_COLUMNS: list[str | Term] = [
+    "Cơ quan", glossary.RECEIVED, glossary.ENDED, glossary.EARLY_OR_ON_TIME, glossary.LATE,
+    glossary.OVERDUE, glossary.ON_TIME_RATE, glossary.APOLOGIES_MISSING, glossary.E_TRANSFERS]
 
 
 CASE_COLUMNS = AGENCY_COLUMNS[1:7]
@@ -350,13 +362,6 @@ def agency_tables(report: dict[str, Any], reference: Reference, say: Words) -> s
     return "".join(parts)
 
 
-APOLOGY_WORDS = {"not_required": "không phải", "issued_in_time": "đã xin lỗi đúng hạn",
-                 "issued_late": "xin lỗi muộn", "missing": "chưa xin lỗi"}
-STATUS_WORDS = {"open": "đang giải quyết", "processed": "đã giải quyết",
-                "returned": "đã trả kết quả", "refused": "từ chối", "stopped": "dừng",
-                "withdrawn": "rút hồ sơ"}
-
-
 def late_case_table(report: dict[str, Any], reference: Reference, say: Words) -> str:
     names = {code: agency.name for code, agency in reference.agencies.items()}
     rows = []
@@ -366,9 +371,9 @@ def late_case_table(report: dict[str, Any], reference: Reference, say: Words) ->
         rows.append([case["case_id"], procedure.name if procedure else case["procedure"],
                      names.get(case["handling_agency"], case["handling_agency"]),
                      say.date(due), say.number(case["days_late"]),
-                     say(STATUS_WORDS[case["status"]]),
+                     say(glossary.CASE_STATES[case["status"]]),
                      ", ".join(names.get(code, code) for code in case["responsible"]),
-                     say(APOLOGY_WORDS[case["apology"]])])
+                     say(glossary.APOLOGY_STATES[case["apology"]])])
     return _table(["Mã hồ sơ", "Thủ tục", "Cơ quan giải quyết", "Hẹn trả", "Số ngày quá hạn",
                    "Tình trạng", "Đơn vị chịu trách nhiệm", "Xin lỗi"], rows, say,
                   numeric={3, 4}, widths=(14, 20, 15, 10, 7, 10, 14, 10))
@@ -388,7 +393,8 @@ def field_and_procedure_tables(report: dict[str, Any], reference: Reference, say
     late = [(name, float(figures["late"] + figures["overdue_open"]))
             for name, figures in by_field]
     parts.append(bar_chart(
-        say("Hồ sơ quá hạn (đã giải quyết quá hạn và đang quá hạn) theo lĩnh vực"),
+        say("{late} và {overdue} theo lĩnh vực", late=say(glossary.LATE),
+            overdue=say(glossary.OVERDUE.within)),
         sorted((item for item in late if item[1]), key=lambda item: -item[1]), say,
         share=False))
     rows = [[reference.procedures[code].name if code in reference.procedures else code,
@@ -415,7 +421,8 @@ def ranking_tables(report: dict[str, Any], reference: Reference, say: Words) -> 
                  say.percent(entry["completed_on_time_rate"]),
                  say.percent(entry["service_index_on_time_rate"])] for entry in entries]
         parts.append(f"<h3>{say(heading)}</h3>" + _table(
-            ["Hạng", "Cơ quan", "Đã giải quyết", "Tỷ lệ đúng hạn", "Đúng hạn (Chỉ số phục vụ)"],
+            ["Hạng", "Cơ quan", glossary.ENDED, glossary.ON_TIME_RATE,
+             glossary.SERVICE_INDEX_ON_TIME_RATE],
             rows, say, numeric={0, 2, 3, 4}))
     return "".join(parts)
 
@@ -426,7 +433,7 @@ def waits_section(report: dict[str, Any], reference: Reference, say: Words) -> s
         return f"<p>{say('Không có lượt chờ trong kỳ.')}</p>"
     names = {code: agency.name for code, agency in reference.agencies.items()}
     goal = reference.targets.get("wait_within_target_share")
-    chart = bar_chart(say("Tỷ lệ lượt chờ không quá 15 phút theo Bộ phận Một cửa"),
+    chart = bar_chart(say("{name} theo Bộ phận Một cửa", name=say(glossary.WAITS_WITHIN_15)),
                       [(names.get(code, code), figures["wait_within_target"]["ratio"])
                        for code, figures in centres], say, goal)
 
@@ -437,15 +444,12 @@ def waits_section(report: dict[str, Any], reference: Reference, say: Words) -> s
              say.percent(figures["wait_within_target"]["ratio"]),
              minutes(figures["wait_p50_seconds"]), minutes(figures["wait_p90_seconds"]),
              say.number(figures["no_shows"])] for code, figures in centres]
-    return chart + _table(["Bộ phận Một cửa", "Lượt chờ", "Chờ không quá 15 phút",
-                           "Trung vị (phút)", "90 % chờ không quá (phút)", "Không đến"], rows,
-                          say)
+    return chart + _table(["Bộ phận Một cửa", glossary.VISITS, glossary.WAITS_WITHIN_15,
+                           glossary.in_minutes(glossary.WAIT_MEDIAN),
+                           glossary.in_minutes(glossary.WAIT_P90), glossary.NO_SHOWS], rows, say)
 
 
 def targets_table(report: dict[str, Any], say: Words) -> str:
-    from onestop.models.targets import TARGETS
-
-    names = {target.metric: target.vi if say.lang == "vi" else target.en for target in TARGETS}
     scope = report["targets"]["province"] if report["agency"] is None else report["targets"][
         "agencies"][report["agency"]]
     rows = []
@@ -453,10 +457,10 @@ def targets_table(report: dict[str, Any], say: Words) -> str:
         points = item["metric"] == "service_index_score"
         shown = ((lambda value: "–" if value is None else say.number(value, 1)) if points
                  else say.percent)
-        rows.append([names.get(item["metric"], item["metric"]), shown(item["value"]),
-                     shown(item["target"]),
-                     say({True: "Đạt", False: "Không đạt", None: "Chưa đánh giá"}[item["met"]])])
-    return _table(["Chỉ tiêu", "Kết quả", "Mục tiêu", "Đánh giá"], rows, say)
+        judged = {True: glossary.MET, False: glossary.NOT_MET, None: glossary.NOT_JUDGED}
+        rows.append([say(glossary.TARGET_NAMES[item["metric"]]), shown(item["value"]),
+                     shown(item["target"]), say(judged[item["met"]])])
+    return _table(["Chỉ tiêu", "Kết quả", glossary.TARGET, "Đánh giá"], rows, say)
 
 
 # ---- the document -------------------------------------------------------------------------
@@ -552,7 +556,7 @@ def _sections(report: dict[str, Any], reference: Reference, comparison: Comparis
         ("TÌNH HÌNH CHUNG", "".join(f"<p>{html.escape(text)}</p>"
                                      for text in summary(report, reference, comparison, say))),
         ("KẾT QUẢ SO VỚI MỤC TIÊU", targets_table(report, say) + bar_chart(
-            say("Tỷ lệ giải quyết đúng hạn theo cơ quan"),
+            say("{name} theo cơ quan", name=say(glossary.ON_TIME_RATE)),
             [(name, _ratio(figures, "completed_on_time_rate"))
              for name, figures in scope_agencies], say,
             reference.targets.get("completed_on_time_rate"))

@@ -1,6 +1,8 @@
 """The document's English rendering: each text of its Vietnamese template in English
 (consumers/document.py, `Words`). A text missing here fails the English rendering, and
-its test, instead of leaving Vietnamese in an English document."""
+its test, instead of leaving Vietnamese in an English document. The names of the
+figures are not here: they are the glossary's (consumers/glossary.py), in both
+languages."""
 
 from __future__ import annotations
 
@@ -36,23 +38,23 @@ ENGLISH = {
         "In {period}, {who} received {received} cases{change}: {received_online} online, "
         "{received_counter} at the counter and {received_postal} by post.",
     "Đã giải quyết {ended} hồ sơ: {early} trước hạn, {on_time} đúng hạn, {late} quá "
-    "hạn. Tỷ lệ giải quyết đúng hạn {rate}{change}{judged}.":
-        "{ended} cases were ended: {early} early, {on_time} on time, {late} late. The "
-        "on-time rate was {rate}{change}{judged}.",
+    "hạn. {rate_name} {rate}{change}{judged}.":
+        "{ended} cases were ended: {early} early, {on_time} on time, {late} late. "
+        "{rate_name}: {rate}{change}{judged}.",
     ", đạt mục tiêu {target}": ", meeting the target of {target}",
     ", chưa đạt mục tiêu {target}": ", short of the target of {target}",
     "Cuối kỳ còn {overdue_open} hồ sơ đang quá hạn.":
         "At the end of the period {overdue_open} open cases were overdue.",
     "Đến thời điểm báo cáo còn {overdue_open} hồ sơ đang quá hạn.":
         "At the time of the report {overdue_open} open cases are overdue.",
-    "{apologies_required} hồ sơ phải có văn bản xin lỗi: {apologies_in_time} xin lỗi "
-    "đúng hạn, {apologies_late} xin lỗi muộn, {apologies_missing} chưa xin lỗi.":
+    "{apologies_required} hồ sơ phải có văn bản xin lỗi: {apologies_in_time} "
+    "{in_time_name}, {apologies_late} {late_name}, {apologies_missing} {missing_name}.":
         "{apologies_required} cases required an apology letter: {apologies_in_time} "
-        "issued in time, {apologies_late} issued late, {apologies_missing} not issued.",
-    "Tỷ lệ hồ sơ luân chuyển điện tử giữa các cơ quan {transfers}; nộp trực tuyến "
-    "{online}; thanh toán trực tuyến {paid}.":
-        "Cases passed between agencies electronically: {transfers}; submitted online: "
-        "{online}; paid online: {paid}.",
+        "{in_time_name}, {apologies_late} {late_name}, {apologies_missing} {missing_name}.",
+    "{transfers_name} giữa các cơ quan {transfers}; {online_name} {online}; "
+    "{paid_name} {paid}.":
+        "{transfers_name} between agencies: {transfers}; {online_name}: {online}; "
+        "{paid_name}: {paid}.",
     "Tại Bộ phận Một cửa, {visits} lượt chờ, {within} được phục vụ trong vòng 15 phút.":
         "At the one-stop centres, {visits} visits waited; {within} were served within "
         "15 minutes.",
@@ -65,12 +67,10 @@ ENGLISH = {
     "so với cùng kỳ năm trước": "on the same period last year",
     # Charts.
     "mục tiêu {target}": "target {target}",
-    "Tỷ lệ giải quyết đúng hạn theo cơ quan": "On-time rate by agency",
-    "Tỷ lệ giải quyết đúng hạn qua các kỳ": "On-time rate across periods",
-    "Hồ sơ quá hạn (đã giải quyết quá hạn và đang quá hạn) theo lĩnh vực":
-        "Late cases (ended late, or open and overdue) by field",
-    "Tỷ lệ lượt chờ không quá 15 phút theo Bộ phận Một cửa":
-        "Visits served within 15 minutes by one-stop centre",
+    "{name} theo cơ quan": "{name} by agency",
+    "{name} qua các kỳ": "{name} across periods",
+    "{late} và {overdue} theo lĩnh vực": "{late} and {overdue} by field",
+    "{name} theo Bộ phận Một cửa": "{name} by one-stop centre",
     # Tables and their headings.
     "Không có.": "None.",
     "Không có hồ sơ.": "No cases.",
@@ -87,14 +87,6 @@ ENGLISH = {
     "Thủ tục có nhiều hồ sơ quá hạn nhất": "Procedures most often late",
     "Danh sách hồ sơ quá hạn (quá hạn nhiều nhất trước)": "Late cases, most days late first",
     "Cơ quan": "Agency",
-    "Tiếp nhận": "Received",
-    "Đã giải quyết": "Ended",
-    "Trước và đúng hạn": "Early and on time",
-    "Quá hạn": "Late",
-    "Đang quá hạn": "Open, overdue",
-    "Tỷ lệ đúng hạn": "On-time rate",
-    "Chưa xin lỗi": "Apologies missing",
-    "Luân chuyển điện tử": "Electronic transfers",
     "Lĩnh vực": "Field",
     "Thủ tục": "Procedure",
     "Mã hồ sơ": "Case",
@@ -105,29 +97,8 @@ ENGLISH = {
     "Đơn vị chịu trách nhiệm": "Responsible",
     "Xin lỗi": "Apology",
     "Hạng": "Rank",
-    "Đúng hạn (Chỉ số phục vụ)": "On time (service index)",
     "Bộ phận Một cửa": "One-stop centre",
-    "Lượt chờ": "Visits",
-    "Chờ không quá 15 phút": "Within 15 minutes",
-    "Trung vị (phút)": "Median (minutes)",
-    "90 % chờ không quá (phút)": "90 % waited at most (minutes)",
-    "Không đến": "No-shows",
     "Chỉ tiêu": "Indicator",
     "Kết quả": "Result",
-    "Mục tiêu": "Target",
     "Đánh giá": "Judged",
-    "Đạt": "Met",
-    "Không đạt": "Not met",
-    "Chưa đánh giá": "Not judged",
-    # A late case's status and apology.
-    "đang giải quyết": "open",
-    "đã giải quyết": "processed",
-    "đã trả kết quả": "returned",
-    "từ chối": "refused",
-    "dừng": "stopped",
-    "rút hồ sơ": "withdrawn",
-    "không phải": "not required",
-    "đã xin lỗi đúng hạn": "issued in time",
-    "xin lỗi muộn": "issued late",
-    "chưa xin lỗi": "missing",
 }

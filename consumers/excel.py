@@ -28,6 +28,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from onestop.consumers import glossary
 from onestop.consumers.render import (
     APOLOGY,
     CASE_COUNTS,
@@ -52,16 +53,16 @@ from onestop.models.reference import Reference
 # bilingual heading is written above the table.
 SHEET_NAMES = {
     "summary": "Tổng hợp",
-    "targets": "Mục tiêu",
+    "targets": glossary.TARGET.vi,
     "agencies": "Theo cơ quan",
     "periods": "Qua các kỳ",
     "ranking": "Xếp hạng",
     "fields": "Theo lĩnh vực",
     "procedures": "Theo thủ tục",
     "waits": "Thời gian chờ",
-    "service_index": "Chỉ số phục vụ",
+    "service_index": glossary.SERVICE_INDEX.vi,
     "late_cases": "Hồ sơ quá hạn",
-    "late_paper_transfers": "Hồ sơ giấy chuyển muộn",
+    "late_paper_transfers": glossary.LATE_PAPER_HANDOFFS.vi,
 }
 # A column of instants: each cell is a day (a due at 24:00) or a day and time of day.
 MOMENT = "moment"
@@ -69,10 +70,10 @@ FORMATS = {COUNT: "#,##0", SHARE: "0.0%", MINUTES: "0.0", POINTS: "0.0"}
 DAY_FORMAT, TIME_FORMAT = "dd/mm/yyyy", "dd/mm/yyyy hh:mm"
 # The agency figure each share column of the agency table is, for its total.
 SHARES_OF = {
-    "Tỷ lệ đúng hạn": "completed_on_time_rate",
-    "Đúng hạn (Chỉ số phục vụ)": "service_index_on_time_rate",
-    "Luân chuyển điện tử": "e_transfer_share",
-    "Thanh toán trực tuyến": "online_payment_share",
+    glossary.ON_TIME_RATE.vi: "completed_on_time_rate",
+    glossary.SERVICE_INDEX_ON_TIME_RATE.vi: "service_index_on_time_rate",
+    glossary.E_TRANSFERS.vi: "e_transfer_share",
+    glossary.ONLINE_PAYMENT.vi: "online_payment_share",
     **{vi: key for key, vi, _en in CHANNELS},
 }
 # Rows 1-5 carry the title, the provisional note, the section's heading and its note.
@@ -109,11 +110,12 @@ def excel(report: dict[str, Any], reference: Reference,
             _total(sheet, last_row + 1, section.total, section.columns)
         if section.key == "agencies":
             last_row = _total_row(sheet, section, report["agencies"], on_time_goal, last_row)
-            _against_target(sheet, section, "Tỷ lệ đúng hạn", last_row)
-            _rate_chart(sheet, section, "Cơ quan", "Tỷ lệ đúng hạn", last_row - 1)
+            _against_target(sheet, section, glossary.ON_TIME_RATE.vi, last_row)
+            _rate_chart(sheet, section, "Cơ quan", glossary.ON_TIME_RATE.vi, last_row - 1)
         elif section.key == "waits":
-            _against_target(sheet, section, "Chờ ≤ 15 phút", last_row)
-            _rate_chart(sheet, section, "Bộ phận Một cửa", "Chờ ≤ 15 phút", last_row)
+            _against_target(sheet, section, glossary.WAITS_WITHIN_15.vi, last_row)
+            _rate_chart(sheet, section, "Bộ phận Một cửa", glossary.WAITS_WITHIN_15.vi,
+                        last_row)
         elif section.key == "periods" and len(section.rows) > 1:
             _trend_chart(sheet, section, last_row)
         elif section.key == "fields" and section.rows:
@@ -127,14 +129,11 @@ def excel(report: dict[str, Any], reference: Reference,
 
 # The rates the sheet across periods follows: the report's figure, its column.
 PERIOD_RATES = [
-    ("completed_on_time_rate", Column("Tỷ lệ đúng hạn", "Completed on time", SHARE)),
-    ("service_index_on_time_rate",
-     Column("Đúng hạn (Chỉ số phục vụ)", "On time (service index)", SHARE)),
-    ("e_transfer_share", Column("Luân chuyển điện tử", "Electronic transfers", SHARE)),
-    ("online_submission_share", Column("Nộp trực tuyến", "Submitted online", SHARE)),
-    ("online_payment_share", Column("Thanh toán trực tuyến", "Paid online", SHARE)),
+    (metric, Column.of(glossary.TARGET_NAMES[metric], SHARE))
+    for metric in ("completed_on_time_rate", "service_index_on_time_rate", "e_transfer_share",
+                   "online_submission_share", "online_payment_share")
 ]
-WAITS_COLUMN = Column("Chờ ≤ 15 phút", "Within 15 minutes", SHARE)
+WAITS_COLUMN = Column.of(glossary.WAITS_WITHIN_15, SHARE)
 
 
 def _across_periods(report: dict[str, Any], comparison: Comparison) -> Section:
@@ -149,7 +148,7 @@ def _across_periods(report: dict[str, Any], comparison: Comparison) -> Section:
     periods.append((period_name(first, last), scope_of(report), report["centres"]))
     return Section(
         "periods", "Qua các kỳ", "Across periods",
-        [Column("Kỳ", "Period"), Column("Tiếp nhận", "Received", COUNT),
+        [Column("Kỳ", "Period"), Column.of(glossary.RECEIVED, COUNT),
          *(column for _key, column in PERIOD_RATES), WAITS_COLUMN],
         [[name, scope["received"], *(scope[key]["ratio"] for key, _column in PERIOD_RATES),
           pooled(figures["wait_within_target"] for figures in centres.values())]
@@ -230,7 +229,8 @@ def _late_paper_transfers(
         Column("Mã hồ sơ", "Case"), Column("Mã Bộ phận Một cửa", "Centre code"),
         Column("Bộ phận Một cửa", "Centre"), Column("Mã cơ quan", "Agency code"),
         Column("Cơ quan giải quyết", "Handling agency"),
-        Column("Tiếp nhận", "Accepted", MOMENT), Column("Hạn chuyển", "Due to leave", MOMENT),
+        Column("Tiếp nhận lúc", "Accepted", MOMENT),
+        Column("Hạn chuyển", "Due to leave", MOMENT),
         Column("Chuyển lúc", "Left", MOMENT),
     ]
     rows = [
@@ -245,8 +245,8 @@ def _late_paper_transfers(
 def _with_target(section: Section, goal: float | None) -> Section:
     """The agency table with the target beside the on-time rate: the chart's second
     series, and the figure the rates are coloured against."""
-    after = _index(section, "Tỷ lệ đúng hạn") + 1
-    columns = [*section.columns[:after], Column("Mục tiêu", "Target", SHARE),
+    after = _index(section, glossary.ON_TIME_RATE.vi) + 1
+    columns = [*section.columns[:after], Column.of(glossary.TARGET, SHARE),
                *section.columns[after:]]
     rows = [[*row[:after], goal, *row[after:]] for row in section.rows]
     return dataclasses.replace(section, columns=columns, rows=rows)
@@ -315,12 +315,12 @@ def _total_row(
     """The total under the agency table: counts summed, shares from the summed numerators
     and denominators (the province's figures when every agency is listed), and the
     on-time rate judged against the target as each agency's is."""
-    rate_column = _index(section, "Tỷ lệ đúng hạn")
+    rate_column = _index(section, glossary.ON_TIME_RATE.vi)
     total: list[Any] = []
     for number, column in enumerate(section.columns):
         if column.vi == "Cơ quan":
             total.append(TOTAL)
-        elif column.vi == "Mục tiêu":
+        elif column.vi == glossary.TARGET.vi:
             total.append(goal)
         elif column.vi == "Đạt mục tiêu":
             rate = total[rate_column]
@@ -354,7 +354,7 @@ def _against_target(sheet: Worksheet, section: Section, heading: str, last_row: 
     """The rates below the target red, at or above it green; the target is the one on
     each row (the province's), so a changed target recolours the sheet."""
     rate = get_column_letter(_index(section, heading) + 1)
-    goal = get_column_letter(_index(section, "Mục tiêu") + 1)
+    goal = get_column_letter(_index(section, glossary.TARGET.vi) + 1)
     first = f"{rate}{HEADER_ROW + 1}"
     target = f"{goal}{HEADER_ROW + 1}"
     cells = f"{first}:{rate}{last_row}"
@@ -387,7 +387,7 @@ def _rate_chart(
     chart = BarChart()
     chart.type = "bar"
     chart.title = section.columns[_index(section, heading)].heading
-    for series in (heading, "Mục tiêu"):
+    for series in (heading, glossary.TARGET.vi):
         _series(chart, sheet, section, series, last_row)
     chart.set_categories(Cells(sheet, min_col=_index(section, names) + 1,
                                min_row=HEADER_ROW + 1, max_row=last_row))
@@ -435,7 +435,9 @@ def _late_chart(sheet: Worksheet, section: Section, last_row: int) -> None:
     table's order (most received first) top to bottom."""
     chart = BarChart()
     chart.type, chart.grouping, chart.overlap = "bar", "stacked", 100
-    chart.title = "Hồ sơ quá hạn theo lĩnh vực / Late cases by field"
+    late, overdue = glossary.LATE, glossary.OVERDUE.within
+    chart.title = (f"{late.vi} và {overdue.vi} theo lĩnh vực / "
+                   f"{late.en} and {overdue.en} by field")
     for _key, vi, _en in CASE_COUNTS[4:6]:
         _series(chart, sheet, section, vi, last_row)
     chart.set_categories(Cells(sheet, min_col=1, min_row=HEADER_ROW + 1, max_row=last_row))

@@ -12,10 +12,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from onestop.consumers import glossary
 from onestop.consumers.report import breakdown
 from onestop.models.calendar import shown_instant
 from onestop.models.reference import Reference
-from onestop.models.targets import TARGETS
 
 # Column kinds: how a value is shown.
 TEXT, COUNT, SHARE, MINUTES, POINTS = "text", "count", "share", "minutes", "points"
@@ -26,6 +26,10 @@ class Column:
     vi: str
     en: str
     kind: str = TEXT
+
+    @classmethod
+    def of(cls, term: glossary.Term, kind: str = TEXT) -> Column:
+        return cls(term.vi, term.en, kind)
 
     @property
     def heading(self) -> str:
@@ -49,42 +53,33 @@ class Section:
 
 
 TOTAL = "Tổng cộng / Total"
-MET = {True: "Đạt / Met", False: "Không đạt / Not met", None: "Chưa đánh giá / Not judged"}
-APOLOGY = {
-    "not_required": "Không phải xin lỗi / Not required",
-    "issued_in_time": "Đã xin lỗi đúng hạn / Issued in time",
-    "issued_late": "Xin lỗi muộn / Issued late",
-    "missing": "Chưa xin lỗi / Missing",
-}
-STATUS = {
-    "open": "Đang giải quyết / Open", "processed": "Đã giải quyết / Processed",
-    "returned": "Đã trả kết quả / Returned", "refused": "Từ chối / Refused",
-    "withdrawn": "Rút hồ sơ / Withdrawn", "stopped": "Dừng / Stopped",
-}
+MET = {True: glossary.MET.both, False: glossary.NOT_MET.both, None: glossary.NOT_JUDGED.both}
+APOLOGY = {state: term.both for state, term in glossary.APOLOGY_STATES.items()}
+STATUS = {state: term.both for state, term in glossary.CASE_STATES.items()}
 GROUPS = {
     "publicity": ("Công khai, minh bạch", "Publicity"),
     "progress": ("Tiến độ giải quyết", "Processing progress"),
     "online_service": ("Dịch vụ công trực tuyến", "Online service"),
-    "online_payment": ("Thanh toán trực tuyến", "Online payment"),
+    "online_payment": (glossary.ONLINE_PAYMENT.vi, glossary.ONLINE_PAYMENT.en),
     "digitisation": ("Số hóa hồ sơ", "Digitisation"),
-    "satisfaction": ("Mức độ hài lòng", "Satisfaction"),
+    "satisfaction": (glossary.SATISFACTION.vi, glossary.SATISFACTION.en),
 }
 GROUP_STATUS = {"computed": "Tính đủ / Computed", "partial": "Tính một phần / Partial",
                 "not_available": "Không có số liệu / Not available"}
-COUNTS = [
-    ("received", "Hồ sơ tiếp nhận", "Cases received"),
-    ("ended", "Hồ sơ đã giải quyết", "Cases ended"),
-    ("early", "Trước hạn", "Early"),
-    ("on_time", "Đúng hạn", "On time"),
-    ("late", "Quá hạn", "Late"),
-    ("overdue_open", "Đang quá hạn cuối kỳ", "Overdue open at period end"),
-    ("apologies_required", "Phải xin lỗi", "Apologies required"),
-    ("apologies_in_time", "Xin lỗi đúng hạn", "Apologies in time"),
-    ("apologies_late", "Xin lỗi muộn", "Apologies late"),
-    ("apologies_missing", "Chưa xin lỗi", "Apologies missing"),
-    ("rescheduled_twice", "Hẹn lại lần hai", "Re-scheduled twice"),
-    ("refusals_without_reason", "Từ chối không nêu lý do", "Refusals without reasons"),
-]
+COUNTS = [(key, term.vi, term.en) for key, term in (
+    ("received", glossary.RECEIVED),
+    ("ended", glossary.ENDED),
+    ("early", glossary.EARLY),
+    ("on_time", glossary.ON_TIME),
+    ("late", glossary.LATE),
+    ("overdue_open", glossary.OVERDUE),
+    ("apologies_required", glossary.APOLOGIES_REQUIRED),
+    ("apologies_in_time", glossary.APOLOGIES_IN_TIME),
+    ("apologies_late", glossary.APOLOGIES_LATE),
+    ("apologies_missing", glossary.APOLOGIES_MISSING),
+    ("rescheduled_twice", glossary.RESCHEDULED_TWICE),
+    ("refusals_without_reason", glossary.REFUSALS_WITHOUT_REASON),
+)]
 # What became of the cases, for the tables by field and by procedure.
 CASE_COUNTS = COUNTS[:6]
 CHANNELS = [
@@ -93,7 +88,8 @@ CHANNELS = [
     ("received_postal", "Bưu chính", "Postal"),
 ]
 CHANNELS_RECEIVED = [
-    (key, f"Tiếp nhận {vi.lower()}", f"Received ({en.lower()})") for key, vi, en in CHANNELS
+    (key, f"{glossary.RECEIVED.vi} {vi.lower()}", f"{glossary.RECEIVED.en} ({en.lower()})")
+    for key, vi, en in CHANNELS
 ]
 
 
@@ -109,7 +105,6 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
     agencies, centres, province = report["agencies"], report["centres"], report["province"]
     targets = report["targets"]
     names = {code: agency.name for code, agency in reference.agencies.items()}
-    labels = {target.metric: (target.vi, target.en) for target in TARGETS}
 
     summary = Section(
         "summary", "Tổng hợp toàn tỉnh", "Province summary",
@@ -120,8 +115,8 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
         "targets", "So với mục tiêu của tỉnh", "Against the province's targets",
         [Column("Chỉ tiêu", "Indicator"), Column("Giá trị", "Value", SHARE),
          Column("Tử số", "Numerator", COUNT), Column("Mẫu số", "Denominator", COUNT),
-         Column("Mục tiêu", "Target", SHARE), Column("Kết quả", "Result")],
-        [[" / ".join(labels[item["metric"]]), item["value"], item["numerator"],
+         Column.of(glossary.TARGET, SHARE), Column("Kết quả", "Result")],
+        [[glossary.TARGET_NAMES[item["metric"]].both, item["value"], item["numerator"],
           item["denominator"], item["target"], MET[item["met"]]]
          for item in targets["province"] if item["metric"] != "service_index_score"],
     )
@@ -130,12 +125,12 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
         "agencies", "Theo cơ quan", "By agency",
         [Column("Mã", "Code"), Column("Cơ quan", "Agency"),
          *(Column(vi, en, COUNT) for _key, vi, en in COUNTS),
-         Column("Tỷ lệ đúng hạn", "Completed on time", SHARE),
+         Column.of(glossary.ON_TIME_RATE, SHARE),
          Column("Đạt mục tiêu", "Target met"),
-         Column("Đúng hạn (Chỉ số phục vụ)", "On time (service index)", SHARE),
-         Column("Luân chuyển điện tử", "Electronic transfers", SHARE),
+         Column.of(glossary.SERVICE_INDEX_ON_TIME_RATE, SHARE),
+         Column.of(glossary.E_TRANSFERS, SHARE),
          *(Column(vi, en, SHARE) for _key, vi, en in CHANNELS),
-         Column("Thanh toán trực tuyến", "Paid online", SHARE)],
+         Column.of(glossary.ONLINE_PAYMENT, SHARE)],
         [],
     )
     for code, figures in agencies.items():
@@ -153,9 +148,8 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
     ranking = Section(
         "ranking", "Xếp hạng cơ quan", "Agencies ranked",
         [Column("Hạng", "Rank", COUNT), Column("Mã", "Code"), Column("Cơ quan", "Agency"),
-         Column("Đã giải quyết", "Ended", COUNT),
-         Column("Tỷ lệ đúng hạn", "Completed on time", SHARE),
-         Column("Đúng hạn (Chỉ số phục vụ)", "On time (service index)", SHARE)],
+         Column.of(glossary.ENDED, COUNT), Column.of(glossary.ON_TIME_RATE, SHARE),
+         Column.of(glossary.SERVICE_INDEX_ON_TIME_RATE, SHARE)],
         [[entry["rank"], entry["agency"], names.get(entry["agency"], entry["agency"]),
           entry["ended"], entry["completed_on_time_rate"], entry["service_index_on_time_rate"]]
          for entry in report["ranking"]],
@@ -166,7 +160,7 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
     by_field, by_procedure = breakdown(report, reference)
     scope = province if report["agency"] is None else agencies[report["agency"]]
     case_columns = [*(Column(vi, en, COUNT) for _key, vi, en in CASE_COUNTS),
-                    Column("Tỷ lệ đúng hạn", "Completed on time", SHARE)]
+                    Column.of(glossary.ON_TIME_RATE, SHARE)]
 
     def cases(figures: dict[str, Any]) -> list[Any]:
         return [*(figures[key] for key, _vi, _en in CASE_COUNTS),
@@ -187,8 +181,9 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
           *cases(figures)]
          for code, figures in by_procedure
          for procedure in [reference.procedures.get(code)]],
-        "Mọi hồ sơ trong kỳ, thủ tục có nhiều hồ sơ quá hạn và đang quá hạn nhất trước / "
-        "every case of the period, the procedures with most late and overdue cases first",
+        f"Mọi hồ sơ trong kỳ, thủ tục có nhiều hồ sơ {glossary.LATE.vi.lower()} và "
+        f"{glossary.OVERDUE.vi.lower()} nhất trước / every case of the period, the procedures "
+        f"with most {glossary.LATE.en.lower()} and {glossary.OVERDUE.en.lower()} cases first",
         [TOTAL, None, None, *cases(scope)],
     )
 
@@ -196,12 +191,11 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
     waits = Section(
         "waits", "Thời gian chờ tại Bộ phận Một cửa", "Waits at the one-stop centres",
         [Column("Mã", "Code"), Column("Bộ phận Một cửa", "Centre"),
-         Column("Lượt chờ", "Visits", COUNT),
-         Column("Chờ ≤ 15 phút", "Within 15 minutes", SHARE),
-         Column("Mục tiêu", "Target", SHARE), Column("Kết quả", "Result"),
-         Column("Trung vị (phút)", "Median (minutes)", MINUTES),
-         Column("Phân vị 90 (phút)", "90th percentile (minutes)", MINUTES),
-         Column("Không đến", "No-shows", COUNT)],
+         Column.of(glossary.VISITS, COUNT), Column.of(glossary.WAITS_WITHIN_15, SHARE),
+         Column.of(glossary.TARGET, SHARE), Column("Kết quả", "Result"),
+         Column.of(glossary.in_minutes(glossary.WAIT_MEDIAN), MINUTES),
+         Column.of(glossary.in_minutes(glossary.WAIT_P90), MINUTES),
+         Column.of(glossary.NO_SHOWS, COUNT)],
         [],
     )
     for code, figures in sorted(centres.items()):
@@ -215,7 +209,8 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
         ])
 
     index = Section(
-        "service_index", "Chỉ số phục vụ (Quyết định 766)", "Service index (Decision 766)",
+        "service_index", f"{glossary.SERVICE_INDEX.vi} (Quyết định 766)",
+        f"{glossary.SERVICE_INDEX.en} (Decision 766)",
         [Column("Nhóm", "Group"), Column("Điểm tối đa", "Maximum", POINTS),
          Column("Tình trạng", "Status"), Column("Điểm", "Score", POINTS),
          Column("Điểm tính được", "Points computable", POINTS)],
@@ -227,7 +222,7 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
         "the target only when every group is computed",
     )
     score = next(item for item in targets["province"] if item["metric"] == "service_index_score")
-    index.columns += [Column("Mục tiêu", "Target", POINTS), Column("Kết quả", "Result")]
+    index.columns += [Column.of(glossary.TARGET, POINTS), Column("Kết quả", "Result")]
     index.rows = [[*row, None, None] for row in index.rows]
     index.rows.append(["Tổng / Total", 100, None, score["value"],
                        sum(group["computed_max"] for group in province["service_index"].values()),
@@ -244,9 +239,9 @@ def sections(report: dict[str, Any], reference: Reference) -> list[Section]:
          for case in report["late_cases"]],
     )
     paper = Section(
-        "late_paper_transfers", "Hồ sơ giấy chuyển muộn", "Late paper hand-offs",
+        "late_paper_transfers", glossary.LATE_PAPER_HANDOFFS.vi, glossary.LATE_PAPER_HANDOFFS.en,
         [Column("Mã hồ sơ", "Case"), Column("Bộ phận Một cửa", "Centre"),
-         Column("Cơ quan giải quyết", "Handling agency"), Column("Tiếp nhận", "Accepted"),
+         Column("Cơ quan giải quyết", "Handling agency"), Column("Tiếp nhận lúc", "Accepted"),
          Column("Hạn chuyển", "Due to leave"), Column("Chuyển lúc", "Left")],
         [[item["case_id"], item["centre"], item["handling_agency"],
           _instant(item["accepted_at"]), _instant(item["due_at"]),

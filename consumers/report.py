@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, or_, select
 
 from onestop.common.codec import decode_entry
 from onestop.common.replay import Replay
+from onestop.consumers.glossary import ON_TIME_RATE, SERVICE_INDEX_ON_TIME_RATE
 from onestop.consumers.schema import agency_day_figures, case_states, ticket_states
 from onestop.models.aggregates import AgencyFigures
 from onestop.models.case import CaseRules, days_late, procedure_of
@@ -202,11 +203,11 @@ def _judged(figures: dict[str, Any], goals: dict[str, float], scope: str) -> lis
 
 
 # How the ranking breaks ties, as the report states it.
-TIE_RULE = ("Xếp theo tỷ lệ giải quyết đúng hạn, rồi tỷ lệ đúng hạn theo Chỉ số phục vụ; "
+TIE_RULE = (f"Xếp theo {ON_TIME_RATE.within.vi}, rồi {SERVICE_INDEX_ON_TIME_RATE.within.vi}; "
             "cơ quan bằng nhau ở cả hai tỷ lệ cùng hạng. Cơ quan chưa giải quyết hồ sơ nào "
-            "không xếp hạng / ranked by the completed-on-time rate, then the service-index "
-            "on-time rate; agencies equal on both share a rank. Agencies that ended no case "
-            "are not ranked")
+            f"không xếp hạng / ranked by the {ON_TIME_RATE.within.en}, then the "
+            f"{SERVICE_INDEX_ON_TIME_RATE.within.en}; agencies equal on both share a rank. "
+            "Agencies that ended no case are not ranked")
 
 
 def rank(agencies: dict[str, dict[str, Any]], reference: Reference) -> list[dict[str, Any]]:

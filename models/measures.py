@@ -22,7 +22,9 @@ class Series:
     name: str  # without the `onestop_` prefix, nor `_total` for counters
     kind: str  # counter, gauge or histogram
     labels: tuple[str, ...]
-    help: str  # Vietnamese first, then English
+    # Vietnamese first, then English; in the words of consumers/glossary.py, which this
+    # layer cannot import (tests/unit/test_glossary.py leaves this module out).
+    help: str
 
 
 # Counters only grow while a case moves forward (a case ends once, an apology is issued
@@ -39,7 +41,7 @@ CASE_SERIES = (
            "Hồ sơ sắp quá hạn (từ đầu ngày làm việc cuối cùng trước ngày hẹn trả) / cases "
            "in the last working day before their due day, by the agency holding them"),
     Series("transfers", "counter", ("agency", "method"),
-           "Lần chuyển hồ sơ theo hình thức / transfers sent, by method"),
+           "Lần luân chuyển hồ sơ theo hình thức / hand-offs sent, by method"),
     Series("apologies_required", "counter", ("agency",),
            "Hồ sơ phải xin lỗi / cases that need an apology letter"),
     Series("apologies_in_time", "counter", ("agency",),
@@ -72,7 +74,7 @@ QUEUE_SERIES = (
     Series("visits", "counter", ("centre",), "Số phiếu lấy số / queue tickets issued"),
     Series("wait_seconds", "histogram", ("centre",),
            "Thời gian chờ đến lượt (giây) / wait from ticket to first call, seconds"),
-    Series("no_shows", "counter", ("centre",), "Vắng mặt khi gọi / no-shows"),
+    Series("no_shows", "counter", ("centre",), "Không đến khi được gọi / no-shows"),
     Series("recalls", "counter", ("centre",), "Lần gọi lại / recalls"),
     Series("waiting_now", "gauge", ("centre",), "Đang chờ / waiting now"),
 )

@@ -25,6 +25,7 @@ from rich.text import Text
 from onestop.common.clock import Clock
 from onestop.common.settings import Settings
 from onestop.common.topics import create_topics, topics_for
+from onestop.consumers.glossary import APOLOGIES_REQUIRED
 from onestop.consumers.vietnamese import number
 from onestop.models.reference import Reference
 from onestop.streams.broker import EmbeddedBroker, stop_process
@@ -163,7 +164,7 @@ def run_demo(
                             f"đã gửi / sent {number(feeder.sent)}/{number(len(events))} events")
                     status = Text(
                         f"Giờ mô phỏng / simulated time {shown:%d/%m/%Y %H:%M}"
-                        f" (×{speed:g}) · {sent} · xin lỗi cần gửi / apology triggers "
+                        f" (×{speed:g}) · {sent} · {APOLOGIES_REQUIRED.both} "
                         f"{number(derived['apology_required'])} · quá hạn phát hiện / overdue "
                         f"found {number(derived['overdue_detected'])} · Ctrl-C dừng / stops"
                     )

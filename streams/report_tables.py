@@ -18,6 +18,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from onestop.consumers import glossary
+from onestop.consumers.glossary import Term
 from onestop.consumers.report import centre_waits
 from onestop.consumers.vietnamese import number, percent
 from onestop.models.reference import Reference
@@ -26,6 +28,19 @@ from onestop.models.reference import Reference
 # they show every column.
 COMPACT_WIDTH = 100
 WIDE_WIDTH = 140
+# A name longer than this takes its short forms in a column's heading.
+HEADING_WIDTH = 18
+
+
+def heading(term: Term, compact: bool) -> str:
+    """A column's heading: the Vietnamese short form alone on a narrow terminal; else
+    both languages, on two lines, the name or, when it is long, its short forms."""
+    if compact:
+        return term.short or term.vi
+    if term.short and max(len(term.vi), len(term.en)) > HEADING_WIDTH:
+        return f"{' '.join(term.short.split())}\n{term.short_en}"
+    return f"{term.vi}\n{term.en}"
+
 
 
 def _rate(ratio: dict[str, Any], target: float | None) -> Text:
@@ -57,23 +72,18 @@ def figures_table(report: dict[str, Any], reference: Reference, width: int = 120
     goal = reference.targets.get("completed_on_time_rate")
     table = Table(title=f"Tình hình giải quyết hồ sơ / Case processing — {shown_as_of(report)}",
                   expand=False, pad_edge=False)
-    # (heading, its short form below COMPACT_WIDTH, figure)
-    columns = [("Cơ quan / Agency", "Cơ quan", None),
-               ("Tiếp nhận\nReceived", "Nhận", "received"),
-               ("Đã giải quyết\nEnded", "Xong", "ended"),
-               ("Đúng hạn\nOn time", "Đúng hạn", "rate"),
-               ("Quá hạn tồn\nOverdue", "Quá hạn", "overdue_open")]
+    # (the figure's name, its key)
+    columns = [(glossary.RECEIVED, "received"), (glossary.ENDED, "ended"),
+               (glossary.ON_TIME_RATE, "rate"), (glossary.OVERDUE, "overdue_open")]
     if not compact:
-        columns += [("Chưa xin lỗi\nNo apology", "", "apologies_missing")]
+        columns += [(glossary.APOLOGIES_MISSING, "apologies_missing")]
     if width >= WIDE_WIDTH:
-        columns[4:4] = [("Đúng hạn 766\nOn time, 766", "", "index")]
-        columns += [("Luân chuyển ĐT\nE-transfers", "", "e_transfer")]
-    for heading, short, key in columns:
-        if key is None:
-            table.add_column(short if compact else heading, ratio=1, overflow="ellipsis",
-                             no_wrap=True, max_width=24 if compact else 36)
-        else:
-            table.add_column(short if compact else heading, justify="right", no_wrap=True)
+        columns[3:3] = [(glossary.SERVICE_INDEX_ON_TIME_RATE, "index")]
+        columns += [(glossary.E_TRANSFERS, "e_transfer")]
+    table.add_column("Cơ quan" if compact else "Cơ quan / Agency", ratio=1,
+                     overflow="ellipsis", no_wrap=True, max_width=24 if compact else 36)
+    for term, _key in columns:
+        table.add_column(heading(term, compact), justify="right", no_wrap=True)
 
     def cells(name: str, figures: dict[str, Any]) -> list[Any]:
         values = {
@@ -85,7 +95,7 @@ def figures_table(report: dict[str, Any], reference: Reference, width: int = 120
             "apologies_missing": number(figures["apologies_missing"]),
             "e_transfer": percent(figures["e_transfer_share"]["ratio"]),
         }
-        return [name, *(values[key] for _heading, _short, key in columns[1:] if key)]
+        return [name, *(values[key] for _term, key in columns)]
 
     table.add_row(*cells("Toàn tỉnh / Province", report["province"]), style="bold")
     table.add_section()
@@ -108,21 +118,18 @@ def waits_table(report: dict[str, Any], reference: Reference, width: int = 120,
     compact = width < COMPACT_WIDTH
     goal = reference.targets.get("wait_within_target_share")
     table = Table(title="Thời gian chờ / Waits (phút / min)" if compact else
-                  "Thời gian chờ tại quầy / Waiting at the counter (≤ 15 phút / min)",
-                  pad_edge=False)
+                  "Thời gian chờ tại quầy / Waiting at the counter", pad_edge=False)
     table.add_column("Bộ phận Một cửa" if compact else "Bộ phận Một cửa / Centre", ratio=1,
                      overflow="ellipsis", no_wrap=True, max_width=24 if compact else 40)
-    table.add_column("Lượt" if compact else "Lượt chờ\nVisits", justify="right",
-                     no_wrap=True)
-    table.add_column("≤ 15 phút" if compact else "≤ 15 phút\nWithin target", justify="right",
+    table.add_column(heading(glossary.VISITS, compact), justify="right", no_wrap=True)
+    table.add_column(heading(glossary.WAITS_WITHIN_15, compact), justify="right",
                      no_wrap=True)
     centres = sorted(report["centres"].items())
     percentiles = any(figures.get("wait_p50_seconds") is not None for _code, figures in centres)
     if percentiles:
-        table.add_column("Trung vị" if compact else "Trung vị\nMedian", justify="right",
+        table.add_column(heading(glossary.WAIT_MEDIAN, compact), justify="right",
                          no_wrap=True)
-        table.add_column("P90" if compact else "90 % chờ ≤\nP90", justify="right",
-                         no_wrap=True)
+        table.add_column(heading(glossary.WAIT_P90, compact), justify="right", no_wrap=True)
 
     # The live view's percentiles are whole minutes (to the minute): no ",0" that would
     # claim a tenth. A replay's are exact: a tenth each, even where one is whole.
@@ -181,7 +188,7 @@ def live_view(report: dict[str, Any], reference: Reference, status: Text, width:
     waits: Table | Text = waits_table(report, reference, width)
     if free - _height(waits, width) < 5:
         visits, within = centre_waits(report)
-        waits = Text(f"Chờ tại quầy / waits: {number(visits)} lượt, {percent(within)} "
-                     "≤ 15 phút")
+        waits = Text(f"Chờ tại quầy / waits: {number(visits)} {glossary.VISITS.within.vi}, "
+                     f"{percent(within)} {glossary.WAITS_WITHIN_15.short}")
     rows = free - _height(waits, width)
     return Group(status, figures_table(report, reference, width, rows), waits)

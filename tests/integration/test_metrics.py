@@ -125,7 +125,7 @@ def test_metrics_scraped_and_recorded_equal_the_replay(
         # worker has run (so all of it): the same rates, by the agencies' names.
         [board] = [panel["targets"][0]["expr"]
                    for panel in dashboards(REFERENCE)["province-overview.json"]["panels"]
-                   if panel["title"].startswith("Tỷ lệ đúng hạn theo cơ quan")]
+                   if panel["title"].startswith("Tỷ lệ trước và đúng hạn theo cơ quan")]
         shown = by_label(query(prometheus, board.replace("$__range", "1d")), "name")
         assert shown == {REFERENCE.agencies[code].name: rate for code, rate in
                          want["agency:onestop_on_time_rate:ratio"].items()}

@@ -252,8 +252,8 @@ def test_alertmanager_reaches_the_head_of_the_agency_once(
         alert = [{
             "labels": {"alertname": "OnestopAgencyOnTimeBelowTarget", "agency": "SX-SXD",
                        "severity": "warning", "audience": "agency"},
-            "annotations": {"summary": "Tỷ lệ giải quyết đúng hạn của SX-SXD là 80% / "
-                                       "on-time rate of SX-SXD is 80%"},
+            "annotations": {"summary": "Tỷ lệ trước và đúng hạn của SX-SXD là 80% / "
+                                       "early or on-time rate of SX-SXD is 80%"},
             "startsAt": starts,
         }]
         request = urllib.request.Request(  # noqa: S310 - loopback
@@ -277,7 +277,7 @@ def test_alertmanager_reaches_the_head_of_the_agency_once(
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
-def alert_payload(fingerprint: str, summary: str = "on-time rate of SX-SXD is 80%") -> bytes:
+def alert_payload(fingerprint: str, summary: str = "early or on-time rate of SX-SXD is 80%") -> bytes:
     return orjson.dumps({"alerts": [{
         "status": "firing", "fingerprint": fingerprint, "startsAt": "2026-04-20T10:00:00Z",
         "labels": {"alertname": "OnestopAgencyOnTimeBelowTarget", "agency": "SX-SXD",

@@ -241,7 +241,7 @@ def test_the_excel_file_charts_the_months_and_the_late_cases_by_field(engine: En
 
     trend = book["Qua các kỳ"]
     heading = [str(cell.value).split("\n")[0] for cell in trend[6]]
-    rate = heading.index("Tỷ lệ đúng hạn") + 1
+    rate = heading.index("Tỷ lệ trước và đúng hạn") + 1
     assert [trend.cell(row, 1).value for row in (7, 8)] == ["tháng 3/2026", "tháng 4/2026"]
     march = comparison.trend[0].scope
     assert trend.cell(7, rate).value == march["completed_on_time_rate"]["ratio"]
@@ -249,13 +249,14 @@ def test_the_excel_file_charts_the_months_and_the_late_cases_by_field(engine: En
     [chart] = trend._charts
     assert isinstance(chart, LineChart)
     titles = {series.tx.v for series in chart.series}
-    assert {"Tỷ lệ đúng hạn / Completed on time", "Chờ ≤ 15 phút / Within 15 minutes"} <= titles
+    assert {"Tỷ lệ trước và đúng hạn / Early or on-time rate",
+            "Chờ không quá 15 phút / Waits within 15 minutes"} <= titles
 
     fields = book["Theo lĩnh vực"]
     [chart] = fields._charts
     assert isinstance(chart, BarChart) and chart.grouping == "stacked"
     assert [series.tx.v for series in chart.series] == [
-        "Quá hạn / Late", "Đang quá hạn cuối kỳ / Overdue open at period end"]
+        "Quá hạn / Late", "Đang quá hạn / Overdue"]
     by_field, _by_procedure = breakdown(april, REFERENCE)
     assert chart.series[0].val.numRef.f == f"'Theo lĩnh vực'!$F$7:$F${6 + len(by_field)}"
 

@@ -219,13 +219,13 @@ def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filter
 
     province = report["province"]
     summary = book["Tổng hợp"]
-    assert summary["A7"].value == "Hồ sơ tiếp nhận / Cases received"
+    assert summary["A7"].value == "Tiếp nhận / Received"
     assert (summary["B7"].value, summary["B7"].number_format) == (province["received"], "#,##0")
     assert summary.auto_filter.ref == f"A6:B{summary.max_row}"
 
     targets = book["Mục tiêu"]
     on_time = province["completed_on_time_rate"]
-    assert targets["A7"].value == "Giải quyết đúng hạn / Completed on time"
+    assert targets["A7"].value == "Tỷ lệ trước và đúng hạn / Early or on-time rate"
     assert targets["B7"].value == pytest.approx(on_time["numerator"] / on_time["denominator"])
     assert targets["B7"].number_format == "0.0%"
     results = {rule.formula[0] for cells in targets.conditional_formatting for rule in cells.rules}
@@ -239,19 +239,19 @@ def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filter
     syt = report["agencies"]["SX-SYT"]
     row = 7 + codes.index("SX-SYT")
     assert agencies.cell(row, column["Cơ quan"]).value == REFERENCE.agencies["SX-SYT"].name
-    assert agencies.cell(row, column["Tỷ lệ đúng hạn"]).value == syt["completed_on_time_rate"]["ratio"]
-    assert agencies.cell(row, column["Tỷ lệ đúng hạn"]).number_format == "0.0%"
+    assert agencies.cell(row, column["Tỷ lệ trước và đúng hạn"]).value == syt["completed_on_time_rate"]["ratio"]
+    assert agencies.cell(row, column["Tỷ lệ trước và đúng hạn"]).number_format == "0.0%"
     assert agencies.cell(row, column["Mục tiêu"]).value == REFERENCE.targets["completed_on_time_rate"]
     total = 7 + len(codes)
     assert agencies.cell(total, column["Cơ quan"]).value == "Tổng cộng / Total"
-    for key, vi in [("received", "Hồ sơ tiếp nhận"), ("ended", "Hồ sơ đã giải quyết"),
-                    ("late", "Quá hạn"), ("overdue_open", "Đang quá hạn cuối kỳ")]:
+    for key, vi in [("received", "Tiếp nhận"), ("ended", "Đã giải quyết"),
+                    ("late", "Quá hạn"), ("overdue_open", "Đang quá hạn")]:
         assert agencies.cell(total, column[vi]).value == province[key]
         assert agencies.cell(total, column[vi]).number_format == "#,##0"
-    assert agencies.cell(total, column["Tỷ lệ đúng hạn"]).value == pytest.approx(
+    assert agencies.cell(total, column["Tỷ lệ trước và đúng hạn"]).value == pytest.approx(
         on_time["numerator"] / on_time["denominator"])
     e_transfer = province["e_transfer_share"]
-    assert agencies.cell(total, column["Luân chuyển điện tử"]).value == pytest.approx(
+    assert agencies.cell(total, column["Luân chuyển hồ sơ điện tử"]).value == pytest.approx(
         e_transfer["numerator"] / e_transfer["denominator"])
     assert agencies.cell(total, column["Trực tuyến"]).value == pytest.approx(
         province["received_online"] / province["received"])
@@ -260,7 +260,7 @@ def test_the_excel_report_is_a_working_file_with_numbers_dates_charts_and_filter
         >= REFERENCE.targets["completed_on_time_rate"] else "Không đạt / Not met")
     assert agencies.auto_filter.ref == f"A6:{agencies.cell(6, len(heading)).column_letter}{total - 1}"
     assert len(agencies._charts) == 1
-    rate = agencies.cell(7, column["Tỷ lệ đúng hạn"]).coordinate
+    rate = agencies.cell(7, column["Tỷ lệ trước và đúng hạn"]).coordinate
     coloured = {(str(cells.sqref), rule.formula[0]) for cells in agencies.conditional_formatting
                 for rule in cells.rules}
     target = agencies.cell(7, column["Mục tiêu"]).coordinate
@@ -377,8 +377,8 @@ def test_the_agency_boards_case_list_holds_the_rules_late_and_at_risk_cases(
         view = rules.evaluate(state, AS_OF)
         if view is None or not (view.overdue or view.at_risk(AS_OF)):
             continue
-        row = (case_id, "Quá hạn / late", days_late(view, AS_OF, rules.calendar)) \
-            if view.overdue else (case_id, "Sắp quá hạn / at risk", 0)
+        row = (case_id, "Đang quá hạn / Overdue", days_late(view, AS_OF, rules.calendar)) \
+            if view.overdue else (case_id, "Sắp quá hạn / At risk", 0)
         for code in {view.handling_agency, view.holder}:
             expected.setdefault(code, set()).add(row)
     found = {row for rows in expected.values() for row in rows}

@@ -213,11 +213,11 @@ def test_period_panels_count_what_happened_in_the_range_by_name_across_a_rebalan
                 {"series": ended.format("w2", "late"), "values": "0x60 0x29 15x31"},
             ],
             "promql_expr_test": [
-                {"expr": _query("province-overview.json", "Tỷ lệ đúng hạn theo cơ quan"),
+                {"expr": _query("province-overview.json", "Tỷ lệ trước và đúng hạn theo cơ quan"),
                  "eval_time": "2h",
                  "exp_samples": [{"labels": '{agency="SX-STP", name="Sở Tư pháp tỉnh Sông Xanh"}',
                                   "value": 0.5}]},
-                {"expr": _query("province-overview.json", "Giải quyết đúng hạn trong kỳ"),
+                {"expr": _query("province-overview.json", "Tỷ lệ trước và đúng hạn trong kỳ"),
                  "eval_time": "2h", "exp_samples": [{"labels": "{}", "value": 0.5}]},
                 {"expr": "province:onestop_on_time_rate:ratio", "eval_time": "2h",
                  "exp_samples": [{"labels": "province:onestop_on_time_rate:ratio",
@@ -249,7 +249,7 @@ def test_rates_are_coloured_against_the_provinces_targets_and_agencies_link_to_t
 ) -> None:
     board = dashboards(REFERENCE)["province-overview.json"]
     by_title = {panel["title"].split(" / ")[0]: panel for panel in board["panels"]}
-    on_time = by_title["Tỷ lệ đúng hạn theo cơ quan trong kỳ"]["fieldConfig"]["defaults"]
+    on_time = by_title["Tỷ lệ trước và đúng hạn theo cơ quan trong kỳ"]["fieldConfig"]["defaults"]
     assert on_time["thresholds"]["steps"] == [{"color": "red", "value": None},
                                               {"color": "green", "value": GOALS[
                                                   "completed_on_time_rate"]}]
@@ -263,10 +263,11 @@ def test_rates_are_coloured_against_the_provinces_targets_and_agencies_link_to_t
                 if panel["title"].startswith("Tỷ lệ trong kỳ")]
     goal_of = {override["matcher"]["options"]: override["properties"][0]["value"]["steps"][1][
         "value"] for override in shares["fieldConfig"]["overrides"]}
-    assert goal_of == {"Luân chuyển điện tử / e-transfer": GOALS["e_transfer_share"],
-                       "Thanh toán trực tuyến / paid online": GOALS["online_payment_share"],
-                       "Kết quả điện tử / electronic result": GOALS["electronic_result_share"],
-                       "Xin lỗi đúng hạn / apologies in time": GOALS["apology_compliance"]}
+    assert goal_of == {
+        "Luân chuyển hồ sơ điện tử / Electronic hand-offs": GOALS["e_transfer_share"],
+        "Thanh toán trực tuyến / Paid online": GOALS["online_payment_share"],
+        "Trả kết quả điện tử / Electronic results": GOALS["electronic_result_share"],
+        "Xin lỗi đúng hạn / Apologies in time": GOALS["apology_compliance"]}
     assert {target["legendFormat"] for target in shares["targets"]} >= set(goal_of)
 
 

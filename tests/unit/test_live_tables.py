@@ -18,7 +18,7 @@ from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 STATUS = Text("Giờ mô phỏng / simulated time 12/03/2026 17:42 (×2000) · đã gửi hết / feed "
-              "finished (9,000 events) · xin lỗi cần gửi / apology triggers 12 · quá hạn phát "
+              "finished (9,000 events) · Phải xin lỗi / Apologies required 12 · quá hạn phát "
               "hiện / overdue found 7 · Ctrl-C dừng / stops")
 
 
