@@ -184,12 +184,27 @@ class Sink:
         except NoOffsetForPartitionError as error:
             self._start_from_beginning(error.args[0])
             return 0
-        except (OffsetOutOfRangeError, LogTruncationError) as error:
+        except OffsetOutOfRangeError as error:
             place, offset = next(iter(error.args[0].items()))
+            start = self.consumer.beginning_offsets([place])[place]
+            if offset < start:
+                # The topic's retention deleted records the sink had not read yet (a sink
+                # stopped for longer than that): the topic's own rule, not a lost broker.
+                log.warning("%s[%d]: offsets %d to %d were deleted by the topic's retention "
+                            "before the sink read them; reading on from %d", place.topic,
+                            place.partition, offset, start - 1, start)
+                self.consumer.seek(place, start)
+                return 0
             raise BrokerLostRecords(
                 place.topic, place.partition,
                 f"the sink was to read on from offset {offset}, which the broker says is "
                 "beyond its end") from None
+        except LogTruncationError as error:
+            place = next(iter(error.args[0]))
+            raise BrokerLostRecords(
+                place.topic, place.partition,
+                "the broker cut its log back below the sink's position (a replica without "
+                "the newest records became the leader)") from None
         # Before anything of this poll is written.
         self._check_high_watermarks()
         if not polled:
