@@ -675,8 +675,8 @@ def reprocess(
         err.print(line, markup=False)
 
     try:
-        check_idle(settings, plan, say)
         if not yes:
+            check_idle(settings, plan, say)  # `run` checks right before it deletes
             say("\n".join(plan.lines()))
             raise _fail("reprocess deletes the topics above and resets the consumer groups: "
                         "give --yes")
