@@ -47,7 +47,12 @@ from kafka import (
     KafkaProducer,
     TopicPartition,
 )
-from kafka.errors import LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
+from kafka.errors import (
+    KafkaError,
+    LogTruncationError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+)
 from sqlalchemy import Table
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -177,36 +182,13 @@ class Sink:
 
     def poll_once(self, timeout_seconds: float = 0.5) -> int:
         """Store one poll's records and commit their offsets; the number of records."""
-        try:
-            polled = self.consumer.poll(
-                timeout_ms=int(timeout_seconds * 1000), max_records=self.max_records
-            )
-        except NoOffsetForPartitionError as error:
-            self._start_from_beginning(error.args[0])
-            return 0
-        except OffsetOutOfRangeError as error:
-            place, offset = next(iter(error.args[0].items()))
-            start = self.consumer.beginning_offsets([place])[place]
-            if offset < start:
-                # The topic's retention deleted records the sink had not read yet (a sink
-                # stopped for longer than that): the topic's own rule, not a lost broker.
-                log.warning("%s[%d]: offsets %d to %d were deleted by the topic's retention "
-                            "before the sink read them; reading on from %d", place.topic,
-                            place.partition, offset, start - 1, start)
-                self.consumer.seek(place, start)
-                return 0
-            raise BrokerLostRecords(
-                place.topic, place.partition,
-                f"the sink was to read on from offset {offset}, which the broker says is "
-                "beyond its end") from None
-        except LogTruncationError as error:
-            place = next(iter(error.args[0]))
-            raise BrokerLostRecords(
-                place.topic, place.partition,
-                "the broker cut its log back below the sink's position (a replica without "
-                "the newest records became the leader)") from None
+        polled = self._poll(timeout_seconds)
         # Before anything of this poll is written.
-        self._check_high_watermarks()
+        try:
+            self._check_high_watermarks()
+        except (OperationalError, InterfaceError) as error:
+            self._rewind(list(polled))
+            raise DatabaseUnavailable(type(error.orig or error).__name__) from error
         if not polled:
             return 0
         rows = Rows()
@@ -233,6 +215,38 @@ class Sink:
         for name, keyed in rows.by_table.items():
             self.stored[name] += len(keyed)
         return count
+
+    def _poll(self, timeout_seconds: float) -> dict[TopicPartition, list[Any]]:
+        """One poll's records. A partition without a commit, or whose records up to the
+        sink's position were deleted by retention, is moved instead (nothing polled); a
+        broker that lost records raises BrokerLostRecords."""
+        try:
+            return dict(self.consumer.poll(
+                timeout_ms=int(timeout_seconds * 1000), max_records=self.max_records))
+        except NoOffsetForPartitionError as error:
+            self._start_from_beginning(error.args[0])
+            return {}
+        except OffsetOutOfRangeError as error:
+            place, offset = next(iter(error.args[0].items()))
+            start = self.consumer.beginning_offsets([place])[place]
+            if offset < start:
+                # The topic's retention deleted records the sink had not read yet (a sink
+                # stopped for longer than that): the topic's own rule, not a lost broker.
+                log.warning("%s[%d]: offsets %d to %d were deleted by the topic's retention "
+                            "before the sink read them; reading on from %d", place.topic,
+                            place.partition, offset, start - 1, start)
+                self.consumer.seek(place, start)
+                return {}
+            raise BrokerLostRecords(
+                place.topic, place.partition,
+                f"the sink was to read on from offset {offset}, which the broker says is "
+                "beyond its end") from None
+        except LogTruncationError as error:
+            place = next(iter(error.args[0]))
+            raise BrokerLostRecords(
+                place.topic, place.partition,
+                "the broker cut its log back below the sink's position (a replica without "
+                "the newest records became the leader)") from None
 
     def _start_from_beginning(self, partitions: set[TopicPartition]) -> None:
         """Partitions with no committed offset: a new sink, a new generation, or a group
@@ -336,7 +350,11 @@ class Sink:
                 Path(self.settings.sink_heartbeat_file).touch()
             if time.monotonic() >= next_report:
                 log.info("stored so far: %s", dict(self.stored) or "nothing")
-                self.finish_reprocessing()
+                try:
+                    self.finish_reprocessing()
+                except (OperationalError, InterfaceError, KafkaError) as error:
+                    # Not worth stopping for: it is tried again at the next report.
+                    log.warning("the rows of older generations wait (%s)", error)
                 next_report += report_every
 
     def close(self) -> None:
