@@ -22,11 +22,6 @@ from onestop.models.case import CLOSING_KINDS, CaseState, handling_agency_of, wi
 from onestop.models.facts import is_closed
 from onestop.models.queue import TicketState, ticket_centre
 
-# The partition of rows written from a file by `onestop replay --db` rather than read
-# from Kafka: such a row always replaces a row read from a topic, and the other way round.
-FROM_FILE = -1
-
-
 
 class BadRecord(ValueError):
     """A record the sink cannot store; the reason goes to the dead-letter topic."""

@@ -6,7 +6,9 @@ checks that the migrations build exactly them.
 
 Every row fed from Kafka remembers the partition and offset it came from, so that an
 older record read again (a consumer restarted before its offsets were committed) never
-overwrites a newer one.
+overwrites a newer one, and the generation of the store it was written in: `onestop
+reprocess` starts a new generation, whose records replace the older rows whatever their
+offsets (the topics they come from start again at offset 0).
 """
 
 from __future__ import annotations
@@ -32,7 +34,21 @@ def _source() -> list[Column[int]]:
     return [
         Column("source_partition", Integer, nullable=False),
         Column("source_offset", BigInteger, nullable=False),
+        Column("generation", Integer, nullable=False, server_default="0"),
     ]
+
+
+# One row per generation of the store; the highest is the current one. `onestop reprocess`
+# adds one when it empties the derived topics; the sink removes the rows of older
+# generations (`old_rows_removed`) once the worker and the sink have read everything again.
+generations = Table(
+    "generations",
+    metadata,
+    Column("generation", Integer, primary_key=True, autoincrement=False),
+    Column("started_at", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("old_rows_removed", Boolean, nullable=False),
+)
 
 
 # One row per case: its history as the pipeline keeps it (the changelog's state, with the

@@ -4,6 +4,11 @@ Every write is an upsert keyed by what the row is (a case, an agency's day in on
 partition, a derived event), and a row fed from Kafka is only replaced by a record from a
 later offset: writing a batch twice, or an older batch after a newer one, changes
 nothing. The sink commits its Kafka offsets only after `write` has committed.
+
+Offsets are compared only within one generation of the store. `onestop reprocess`
+empties the derived topics, whose offsets then start again at 0, and starts a new
+generation: a row of an older generation is replaced by any record of the current one,
+and never the other way round.
 """
 
 from __future__ import annotations
@@ -16,7 +21,19 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, inspect
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from onestop.consumers.schema import (
@@ -24,6 +41,7 @@ from onestop.consumers.schema import (
     case_states,
     centre_day_figures,
     derived_events,
+    generations,
     ticket_states,
 )
 
@@ -120,8 +138,18 @@ class Rows:
 TABLES = {table.name: table for table in (
     case_states, ticket_states, agency_day_figures, centre_day_figures, derived_events,
 )}
-# Rows that never change once written: a repeat is simply skipped.
+# Rows that never change once written: a repeat is simply skipped (but a newer generation
+# rewrites them, since a rule change may change an event under the same id).
 IMMUTABLE = {derived_events.name}
+# The source partition of rows written from a file by `onestop replay --db` rather than
+# read from Kafka: such a row always replaces a row read from a topic, and the other way
+# round.
+FROM_FILE = -1
+
+
+def current_generation(connection: Connection) -> int:
+    """The store's generation: 0 until `onestop reprocess` first ran."""
+    return int(connection.execute(select(func.max(generations.c.generation))).scalar() or 0)
 
 
 class Store:
@@ -130,11 +158,14 @@ class Store:
         self.insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     def write(self, rows: Rows) -> None:
-        """All the rows in one transaction: either every one is stored or none."""
+        """All the rows in one transaction: either every one is stored or none. They
+        belong to the store's current generation."""
         with self.engine.begin() as connection:
+            generation = current_generation(connection)
             for name, keyed in rows.by_table.items():
                 table = TABLES[name]
-                upserts = [row for row in keyed.values() if row and not row.get("_delete")]
+                upserts = [{**row, "generation": generation}
+                           for row in keyed.values() if row and not row.get("_delete")]
                 deletes = [row for row in keyed.values() if row and row.get("_delete")]
                 if upserts:
                     connection.execute(self._upsert(table), upserts)
@@ -142,21 +173,81 @@ class Store:
                     connection.execute(
                         delete(table)
                         .where(*(column == row[column.name] for column in table.primary_key))
-                        .where(table.c.source_offset <= row["source_offset"])
+                        .where((table.c.generation < generation)
+                               | (table.c.source_offset <= row["source_offset"]))
                     )
 
     def _upsert(self, table: Table) -> Any:
         statement = self.insert(table)
         keys = [column.name for column in table.primary_key]
-        if table.name in IMMUTABLE:
-            return statement.on_conflict_do_nothing(index_elements=keys)
         excluded = statement.excluded
+        older_generation = table.c.generation < excluded.generation
+        if table.name in IMMUTABLE:
+            later = older_generation
+        else:
+            # Within a generation, only a record from the same partition at a later (or
+            # the same) offset replaces the row; `replay --db` writes offset 0 and so
+            # always replaces.
+            later = older_generation | (
+                (table.c.generation == excluded.generation)
+                & ((table.c.source_partition != excluded.source_partition)
+                   | (table.c.source_offset <= excluded.source_offset)))
         return statement.on_conflict_do_update(
             index_elements=keys,
             set_={column.name: excluded[column.name] for column in table.columns
                   if column.name not in keys},
-            # Only a record from the same partition at a later (or the same) offset
-            # replaces the row; `replay --db` writes offset 0 and so always replaces.
-            where=(table.c.source_partition != excluded.source_partition)
-            | (table.c.source_offset <= excluded.source_offset),
+            where=later,
         )
+
+    def generation(self) -> int:
+        with self.engine.connect() as connection:
+            return current_generation(connection)
+
+    def start_generation(self, started_at: str, reason: str) -> int:
+        """A new generation, whose rows replace those of every older one; its number."""
+        with self.engine.begin() as connection:
+            generation = current_generation(connection) + 1
+            connection.execute(insert(generations).values(
+                generation=generation, started_at=started_at, reason=reason,
+                old_rows_removed=False))
+        return generation
+
+    def highest_offsets(self, tables: list[Table]) -> dict[int, int]:
+        """Per source partition, the highest offset of the current generation's rows
+        read from Kafka in `tables` (the tables one topic feeds)."""
+        highest: dict[int, int] = {}
+        with self.engine.connect() as connection:
+            generation = current_generation(connection)
+            for table in tables:
+                query = (select(table.c.source_partition, func.max(table.c.source_offset))
+                         .where(table.c.generation == generation,
+                                table.c.source_partition != FROM_FILE)
+                         .group_by(table.c.source_partition))
+                for partition, offset in connection.execute(query):
+                    highest[partition] = max(offset, highest.get(partition, -1))
+        return highest
+
+    def old_rows_waiting(self) -> bool:
+        """Whether the current generation's reprocessing still has older rows to remove."""
+        with self.engine.connect() as connection:
+            generation = current_generation(connection)
+            removed = connection.execute(select(generations.c.old_rows_removed)
+                                         .where(generations.c.generation == generation)
+                                         ).scalar()
+        return removed is False
+
+    def remove_old_rows(self) -> dict[str, int]:
+        """Remove the rows read from Kafka in older generations (what the new rules no
+        longer produce; everything else was rewritten). Rows written from a file stay:
+        the topics do not hold their events, so `replay --db` writes them again."""
+        removed = {}
+        with self.engine.begin() as connection:
+            generation = current_generation(connection)
+            for name, table in TABLES.items():
+                removed[name] = connection.execute(
+                    delete(table).where(table.c.generation < generation,
+                                        table.c.source_partition != FROM_FILE)).rowcount
+            connection.execute(update(generations)
+                               .where(generations.c.generation == generation)
+                               .values(old_rows_removed=True))
+        return removed

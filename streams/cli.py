@@ -622,7 +622,7 @@ def sink(
     import signal
     import threading
 
-    from onestop.consumers.sink import Sink
+    from onestop.consumers.sink import LOST_RECORDS_EXIT, BrokerLostRecords, Sink
 
     logging.basicConfig(level=_loglevel(loglevel).upper(),
                         format="%(asctime)s %(name)s %(message)s")
@@ -640,11 +640,56 @@ def sink(
         running.run(stop)
     except KeyboardInterrupt:
         pass
+    except BrokerLostRecords as error:
+        # Not markup: the message names partitions in brackets.
+        err.print(f"Lỗi / Error: {error}", markup=False, highlight=False, style="bold red")
+        raise typer.Exit(LOST_RECORDS_EXIT) from None
     except Exception as error:  # noqa: BLE001 - the batch's offsets stay uncommitted
         raise _fail(f"storing a batch failed: {error}; its offsets were not committed, "
                     "so a restarted sink stores it again") from None
     finally:
         running.close()
+
+
+@app.command()
+def reprocess(
+    broker_url: BrokerOption = None,
+    url: DatabaseOption = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Yes, delete the derived topics and reset the consumer groups.")] = False,
+) -> None:
+    """Xử lý lại / judge every case again from the input topics after a rule change:
+    empty the topics the workers write, reset the workers' and the sink's consumer groups
+    to the start, and start a new generation of the SQL store. Run it with the workers
+    and the sink stopped, then start them again."""
+    from kafka.errors import KafkaError
+
+    from onestop.streams.reprocess import Refused, check_idle, plan_for
+    from onestop.streams.reprocess import reprocess as run
+
+    settings = _kafka_settings(broker_url=broker_url)
+    store = _store(url)  # a database that cannot be used stops it before any deletion
+    plan = plan_for(settings)
+
+    def say(line: str) -> None:
+        err.print(line, markup=False)
+
+    try:
+        if not yes:
+            check_idle(settings, plan, say)  # `run` checks right before it deletes
+            say("\n".join(plan.lines()))
+            raise _fail("reprocess deletes the topics above and resets the consumer groups: "
+                        "give --yes")
+        run(settings, store, plan, say)
+    except Refused as error:
+        raise _fail(str(error)) from None
+    except KafkaError as error:
+        raise _fail(f"cannot reach the broker at {settings.broker_url}: {error}; run "
+                    "`onestop reprocess --yes` again once it answers") from None
+    err.print("Hoàn tất / done. Chạy lại worker và sink / start the workers and the SQL sink: "
+              "they read every input again under the current rules; the store's rows are "
+              "replaced as the sink writes them, and the rows the new rules no longer make "
+              "are removed once both have caught up.", markup=False)
 
 
 @app.command()

@@ -105,7 +105,9 @@ def run_demo(
     """Run everything until Ctrl-C or `seconds`; return the figures last seen."""
     folder = Path(tempfile.mkdtemp(prefix="onestop-demo-"))
     console.print(f"Mô phỏng / simulating {number(simulation.cases)} cases over "
-                  f"{simulation.days} days…")
+                  f"{simulation.days} days… Broker nhúng không giữ gì sau khi dừng / the "
+                  "embedded broker keeps nothing across its restarts: each demo starts "
+                  "from nothing, with a database of its own.")
     events = [orjson.dumps(event) for event in simulate(reference, simulation)]
     zone = dt.timezone(dt.timedelta(hours=7))
     start = dt.datetime.combine(simulation.start, dt.time(7), zone)

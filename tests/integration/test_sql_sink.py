@@ -34,8 +34,9 @@ class Crash(Exception):
     """The sink dying after its database commit, before its offset commit."""
 
 
-def expected_rows(settings: Settings) -> dict[str, set[tuple[Any, ...]]]:
-    """The rows the topics' records make, each record applied once, newest per key."""
+def expected_rows(settings: Settings, generation: int = 0) -> dict[str, set[tuple[Any, ...]]]:
+    """The rows the topics' records make, each record applied once, newest per key, in
+    the store's `generation`."""
     topics = topics_for(settings)
     handlers = {topics.aggregates.name: add_aggregate_record,
                 topics.derived_events.name: add_derived_record,
@@ -45,7 +46,8 @@ def expected_rows(settings: Settings) -> dict[str, set[tuple[Any, ...]]]:
     for record in read_to_end(settings.bootstrap_servers, list(handlers)):
         handlers[record.topic](rows, record.value, record.key, (record.partition, record.offset))
     return {
-        name: {tuple(row[column.name] for column in metadata.tables[name].columns)
+        name: {tuple({**row, "generation": generation}[column.name]
+                     for column in metadata.tables[name].columns)
                for row in keyed.values() if row and not row.get("_delete")}
         for name, keyed in rows.by_table.items()
     }

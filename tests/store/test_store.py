@@ -20,22 +20,35 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from onestop.common.codec import Entry, encode_entry
+from onestop.common.codec import Entry, decode_entry, encode_entry
 from onestop.common.replay import Replay
 from onestop.consumers.backfill import backfill
 from onestop.consumers.deploy_files import case_list_sql
 from onestop.consumers.excel import excel
 from onestop.consumers.report import build_report, parse_period
-from onestop.consumers.rows import add_aggregate_record, add_derived_record, add_state_record
-from onestop.consumers.schema import metadata
-from onestop.consumers.store import Rows, Store, connect, current_revision, downgrade, upgrade
+from onestop.consumers.rows import (
+    add_aggregate_record,
+    add_derived_record,
+    add_state_record,
+    case_row,
+)
+from onestop.consumers.schema import case_states, metadata
+from onestop.consumers.store import (
+    FROM_FILE,
+    Rows,
+    Store,
+    connect,
+    current_revision,
+    downgrade,
+    upgrade,
+)
 from onestop.models.case import CaseRules, days_late
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.simulate import SimulationSettings, simulate
 
 REFERENCE = load_reference(SAMPLE_PROVINCE)
 TABLES = {"case_states", "ticket_states", "agency_day_figures", "centre_day_figures",
-          "derived_events", "notifications"}
+          "derived_events", "notifications", "generations"}
 VIEWS = {"agency_daily", "centre_daily", "alert_events", "late_and_at_risk_cases"}
 # The simulation runs 2 March – 14 April: March is whole, April is cut by the data's end.
 AS_OF = dt.datetime(2026, 4, 20, 17, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
@@ -81,7 +94,7 @@ def test_migrations_build_the_schema_on_an_empty_database_and_take_it_down_again
     database_url: str, migrated: Any,
 ) -> None:
     engine, _ = migrated(database_url)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     assert TABLES <= set(inspect(engine).get_table_names())
     assert set(inspect(engine).get_view_names()) == VIEWS
     with engine.connect() as connection:
@@ -138,8 +151,71 @@ def test_writing_the_same_records_twice_or_an_older_one_after_changes_nothing(
     store.write(rows)
     after = dump(engine)
     (stored,) = [row for row in after["case_states"] if row[0] == case_id]
-    assert stored[-1] == 12
+    assert stored[-2] == 12  # source_offset (then the generation)
     assert after["agency_day_figures"] == []
+
+
+def test_after_a_reprocess_the_new_generation_replaces_rows_whatever_their_offsets(
+    database_url: str, province_lines: list[bytes], migrated: Any,
+) -> None:
+    """`onestop reprocess` empties the derived topics, so the records that rebuild the
+    store come at offsets lower than those of the rows they replace."""
+    engine, store = migrated(database_url)
+    replay = replayed(province_lines[:3000])
+    (case_id, state), (other_id, other) = list(replay.cases.items())[:2]
+    aggregate = {"scope": "agency", "code": "SX-STP", "day": "2026-03-03", "partition": 1,
+                 "as_of": "2026-03-03T10:00:00+07:00", "figures": _agency_figures(replay)}
+
+    def derived(body: str) -> bytes:
+        return orjson.dumps({"event_id": "d1", "type": "overdue_detected", "case_id": case_id,
+                             "agency": "SX-STP", "occurred_at": body})
+
+    old = Rows()
+    add_state_record(old, encode_entry(Entry(2, state)), b'"x"', (2, 500))
+    add_state_record(old, encode_entry(Entry(2, other)), b'"y"', (2, 501))
+    add_aggregate_record(old, orjson.dumps(aggregate), b"agency:SX-STP:2026-03-03:1", (1, 300))
+    add_derived_record(old, derived("2026-03-04T08:00:00+07:00"), b"C", (1, 400))
+    store.write(old)
+    backfill_row = case_row(state._replace(case_id="FROM-FILE"), (FROM_FILE, 0))
+    from_file = Rows()
+    from_file.put(case_states, backfill_row)
+    store.write(from_file)
+    assert store.generation() == 0 and not store.old_rows_waiting()
+    assert store.highest_offsets([case_states]) == {2: 501}
+
+    assert store.start_generation("2026-12-01T10:00:00+07:00", "rule change") == 1
+    assert store.old_rows_waiting()
+    assert store.highest_offsets([case_states]) == {}
+    new = Rows()
+    add_state_record(new, encode_entry(Entry(2, state._replace(facts=state.facts[:1]))),
+                     b'"x"', (2, 3))
+    add_derived_record(new, derived("2026-03-05T08:00:00+07:00"), b"C", (1, 0))
+    add_aggregate_record(new, None, b"agency:SX-STP:2026-03-03:1", (1, 0))
+    store.write(new)
+    after = dump(engine)
+    stored = {row[0]: row for row in after["case_states"]}
+    # Rewritten from offset 3, although the row came from offset 500.
+    assert stored[case_id][-3:] == (2, 3, 1) and len(stored[case_id]) > 3
+    assert decode_entry(stored[case_id][5].encode()).state.facts == state.facts[:1]
+    # A derived event is rewritten once per generation (its body may change with the rules).
+    ((_, _, _, _, occurred_at, _, _, offset, generation),) = after["derived_events"]
+    assert (occurred_at, offset, generation) == ("2026-03-05T08:00:00+07:00", 0, 1)
+    # A tombstone of the new generation removes the older row whatever its offset.
+    assert after["agency_day_figures"] == []
+
+    # Within the new generation, offsets count again: an older record changes nothing.
+    again = Rows()
+    add_state_record(again, encode_entry(Entry(2, state)), b'"x"', (2, 2))
+    add_derived_record(again, derived("2026-03-09T08:00:00+07:00"), b"C", (1, 5))
+    store.write(again)
+    assert dump(engine) == after
+    assert store.highest_offsets([case_states]) == {2: 3}
+
+    # Once everything was read again, what the new generation did not rewrite goes, but
+    # not the rows a file backfill wrote (the topics do not hold their events).
+    assert store.remove_old_rows()["case_states"] == 1
+    assert {row[0] for row in dump(engine)["case_states"]} == {case_id, "FROM-FILE"}
+    assert not store.old_rows_waiting()
 
 
 def _agency_figures(replay: Replay) -> dict[str, Any]:
