@@ -14,6 +14,7 @@ from faust.types import TP
 from onestop.common.clock import Clock
 from onestop.common.settings import Settings
 from onestop.streams.app import create_app
+from onestop.streams.transport import CATCH_UP_TICK_SECONDS
 
 SETTINGS = Settings(broker_url="kafka://127.0.0.1:1", broker_flavour="kafka", metrics_port=0)
 tp = TP(f"{SETTINGS.topic_prefix}.case-events", 0)
@@ -159,7 +160,8 @@ def test_a_partition_is_judged_now_once_caught_up_and_never_past_what_is_unread(
 ) -> None:
     """The instant a tick judges a partition at: now when every record the broker holds is
     applied; behind, when its last applied record reached the broker (on the pipeline's
-    clock), since what is still unread may end a case in time; never back in time."""
+    clock), since what is still unread may end a case in time, and less often; never back
+    in time."""
     consumer.app.pipeline_clock = Clock(start=5000.0, factor=2.0, anchor=1000.0)
     highwater = {tp: 60}
     consumer.highwater = highwater.get
@@ -168,10 +170,13 @@ def test_a_partition_is_judged_now_once_caught_up_and_never_past_what_is_unread(
     assert consumer.judging_instant(tp, now=9000.0) is None  # behind, nothing applied yet
     consumer._applied_at[tp] = 1100.0  # wall time: 5000 + 2 × 100 on the pipeline clock
     assert consumer.judging_instant(tp, now=9000.0) == 5200.0
-    consumer._read_offset[tp] = 60  # caught up
+    consumer._read_offset[tp] = 60  # caught up: every tick
     assert consumer.judging_instant(tp, now=9000.0) == 9000.0
-    highwater[tp] = 70  # more arrived; the last applied record is older than 9000
-    assert consumer.judging_instant(tp, now=9100.0) == 9000.0
+    assert consumer.judging_instant(tp, now=9001.0) == 9001.0
+    highwater[tp] = 70  # more arrived; the last applied record is older than 9001
+    assert consumer.judging_instant(tp, now=9100.0) is None  # behind: not every tick
+    consumer._judged_behind[tp] -= CATCH_UP_TICK_SECONDS
+    assert consumer.judging_instant(tp, now=9100.0) == 9001.0
 
 
 def test_a_worker_halts_when_the_commits_the_broker_confirmed_go_back(consumer: Any) -> None:
