@@ -149,7 +149,9 @@ class Consumer(faust_aiokafka.Consumer):
                      for tp, offset in before.items()
                      if tp in self.assignment() and (self._committed_offset[tp] or 0) < offset}
         if went_back:
-            self._halt(went_back)
+            self._halt("the committed offsets went back while this worker ran (" + ", ".join(
+                f"{tp.topic}[{tp.partition}] {old} → {new}"
+                for tp, (old, new) in sorted(went_back.items())) + ")")
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         committed: bool = await super()._commit(offsets)
@@ -157,22 +159,37 @@ class Consumer(faust_aiokafka.Consumer):
             self._confirmed_commit.update(offsets)
         return committed
 
-    def _halt(self, went_back: Mapping[TP, tuple[int, int]]) -> None:
-        """The group's commits went back while this worker ran: the broker lost its
-        records (an embedded broker restarted: it keeps nothing) or someone reset the
-        group. The tables here hold states built from records the broker no longer has,
-        so the worker stops processing (it stays in its group, so that no other worker
-        takes the partitions on the same wrong footing) and says what to do."""
+    def _log_end_fell(self, tp: TP) -> bool:
+        """Whether the broker's end of an input partition is below the offset this worker
+        has read up to, in which case it halts: a log never gets shorter on a broker that
+        kept its records. (An embedded broker restarted under a worker may keep its
+        members and never rebalance, and the consumer, its position now out of range,
+        reads again from the start: records this worker would take for already read.)"""
+        try:
+            high = self.highwater(tp)
+        except AssertionError:  # aiokafka's: no longer assigned (a rebalance began)
+            return False
+        expected = self._read_offset[tp]
+        if high is None or not expected or high >= expected:
+            return False
+        self._halt(f"the broker's end of {tp.topic}[{tp.partition}] is offset {high}, below "
+                   f"the {expected} records this worker has read from it")
+        return True
+
+    def _halt(self, what: str) -> None:
+        """The broker no longer holds what this worker has read: it lost its records (an
+        embedded broker restarted: it keeps nothing), a topic was recreated, or someone
+        reset the group. The tables here hold states built from records the broker no
+        longer has, so the worker stops processing (it stays in its group, so that no
+        other worker takes the partitions on the same wrong footing) and says what to do."""
         self._halted = True
-        places = ", ".join(f"{tp.topic}[{tp.partition}] {old} → {new}"
-                           for tp, (old, new) in sorted(went_back.items()))
         self.app.on_halt(
-            f"the committed offsets went back while this worker ran ({places}): the broker "
-            "lost its records (the embedded broker keeps nothing across a restart) or the "
-            "consumer group was reset. This worker's state no longer matches the broker, so "
-            "it has stopped processing. Restart it to rebuild its state from what the broker "
-            "holds; if the input events were lost, ingest them again, and run "
-            "`onestop reprocess` so that the SQL store follows")
+            f"{what}: the broker lost its records (the embedded broker keeps nothing across "
+            "a restart), a topic was recreated or the consumer group was reset. This "
+            "worker's state no longer matches the broker, so it has stopped processing. "
+            "Restart it to rebuild its state from what the broker holds; if the input events "
+            "were lost, ingest them again, and run `onestop reprocess` so that the SQL store "
+            "follows")
 
     async def wait_empty(self) -> None:
         """Faust's wait for the records being processed before a rebalance's commit, and
@@ -230,6 +247,8 @@ class Consumer(faust_aiokafka.Consumer):
         instants: dict[str, dict[int, float]] = {}
         for tp in sorted(self._get_active_partitions()):
             if tp.topic in handlers:
+                if self._log_end_fell(tp):
+                    return
                 at = self.judging_instant(tp, now)
                 if at is not None:
                     instants.setdefault(tp.topic, {})[tp.partition] = at

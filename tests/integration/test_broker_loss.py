@@ -50,7 +50,7 @@ def test_a_worker_whose_broker_lost_its_records_stops_and_says_why(
         create_topics(settings)  # as `onestop topics` or a worker starting would
 
         log = worker.log
-        assert eventually(lambda: "committed offsets went back" in log.read_text(), timeout=120,
+        assert eventually(lambda: "stopped processing" in log.read_text(), timeout=120,
                           every=1), log.read_text()[-3000:]
         text = log.read_text()
         assert "the embedded broker keeps nothing across a restart" in text

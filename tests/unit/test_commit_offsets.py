@@ -210,3 +210,18 @@ def test_a_worker_halts_when_the_commits_the_broker_confirmed_go_back(consumer: 
     asyncio.run(scenario())
     assert consumer._halted
     assert "case-events[0] 40 → 0" in halted[0]
+
+
+def test_a_worker_halts_when_the_broker_holds_less_than_it_has_read(consumer: Any) -> None:
+    """An embedded broker restarted under a worker that never rebalanced: the end of
+    case-events[0] is 3 where the worker has read 40 records."""
+    halted: list[str] = []
+    consumer.app.on_halt = halted.append
+    highwater = {tp: 40}
+    consumer.highwater = highwater.get
+    consumer._read_offset[tp] = 40
+
+    assert not consumer._log_end_fell(tp)
+    highwater[tp] = 3
+    assert consumer._log_end_fell(tp) and consumer._halted
+    assert "end of " + tp.topic + "[0] is offset 3, below the 40 records" in halted[0]
