@@ -18,13 +18,9 @@ class Clock:
     anchor: float = field(default_factory=time.time)
 
     def now(self) -> float:
-        return self.at(time.time())
-
-    def at(self, wall: float) -> float:
-        """The pipeline instant of a wall instant (e.g. when a record reached the broker)."""
         if self.start is None:
-            return wall
-        return self.start + (wall - self.anchor) * self.factor
+            return time.time()
+        return self.start + (time.time() - self.anchor) * self.factor
 
 
 def _instant(text: str) -> float:

@@ -1,4 +1,5 @@
-"""What the pipeline writes to Kafka besides derived events: table entries, dead letters."""
+"""What the pipeline writes to Kafka besides derived events: table entries, ticks, dead
+letters."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import orjson
 from onestop.models.case import CaseState
 from onestop.models.facts import Fact
 from onestop.models.queue import TicketState
+
+# The key of tick messages; no case or ticket id can be empty.
+TICK_KEY = b""
 
 
 class Entry(NamedTuple):
@@ -40,6 +44,14 @@ def decode_entry(raw: bytes) -> Entry:
     if kind == "case":
         return Entry(partition, CaseState(key, facts, flag))
     return Entry(partition, TicketState(key, facts, flag))
+
+
+def encode_tick(now: float) -> bytes:
+    return orjson.dumps({"tick": now})
+
+
+def decode_tick(raw: bytes) -> float:
+    return float(orjson.loads(raw)["tick"])
 
 
 def dead_letter_json(

@@ -1,11 +1,9 @@
 """The live pipeline: a Faust app built from settings.
 
-The keepers only decode, call the rules of `models/`, write state back and send what the
-rules return. They take the case and queue events in batches straight from the consumer's
-fetches (streams/transport.py), not through Faust's streams; the portal records go through
-a Faust agent. The same fetch loop judges each partition every `tick_seconds` between
-two of its batches, so that cases are judged when no event arrives, by the worker that
-applies their events, and nothing but events is written into the input topics.
+The agents only decode, call the rules of `models/`, write state back and send what the
+rules return. Time comes in as tick messages that the leader's timer sends into every
+partition of the input topics, so the agent that applies a partition's events also
+judges its cases when no event arrives (a Faust timer may not write to tables).
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,10 +24,17 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types import Message, TopicT
+from faust.types import EventT, TopicT
 
 from onestop.common.clock import Clock, parse_clock
-from onestop.common.codec import Entry, dead_letter_json, encode_entry
+from onestop.common.codec import (
+    TICK_KEY,
+    Entry,
+    dead_letter_json,
+    decode_tick,
+    encode_entry,
+    encode_tick,
+)
 from onestop.common.replay import derived_json
 from onestop.common.settings import Settings
 from onestop.common.topics import CASE_TABLE, TICKET_TABLE, topics_for
@@ -75,9 +80,6 @@ REPUBLISH_DAYS = 35
 RETRY_PAUSE_MAX = 30.0
 # The worker's exit status when applying a batch raised (sysexits' EX_SOFTWARE).
 EXIT_BATCH_FAILED = 70
-# The key of the tick records that versions before December 2026 wrote into the input
-# topics, which keep every record: they are skipped, not dead-lettered, when read again.
-OLD_TICK_KEY = b""
 # The largest record the worker writes: under the 1 MiB that Kafka brokers and producers
 # accept by default, with room for the record's key and headers.
 MAX_RECORD_BYTES = 1_000_000
@@ -200,7 +202,7 @@ class Keeper:
         self.unflushed: dict[str, int] = {}
         # Of each key changed since the last flush: its state before, and its events.
         self.before: dict[str, Any] = {}
-        self.applied: dict[str, list[Message]] = {}
+        self.applied: dict[str, list[EventT]] = {}
         self.metrics = pipeline.metrics
         self.tally: Tally = pipeline.metrics.cases if self.scope == "agency" else (
             pipeline.metrics.tickets)
@@ -288,12 +290,12 @@ class Keeper:
         else:
             self.table.data[key] = Entry(partition, before)
         self.indexes.pop(partition, None)  # rebuilt from the table when next needed
-        for message in self.applied.get(key, ()):
+        for event in self.applied.get(key, ()):
             self.dead_letter(
-                message, f"with this event its case's or ticket's state would be {size:,} "
+                event, f"with this event its case's or ticket's state would be {size:,} "
                 f"bytes; a record may have {MAX_RECORD_BYTES:,} at most", "state_too_large")
 
-    def on_event(self, partition: int, event: Any, source: Message) -> str | None:
+    def on_event(self, partition: int, event: Any, source: EventT) -> str | None:
         """Apply one decoded event; the reason it is refused, if it is."""
         key = self.key_of(event)
         state = self.state(key)
@@ -382,28 +384,36 @@ class Keeper:
         if event.type in ALERT_KINDS:
             self.outbox.add(topics.alerts.name, event.agency.encode(), value)
 
-    def dead_letter(self, message: Message, reason: str, category: str) -> None:
-        self.pipeline.dead_letter(self.outbox, self.stream, message, reason, category)
+    def dead_letter(self, event: EventT, reason: str, category: str) -> None:
+        self.pipeline.dead_letter(self.outbox, self.stream, event, reason, category)
 
-    async def handle(self, messages: Sequence[Message]) -> None:
-        """One batch from the input topic: events are applied in arrival order, changed
-        states go to the changelog once, and the batch is done when the broker has every
-        record it caused."""
+    async def handle(self, events: Sequence[EventT]) -> None:
+        """One batch from the input topic: events are applied in arrival order, each tick
+        judges its partition, changed states go to the changelog once, and the batch is
+        done when the broker has every record it caused."""
         rules, types = self.pipeline.rules, self.types
         max_bytes = self.pipeline.settings.max_event_bytes
         processed = 0
-        for message in messages:
+        for event in events:
+            message = event.message
             partition = message.partition
-            if message.key == OLD_TICK_KEY:
+            if message.key == TICK_KEY:
+                try:
+                    now = decode_tick(message.value)
+                except (ValueError, KeyError, TypeError):
+                    self.dead_letter(
+                        event, "a tick message (empty key) without a tick instant", "bad_tick")
+                    continue
+                self.on_tick(partition, now)
                 continue
             processed += 1
             too_large = oversized(len(message.value or b""), max_bytes)
             if too_large is not None:
-                self.dead_letter(message, too_large, "too_large")
+                self.dead_letter(event, too_large, "too_large")
                 continue
             decoded = decode_event(message.value)
             if type(decoded) is Rejection:
-                self.dead_letter(message, decoded.reason, "undecodable")
+                self.dead_letter(event, decoded.reason, "undecodable")
                 continue
             reason = None
             if decoded.type not in types:  # type: ignore[union-attr]
@@ -419,23 +429,14 @@ class Keeper:
                               f"the event's id '{key}'")
                     category = "key_mismatch"
             if reason is not None:
-                self.dead_letter(message, reason, category)
+                self.dead_letter(event, reason, category)
                 continue
-            refused = self.on_event(partition, decoded, message)
+            refused = self.on_event(partition, decoded, event)
             if refused is not None:
-                self.dead_letter(message, refused, "history_full")
+                self.dead_letter(event, refused, "history_full")
         self.flush()
         await self.outbox.flush()
         self.metrics.count("events_processed", (self.stream,), processed)
-        self.metrics.publish()
-
-    async def tick(self, instants: Mapping[int, float]) -> None:
-        """Judge each partition at its instant (streams/transport.py says which); done
-        when the broker has every record that caused."""
-        for partition, at in instants.items():
-            self.on_tick(partition, at)
-        self.flush()
-        await self.outbox.flush()
         self.metrics.publish()
 
     def forget(self) -> None:
@@ -521,12 +522,13 @@ class Pipeline:
         return self._producer
 
     def dead_letter(
-        self, outbox: Outbox, stream: str, message: Message, reason: str, category: str
+        self, outbox: Outbox, stream: str, event: EventT, reason: str, category: str
     ) -> None:
         """Contract §7: the rejected record, why, and when, to the dead-letter topic with
         the batch's other outputs; `category` is the reason's label in the metrics, one
         of a closed set."""
         self.metrics.count("dead_letters", (stream, category))
+        message = event.message
         # At most the largest event's bytes of the original (so that the dead letter fits
         # in a record); the topic, partition and offset find the whole of it.
         record = dead_letter_json(
@@ -542,19 +544,20 @@ class Pipeline:
             await producer.stop()
 
 
-async def done_or_stop(stream: str, work: Awaitable[None]) -> None:
-    """Apply one batch (or judge on a tick), or end the process at once if that raised.
+async def handle_or_stop(handler: CaseKeeper | TicketKeeper | PortalBridge,
+                         batch: Sequence[EventT]) -> None:
+    """Apply one batch, or end the process at once if applying it raised.
 
     Faust's `take_events` acknowledges a batch when the agent's loop moves on, raised or
     not, and a restarted agent would go on past it; the tables also hold states the
     changelog may not. Ending the process (no clean stop: that would commit) leaves the
     batch unacknowledged, and the restarted worker reads it again from the last commit."""
     try:
-        await work
+        await handler.handle(batch)
     except Exception:
         log.critical(
             "onestop: %s: applying a batch failed; the worker stops without acknowledging "
-            "it and reads it again when restarted", stream, exc_info=True)
+            "it and reads it again when restarted", handler.stream, exc_info=True)
         logging.shutdown()
         os._exit(EXIT_BATCH_FAILED)
 
@@ -571,20 +574,6 @@ class OnestopApp(faust.App):
     also reads end offsets correctly (streams/tansu_compat.py)."""
 
     tansu = False
-    # Topic name → the handler of its records in batches, and of its partitions' ticks,
-    # every `tick_seconds` on the pipeline's clock (streams/transport.py).
-    batch_handlers: dict[str, Any]
-    tick_handlers: dict[str, Any]
-    tick_seconds: float
-    pipeline_clock: Clock
-
-    def on_halt(self, reason: str) -> None:
-        """The consumer stopped processing for good (streams/transport.py)."""
-        log.critical("onestop: %s", reason)
-        self.halted(reason)
-
-    def halted(self, reason: str) -> None:
-        raise NotImplementedError  # create_app: the pipeline's metrics
 
     def _new_transport(self) -> Any:
         kind = TansuTransport if self.tansu else Transport
@@ -626,6 +615,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=max(settings.session_timeout_seconds / 5, 0.5),
         broker_rebalance_timeout=settings.session_timeout_seconds * 2,
+        # Only ticks go through Faust's producer (outputs go through Outbox); a little
+        # linger lets one tick per partition leave in one request.
+        producer_linger=0.02,
         table_cleanup_interval=3600,
         broker_credentials=broker_credentials(settings),
     )
@@ -655,31 +647,23 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
 
     portal = PortalBridge(pipeline, Outbox(pipeline, PortalBridge.stream))
 
-    # The input topics are subscribed without an agent: their records go to the keepers
-    # in batches, one per fetch, and their partitions are judged between two batches
-    # (streams/transport.py).
-    def batches_to(keeper: CaseKeeper | TicketKeeper) -> Any:
-        async def handle(messages: Sequence[Message]) -> None:
-            await done_or_stop(keeper.stream, keeper.handle(messages))
-        return handle
+    def agent_of(handler: CaseKeeper | TicketKeeper | PortalBridge) -> Any:
+        async def agent(stream: Any) -> None:
+            async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+                await handle_or_stop(handler, batch)
+        return agent
 
-    def ticks_to(keeper: CaseKeeper | TicketKeeper) -> Any:
-        async def tick(instants: Mapping[int, float]) -> None:
-            await done_or_stop(keeper.stream, keeper.tick(instants))
-        return tick
+    app.agent(case_topic, name="cases")(agent_of(cases))
+    app.agent(queue_topic, name="tickets")(agent_of(tickets))
+    app.agent(portal_topic, name="portal")(agent_of(portal))
 
-    app.batch_handlers, app.tick_handlers = {}, {}
-    app.tick_seconds, app.pipeline_clock = settings.tick_seconds, clock
-    app.halted = pipeline.metrics.halt  # type: ignore[method-assign]
-    for topic, keeper in ((case_topic, cases), (queue_topic, tickets)):
-        app.topics.add(topic)
-        app.batch_handlers[topic.get_topic_name()] = batches_to(keeper)
-        app.tick_handlers[topic.get_topic_name()] = ticks_to(keeper)
 
-    @app.agent(portal_topic, name="portal")
-    async def portal_records(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
-            await done_or_stop(portal.stream, portal.handle([event.message for event in batch]))
+    @app.timer(settings.tick_seconds, on_leader=True)
+    async def tick() -> None:
+        value = encode_tick(clock.now())
+        for topic in (case_topic, queue_topic):
+            for partition in range(partitions):
+                await topic.send(key=TICK_KEY, value=value, partition=partition)
 
     @app.task
     async def serve_metrics() -> None:

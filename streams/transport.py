@@ -31,29 +31,14 @@ that arrives before the one expected makes the partition seek back, where Faust 
 the skipped offsets as acknowledged and committed past records never applied (62 of them
 in one restarted worker of the combined fault tests on Apache Kafka).
 
-And one change of path: the records of the topics in `app.batch_handlers` (the case and
-queue events) skip Faust's streams. Each fetch's records of such a topic go to its handler
-as one list, and the commit may move past them once the handler has returned, i.e. once
-the broker has everything they caused. Faust's per-message path (a conductor lookup, a
-stream queue, `wait_first` with four tasks, an acknowledgement under a lock, per record)
-cost more than the rules themselves: the worker ran at 6,000 events/s against Quix
-Streams' 60,000 on the same machine (issue 15). Group membership, rebalances, tables,
-their changelogs and recovery, and offset commits stay Faust's.
-
-The same loop keeps time: every `app.tick_seconds` it hands each such partition this
-worker holds, and the instant to judge it at, to the topic's tick handler (`_tick`). A
-partition is judged only by the worker that applies its events, between two of its
-batches, and nothing is written into the input topics for it.
-
 Written against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject.toml)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -63,18 +48,6 @@ from faust.types import TP
 log = logging.getLogger("onestop")
 # How often a partition whose commit waits for one record says so.
 HELD_LOG_SECONDS = 30.0
-# How often a partition that is behind (catching up on a backlog) is judged, instead of
-# every tick: a judgement walks each changed case from its new events to the judging
-# instant and rebuilds the figures of each day touched, and a worker catching up paid
-# that every second, for the same cases again and again (68 % of its time, profiled).
-CATCH_UP_TICK_SECONDS = 10.0
-
-# Applies one fetch's records of a topic, in order per partition; returns once everything
-# they caused is delivered.
-BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
-# Judges the given partitions of a topic, each at its instant; returns once everything
-# that caused is delivered.
-TickHandler = Callable[[Mapping[int, float]], Awaitable[None]]
 
 
 async def seek_to_committed(consumer: Any, changelogs: Collection[str]) -> Mapping[Any, Any]:
@@ -109,24 +82,6 @@ class Consumer(faust_aiokafka.Consumer):
         # Per partition: since when its commit waits for the record at the commit, and
         # when that was last logged.
         self._held_since: dict[TP, tuple[float, float]] = {}
-        # Of each partition read in batches: the offset after the last record its handler
-        # finished, where the next commit may move to.
-        self._handled: dict[TP, int] = {}
-        # Clear while a handler runs: a rebalance waits for it before it commits.
-        self._batch_idle = asyncio.Event()
-        self._batch_idle.set()
-        # Of each partition read in batches: the wall time its last handled record reached
-        # the broker, the instant it was last judged at, and when (monotonic) it was last
-        # judged while behind.
-        self._applied_at: dict[TP, float] = {}
-        self._judged_at: dict[TP, float] = {}
-        self._judged_behind: dict[TP, float] = {}
-        self._last_tick = 0.0
-        # Set when the worker must stop processing (`_halt`); it stays in its group.
-        self._halted = False
-        # Per partition, the last offset the broker confirmed as committed by this process
-        # (Faust's `_committed_offset` moves on even when a commit failed).
-        self._confirmed_commit: dict[TP, int] = {}
 
     async def perform_seek(self) -> None:
         """Faust's seek of every partition to its commit, with the input partitions
@@ -137,129 +92,10 @@ class Consumer(faust_aiokafka.Consumer):
         inputs = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
         paused_before = self._paused_partitions & inputs
         self.pause_partitions(inputs)
-        # What was handled past a commit is read again from the commit.
-        self._handled.clear()
-        self._applied_at.clear()
-        before = {tp: offset for tp, offset in self._confirmed_commit.items() if tp in inputs}
         try:
             await super().perform_seek()
         finally:
             self.resume_partitions(inputs - paused_before)
-        went_back = {tp: (offset, self._committed_offset[tp] or 0)
-                     for tp, offset in before.items()
-                     if tp in self.assignment() and (self._committed_offset[tp] or 0) < offset}
-        if went_back:
-            self._halt("the committed offsets went back while this worker ran (" + ", ".join(
-                f"{tp.topic}[{tp.partition}] {old} → {new}"
-                for tp, (old, new) in sorted(went_back.items())) + ")")
-
-    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
-        committed: bool = await super()._commit(offsets)
-        if committed:
-            self._confirmed_commit.update(offsets)
-        return committed
-
-    def _log_end_fell(self, tp: TP) -> bool:
-        """Whether the broker's end of an input partition is below the offset this worker
-        has read up to, in which case it halts: a log never gets shorter on a broker that
-        kept its records. (An embedded broker restarted under a worker may keep its
-        members and never rebalance, and the consumer, its position now out of range,
-        reads again from the start: records this worker would take for already read.)"""
-        try:
-            high = self.highwater(tp)
-        except AssertionError:  # aiokafka's: no longer assigned (a rebalance began)
-            return False
-        expected = self._read_offset[tp]
-        if high is None or not expected or high >= expected:
-            return False
-        self._halt(f"the broker's end of {tp.topic}[{tp.partition}] is offset {high}, below "
-                   f"the {expected} records this worker has read from it")
-        return True
-
-    def _halt(self, what: str) -> None:
-        """The broker no longer holds what this worker has read: it lost its records (an
-        embedded broker restarted: it keeps nothing), a topic was recreated, or someone
-        reset the group. The tables here hold states built from records the broker no
-        longer has, so the worker stops processing (it stays in its group, so that no
-        other worker takes the partitions on the same wrong footing) and says what to do."""
-        self._halted = True
-        self.app.on_halt(
-            f"{what}: the broker lost its records (the embedded broker keeps nothing across "
-            "a restart), a topic was recreated or the consumer group was reset. This "
-            "worker's state no longer matches the broker, so it has stopped processing. "
-            "Restart it to rebuild its state from what the broker holds; if the input events "
-            "were lost, ingest them again, and run `onestop reprocess` so that the SQL store "
-            "follows")
-
-    async def wait_empty(self) -> None:
-        """Faust's wait for the records being processed before a rebalance's commit, and
-        first for the batch being handled."""
-        await self._batch_idle.wait()
-        await super().wait_empty()
-
-    async def _handle_batches(self, handlers: Mapping[str, BatchHandler],
-                              batches: Mapping[str, list[Any]]) -> None:
-        """Hand one fetch's records to their topics' handlers; the commit may then move
-        past them. A rebalance that began meanwhile leaves the rest unhandled: they are
-        read again from the commit after it."""
-        self._batch_idle.clear()
-        try:
-            for topic, messages in batches.items():
-                if not self.flow_active:
-                    return
-                await handlers[topic](messages)
-                for message in messages:
-                    self._handled[message.tp] = message.offset + 1
-                    self._applied_at[message.tp] = message.timestamp
-        finally:
-            self._batch_idle.set()
-
-    def judging_instant(self, tp: TP, now: float) -> float | None:
-        """The instant to judge a partition at: now once every record the broker holds
-        for it is applied. Behind, the instant its last applied record reached the broker,
-        so that an event still waiting to be read cannot make a case look late (an
-        ending that arrived in time), and only every CATCH_UP_TICK_SECONDS; None when it
-        is not to be judged now, or nothing was applied yet. Never earlier than the last
-        time it was judged."""
-        try:
-            expected, high = self._read_offset[tp], self.highwater(tp)
-        except AssertionError:  # aiokafka's: no longer assigned (a rebalance began)
-            return None
-        at = now
-        if high is None or high > (expected or 0):
-            applied = self._applied_at.get(tp)
-            if applied is None or (time.monotonic() - self._judged_behind.get(tp, -math.inf)
-                                   < CATCH_UP_TICK_SECONDS):
-                return None
-            self._judged_behind[tp] = time.monotonic()
-            at = min(now, self.app.pipeline_clock.at(applied))
-        at = max(at, self._judged_at.get(tp, at))
-        self._judged_at[tp] = at
-        return at
-
-    async def _tick(self, handlers: Mapping[str, TickHandler]) -> None:
-        """Judge each partition read in batches that this worker holds and reads (not
-        paused for a recovery), every `app.tick_seconds`."""
-        if time.monotonic() - self._last_tick < self.app.tick_seconds or not self.flow_active:
-            return
-        self._last_tick = time.monotonic()
-        now = self.app.pipeline_clock.now()
-        instants: dict[str, dict[int, float]] = {}
-        for tp in sorted(self._get_active_partitions()):
-            if tp.topic in handlers:
-                if self._log_end_fell(tp):
-                    return
-                at = self.judging_instant(tp, now)
-                if at is not None:
-                    instants.setdefault(tp.topic, {})[tp.partition] = at
-        self._batch_idle.clear()
-        try:
-            for topic, partitions in instants.items():
-                if not self.flow_active:
-                    return
-                await handlers[topic](partitions)
-        finally:
-            self._batch_idle.set()
 
     # Complexity over the limit, on purpose: Faust 0.15.3's loop, kept close to its original.
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - a loop  # noqa: C901
@@ -272,13 +108,8 @@ class Consumer(faust_aiokafka.Consumer):
         offsets as acknowledged and delivered the record, so a commit could pass records
         never applied; here the partition is sought back to the offset expected and the
         record waits for its turn. A record counts as delivered only if the stream took it
-        (Faust advanced the read offset even when a rebalance cut the delivery short).
-        The records of topics with a batch handler are gathered per fetch and handled
-        after it (`_handle_batches`); then their partitions may be judged (`_tick`)."""
+        (Faust advanced the read offset even when a rebalance cut the delivery short)."""
         callback = self.callback
-        handlers: Mapping[str, BatchHandler] = self.app.batch_handlers
-        tick_handlers: Mapping[str, TickHandler] = self.app.tick_handlers
-        fetch_seconds = min(1.0, self.app.tick_seconds)
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         expected = self._read_offset
@@ -288,15 +119,11 @@ class Consumer(faust_aiokafka.Consumer):
         since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                if self._halted:
-                    await self.sleep(1.0)
-                    continue
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records = self.getmany(timeout=fetch_seconds)
+                records = self.getmany(timeout=1.0)
                 await self.sleep(0)
                 if self.should_stop:
                     continue
-                batches: dict[str, list[Any]] = {}
                 async for tp, message in records:
                     since_yield += 1
                     if since_yield > 100:
@@ -318,10 +145,6 @@ class Consumer(faust_aiokafka.Consumer):
                             expected[tp] = next_offset  # Faust's seek forgets an offset 0
                         continue
                     sought.pop(tp, None)
-                    if message.topic in handlers:
-                        batches.setdefault(message.topic, []).append(message)
-                        expected[tp] = offset + 1
-                        continue
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
@@ -329,9 +152,6 @@ class Consumer(faust_aiokafka.Consumer):
                     outcome = await self.wait_first(delivery, self.suspend_flow.wait())
                     if delivery in outcome.done:
                         expected[tp] = offset + 1
-                if batches:
-                    await self._handle_batches(handlers, batches)
-                await self._tick(tick_handlers)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -360,25 +180,13 @@ class Consumer(faust_aiokafka.Consumer):
                         "offset %d; %d later records are acknowledged (from %d)",
                         tp.topic, tp.partition, now - since, committed, len(acked), acked[0])
 
-    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
-        """Faust's partitions with acknowledged records, and those with handled batches."""
-        yield from super()._filter_tps_with_pending_acks(topics)
-        for tp in list(self._handled):
-            if tp not in self._acked and (topics is None or tp in topics or tp.topic in topics):
-                yield tp
-
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit for `tp`: the end of the run of acknowledged offsets that
         starts at the last commit; None while its first record is not acknowledged.
         Faust 0.15.3's `Consumer._new_offset`, with the offsets as a set, without its
         allowance of one unacknowledged record at the commit (it compares with the commit
         as if that were the last record read, not the next to read), and without gaps:
-        the fetcher loop above never records one (`_add_gap` is Faust's loop's alone).
-        A partition read in batches commits the end of its last handled batch."""
-        handled = self._handled.get(tp)
-        if handled is not None:
-            committed = self._committed_offset[tp]
-            return handled if committed is None or handled > committed else None
+        the fetcher loop above never records one (`_add_gap` is Faust's loop's alone)."""
         acked = self._acked[tp]
         if not acked:
             return None

@@ -11,15 +11,11 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from onestop.common.clock import Clock
 from onestop.common.settings import Settings
 from onestop.streams.app import create_app
-from onestop.streams.transport import CATCH_UP_TICK_SECONDS
 
 SETTINGS = Settings(broker_url="kafka://127.0.0.1:1", broker_flavour="kafka", metrics_port=0)
 tp = TP(f"{SETTINGS.topic_prefix}.case-events", 0)
-# A topic that goes through Faust's streams (the portal's records), not in batches.
-portal_tp = TP(f"{SETTINGS.topic_prefix}.portal-status", 0)
 
 
 @pytest.fixture
@@ -73,155 +69,33 @@ def test_input_partitions_are_paused_while_they_are_sought_to_their_commit(
     assert (consumer._read_offset[tp], consumer._committed_offset[tp]) == (52, 52)
 
 
-def drain_one_fetch(offsets: list[int], handled: list[int], delivered: list[int],
-                    sought: list[int], fail: bool = False, rebalance: bool = False) -> Any:
-    """Run the worker consumer's fetcher loop over one fetch: `offsets` of the portal
-    topic (Faust's streams) and of case-events (in batches), the read offset of both at
-    52. The case-events handler records what it was given, or raises; `rebalance`: a
-    rebalance begins (flow stops) as the fetch ends."""
+def test_the_fetcher_reads_an_input_partition_strictly_in_order() -> None:
+    """A fetch made before a seek delivers 60 and 61 after it: they wait for 54-59."""
+    delivered: list[int] = []
+    sought: list[int] = []
 
-    async def drain() -> Any:
+    async def drain_one_fetch() -> Any:
         consumer = create_app(SETTINGS).consumer  # on this loop, as the worker's is
-        consumer._read_offset[tp] = consumer._read_offset[portal_tp] = 52
+        consumer._read_offset[tp] = 52
 
         async def deliver(message: Any) -> None:
             delivered.append(message.offset)
-
-        async def handle(messages: list[Any]) -> None:
-            if fail:
-                raise RuntimeError("applying the batch failed")
-            handled.extend(message.offset for message in messages)
 
         async def seek(partition: TP, offset: int) -> None:
             sought.append(offset)
 
         async def getmany(timeout: float) -> Any:
-            for offset in offsets:
-                for where in (portal_tp, tp):
-                    yield where, SimpleNamespace(offset=offset, topic=where.topic, tp=where,
-                                                 timestamp=1000.0 + offset)
+            for offset in (51, 52, 53, 60, 61):
+                yield tp, SimpleNamespace(offset=offset, topic=tp.topic)
             consumer._stopped.set()  # one fetch, then the loop ends
-            if rebalance:
-                consumer.stop_flow()
 
         consumer.callback, consumer._seek, consumer.getmany = deliver, seek, getmany
-        consumer.app.batch_handlers = {tp.topic: handle}
-        consumer.app.tick_handlers = {}
         consumer.app.topics.acks_enabled_for = lambda topic: True
         fetcher = SimpleNamespace(_stopped=SimpleNamespace(is_set=lambda: False))
-        try:
-            await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)
-        finally:
-            consumer._committed_offset[tp] = 52
+        await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)
         return consumer
 
-    return asyncio.run(drain())
-
-
-def test_the_fetcher_reads_an_input_partition_strictly_in_order() -> None:
-    """A fetch made before a seek delivers 60 and 61 after it: they wait for 54-59."""
-    delivered: list[int] = []
-    handled: list[int] = []
-    sought: list[int] = []
-    consumer = drain_one_fetch([51, 52, 53, 60, 61], handled, delivered, sought)
-
+    consumer = asyncio.run(drain_one_fetch())
     assert delivered == [52, 53]  # 51 was read already
-    assert handled == [52, 53]  # the same, in one batch
-    assert sought == [54, 54]  # once per partition, not once per early record
-    assert consumer._read_offset[portal_tp] == consumer._read_offset[tp] == 54
-
-
-def test_a_handled_batch_is_committed_to_its_end() -> None:
-    handled: list[int] = []
-    consumer = drain_one_fetch([52, 53, 54], handled, [], [])
-
-    assert handled == [52, 53, 54]
-    assert list(consumer._filter_tps_with_pending_acks()) == [tp]
-    assert consumer._new_offset(tp) == 55
-
-
-def test_a_batch_whose_handling_raised_is_not_committed() -> None:
-    with pytest.raises(RuntimeError, match="applying the batch failed"):
-        drain_one_fetch([52, 53, 54], [], [], [], fail=True)
-
-
-def test_a_batch_cut_short_by_a_rebalance_is_not_committed() -> None:
-    """Flow stops (a rebalance began) after the fetch: the batch is not handled, and
-    nothing moves the commit; its records are read again after the rebalance."""
-    handled: list[int] = []
-    consumer = drain_one_fetch([52, 53], handled, [], [], rebalance=True)
-
-    assert handled == []
-    assert consumer._new_offset(tp) is None
-
-
-def test_a_partition_is_judged_now_once_caught_up_and_never_past_what_is_unread(
-    consumer: Any,
-) -> None:
-    """The instant a tick judges a partition at: now when every record the broker holds is
-    applied; behind, when its last applied record reached the broker (on the pipeline's
-    clock), since what is still unread may end a case in time, and less often; never back
-    in time."""
-    consumer.app.pipeline_clock = Clock(start=5000.0, factor=2.0, anchor=1000.0)
-    highwater = {tp: 60}
-    consumer.highwater = highwater.get
-    consumer._read_offset[tp] = 55
-
-    assert consumer.judging_instant(tp, now=9000.0) is None  # behind, nothing applied yet
-    consumer._applied_at[tp] = 1100.0  # wall time: 5000 + 2 × 100 on the pipeline clock
-    assert consumer.judging_instant(tp, now=9000.0) == 5200.0
-    consumer._read_offset[tp] = 60  # caught up: every tick
-    assert consumer.judging_instant(tp, now=9000.0) == 9000.0
-    assert consumer.judging_instant(tp, now=9001.0) == 9001.0
-    highwater[tp] = 70  # more arrived; the last applied record is older than 9001
-    assert consumer.judging_instant(tp, now=9100.0) is None  # behind: not every tick
-    consumer._judged_behind[tp] -= CATCH_UP_TICK_SECONDS
-    assert consumer.judging_instant(tp, now=9100.0) == 9001.0
-
-
-def test_a_worker_halts_when_the_commits_the_broker_confirmed_go_back(consumer: Any) -> None:
-    """After a rebalance the broker's commit of case-events[0] is 0 where this worker had
-    40 confirmed: the broker lost its records or the group was reset. A commit that
-    failed (during an outage) is not a commit the broker confirmed."""
-    assigned = {tp}
-    consumer.assignment = lambda: assigned
-    halted: list[str] = []
-    consumer.app.on_halt = halted.append
-    answers = iter([True, False])
-
-    async def commit(offsets: Any) -> bool:
-        return next(answers)
-
-    async def seek_to_committed() -> dict[TP, int]:
-        return {tp: broker_commit}
-
-    consumer._thread.commit, consumer.seek_to_committed = commit, seek_to_committed
-
-    async def scenario() -> None:
-        await consumer._commit({tp: 40})
-        await consumer._commit({tp: 90})  # failed the first time: the link was down
-        await consumer.perform_seek()
-
-    broker_commit = 40  # as confirmed, though Faust thought 90
-    asyncio.run(scenario())
-    assert halted == [] and not consumer._halted
-    answers = iter([True, False])
-    broker_commit = 0
-    asyncio.run(scenario())
-    assert consumer._halted
-    assert "case-events[0] 40 → 0" in halted[0]
-
-
-def test_a_worker_halts_when_the_broker_holds_less_than_it_has_read(consumer: Any) -> None:
-    """An embedded broker restarted under a worker that never rebalanced: the end of
-    case-events[0] is 3 where the worker has read 40 records."""
-    halted: list[str] = []
-    consumer.app.on_halt = halted.append
-    highwater = {tp: 40}
-    consumer.highwater = highwater.get
-    consumer._read_offset[tp] = 40
-
-    assert not consumer._log_end_fell(tp)
-    highwater[tp] = 3
-    assert consumer._log_end_fell(tp) and consumer._halted
-    assert "end of " + tp.topic + "[0] is offset 3, below the 40 records" in halted[0]
+    assert sought == [54]  # once, not once per early record
+    assert consumer._read_offset[tp] == 54

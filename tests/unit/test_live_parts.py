@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from onestop.common.clock import parse_clock
-from onestop.common.codec import Entry, decode_entry, encode_entry
+from onestop.common.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
 from onestop.common.replay import Replay
 from onestop.common.settings import Settings
 from onestop.consumers.backfill import aggregate_records
@@ -74,6 +74,7 @@ def test_table_entries_survive_the_changelog_codec_unchanged():
     for number, state in enumerate(states):
         entry = Entry(number % 4, state)
         assert decode_entry(encode_entry(entry)) == entry
+    assert decode_tick(encode_tick(1772409600.25)) == 1772409600.25
 
 
 def test_ingest_routes_by_type_and_keys_by_id():

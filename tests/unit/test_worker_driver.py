@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from onestop.common.clock import Clock
+from onestop.common.codec import TICK_KEY, encode_tick
 from onestop.common.replay import Replay
 from onestop.common.settings import Settings
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
@@ -43,13 +44,13 @@ class Driver:
         self.offset += 1
         message = SimpleNamespace(topic=self.pipeline.topics.case_events.name, partition=0,
                                   offset=self.offset, key=key, value=value)
-        asyncio.run(self.keeper.handle([message]))  # type: ignore[list-item]
+        asyncio.run(self.keeper.handle([SimpleNamespace(message=message)]))  # type: ignore[list-item]
 
     def event(self, event: dict[str, Any]) -> None:
         self.feed(event["case_id"].encode(), orjson.dumps(event))
 
     def tick(self, now: float) -> None:
-        asyncio.run(self.keeper.tick({0: now}))
+        self.feed(TICK_KEY, encode_tick(now))
 
     def derived(self) -> list[dict[str, Any]]:
         topic = self.pipeline.topics.derived_events.name
