@@ -30,7 +30,7 @@ from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.broker import EmbeddedBroker
 from onestop.streams.ingest import ingest_lines
-from tests.integration.conftest import drain, settings_for, wait_processed
+from tests.integration.conftest import drain, eventually, settings_for, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
 from tests.integration.test_sql_sink import expected_rows, stored_rows
 
@@ -120,7 +120,9 @@ def test_reprocess_after_a_rule_change_rebuilds_the_store_to_the_new_rules(
     second = Sink(settings, store)
     try:
         drain(second)
-        removed = second.finish_reprocessing()
+        # As the sink's own loop does, checked again until the worker has committed every
+        # input (its ticks keep the inputs' ends moving, so one check may come early).
+        removed = eventually(second.finish_reprocessing, timeout=60, every=1)
     finally:
         second.close()
     assert removed is not None
