@@ -21,7 +21,6 @@ the end of every partition is not counted, as Bytewax has nothing to commit.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 
@@ -31,6 +30,7 @@ from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import run_main
+from case_record import updated_case  # beside this script, shared with quix_peer.py
 
 FIRST_RECORD_AT: list[float] = []
 LAST_OUTPUT_AT: list[float] = [0.0]
@@ -40,15 +40,9 @@ COUNTS = {"events": 0, "cases": 0}
 def keep_case(case: dict | None, value: bytes) -> tuple[dict, int]:
     if not FIRST_RECORD_AT:
         FIRST_RECORD_AT.append(time.perf_counter())
-    event = orjson.loads(value)
-    at = dt.datetime.fromisoformat(event["occurred_at"]).timestamp()
     if case is None:
         COUNTS["cases"] += 1
-        case = {"count": 0, "first": at, "last": at, "status": event["type"]}
-    case["count"] += 1
-    case["first"] = min(case["first"], at)
-    if at >= case["last"]:
-        case["last"], case["status"] = at, event["type"]
+    case = updated_case(case, orjson.loads(value))
     return case, case["count"]
 
 

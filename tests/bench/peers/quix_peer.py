@@ -20,11 +20,11 @@ the first message to the end of the last commit.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 
 import orjson
+from case_record import updated_case  # beside this script, shared with bytewax_peer.py
 from quixstreams import Application, State
 
 FIRST_MESSAGE_AT: list[float] = []
@@ -34,16 +34,10 @@ COUNTS = {"events": 0, "cases": 0}
 def keep_case(event: dict, state: State) -> None:
     if not FIRST_MESSAGE_AT:
         FIRST_MESSAGE_AT.append(time.perf_counter())
-    at = dt.datetime.fromisoformat(event["occurred_at"]).timestamp()
     case = state.get("case")
     if case is None:
         COUNTS["cases"] += 1
-        case = {"count": 0, "first": at, "last": at, "status": event["type"]}
-    case["count"] += 1
-    case["first"] = min(case["first"], at)
-    if at >= case["last"]:
-        case["last"], case["status"] = at, event["type"]
-    state.set("case", case)
+    state.set("case", updated_case(case, event))
     COUNTS["events"] += 1
 
 
