@@ -175,6 +175,7 @@ class Sink:
         self.stored: Counter[str] = Counter()
         self.clock = parse_clock(settings.clock)
         self.old_rows_waiting = store.old_rows_waiting()
+        self._ends_at_last_check: dict[TopicPartition, int] | None = None
 
     @staticmethod
     def group_id(settings: Settings) -> str:
@@ -276,26 +277,34 @@ class Sink:
             self.unchecked.discard(place)
 
     def caught_up(self) -> bool:
-        """Whether the worker has processed every input record and the sink has read
-        everything the worker published. On Tansu, whose end offsets may fall one record
-        batch short (README: the embedded broker), it may say so a little early: the
-        older rows removed then are written again by the records still to come."""
+        """Whether the worker has processed, and the sink read, everything that was there at
+        the previous check. The ends move on all the time (the worker's ticks are records
+        on its inputs, and the aggregates they cause), so "everything up to the ends now"
+        may never be true at one instant; everything up to the ends of a check ago is, and
+        holds every event sent before it. False at the first check. On Tansu, whose end
+        offsets may fall one record batch short (README: the embedded broker), it may say
+        so a little early: the older rows removed then are written again by the records
+        still to come."""
         assigned = self.consumer.assignment()
-        if not assigned or any(
-                (end := self.consumer.highwater(place)) is None
-                or self.consumer.position(place) < end for place in assigned):
+        inputs = [TopicPartition(topic, partition) for topic in self.input_topics
+                  for partition in range(self.settings.partitions)]
+        # The sink's own partitions' ends as its last fetch saw them; the inputs' asked for.
+        read_ends = {place: self.consumer.highwater(place) for place in assigned}
+        if not assigned or None in read_ends.values():
+            return False
+        ends = {**self.consumer.end_offsets(inputs), **read_ends}
+        earlier, self._ends_at_last_check = self._ends_at_last_check, ends
+        if earlier is None or any(
+                self.consumer.position(place) < earlier.get(place, 0) for place in assigned):
             return False
         admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers,
                                  **self.settings.kafka_options())
         try:
             done = admin.list_group_offsets(self.settings.app_id).get(self.settings.app_id, {})
-            inputs = [TopicPartition(topic, partition) for topic in self.input_topics
-                      for partition in range(self.settings.partitions)]
-            ends = self.consumer.end_offsets(inputs)
         finally:
             admin.close()
         committed = {place: meta.offset for place, meta in done.items()}
-        return all(committed.get(place, 0) >= end for place, end in ends.items())
+        return all(committed.get(place, 0) >= earlier.get(place, 0) for place in inputs)
 
     def finish_reprocessing(self) -> dict[str, int] | None:
         """After `onestop reprocess`, once everything was read again: remove the rows of

@@ -116,13 +116,24 @@ def test_reprocess_after_a_rule_change_rebuilds_the_store_to_the_new_rules(
     assert store.generation() == 1
 
     changed = stricter_rules(tmp_path)
-    run_worker_to_the_end(settings, start_worker, counts.ends, changed)
+    # As in production, the worker runs on while the sink finishes: a worker stopped
+    # just after writing a tick has not processed it, and the sink would wait for ever.
+    worker = start_worker(settings, clock=FIXED_CLOCK, reference=changed)
+    worker.wait_ready()
+    wait_processed(settings, counts.ends, timeout=180)
     second = Sink(settings, store)
     try:
         drain(second)
-        # As the sink's own loop does, checked again until the worker has committed every
-        # input (its ticks keep the inputs' ends moving, so one check may come early).
-        removed = eventually(second.finish_reprocessing, timeout=60, every=1)
+
+        def read_on_and_finish() -> dict[str, int] | None:
+            # What the sink's own loop does: read on, check again.
+            second.poll_once(1.0)
+            return second.finish_reprocessing()
+
+        removed = eventually(read_on_and_finish, timeout=60, every=1)
+        worker.stop()
+        while second.poll_once(1.0) or second.poll_once(1.0):
+            pass  # what the worker published before it stopped
     finally:
         second.close()
     assert removed is not None
