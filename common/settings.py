@@ -105,6 +105,14 @@ class Settings(BaseSettings):
         description="The largest input record accepted, in bytes; a larger one goes to the "
         "dead-letter topic (ingest: to the dead-letter file).",
     )
+    archive_after_days: int = Field(
+        default=60, ge=1, le=3650,
+        description="Days after its last event (counted from the newest event the worker "
+        "applied) that a closed case or ticket leaves the worker's live state; its final "
+        "state stays in the SQL store, marked archived. Long enough for late ratings and "
+        "apologies: a later event still reaches the stored case, but no longer the live "
+        "figures.",
+    )
     max_case_events: int = Field(
         default=1000, ge=10,
         description="The most events one case or ticket may hold; a further one goes to the "

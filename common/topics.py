@@ -53,6 +53,7 @@ class Topics:
     dead_letters: TopicSpec
     case_changelog: TopicSpec
     ticket_changelog: TopicSpec
+    archive_changelog: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [getattr(self, name) for name in self.__dataclass_fields__]
@@ -61,6 +62,8 @@ class Topics:
 # Faust names a table's changelog `<app id>-<table>-changelog`.
 CASE_TABLE = "cases"
 TICKET_TABLE = "tickets"
+# What the workers keep of the cases and tickets they archived: their metric contributions.
+ARCHIVE_TABLE = "archived"
 
 
 def topics_for(settings: Settings) -> Topics:
@@ -85,6 +88,10 @@ def topics_for(settings: Settings) -> Topics:
         ),
         ticket_changelog=TopicSpec(
             f"{settings.app_id}-{TICKET_TABLE}-changelog", partitions, "ticket_id", compacted=True
+        ),
+        archive_changelog=TopicSpec(
+            f"{settings.app_id}-{ARCHIVE_TABLE}-changelog", partitions, "scope:partition:series",
+            compacted=True,
         ),
     )
 

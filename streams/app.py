@@ -37,7 +37,7 @@ from onestop.common.codec import (
 )
 from onestop.common.replay import derived_json
 from onestop.common.settings import Settings
-from onestop.common.topics import CASE_TABLE, TICKET_TABLE, topics_for
+from onestop.common.topics import ARCHIVE_TABLE, CASE_TABLE, TICKET_TABLE, topics_for
 from onestop.models.aggregates import (
     AgencyFigures,
     CentreFigures,
@@ -45,6 +45,7 @@ from onestop.models.aggregates import (
     agency_figures,
     centre_figures,
 )
+from onestop.models.archive import archive_horizon, settled
 from onestop.models.case import CLOSING_KINDS as CASE_CLOSING_KINDS
 from onestop.models.case import CaseRules, CaseState, DerivedEvent
 from onestop.models.events import (
@@ -106,6 +107,16 @@ class PartitionIndex:
     dirty_days: set[dt.date] = field(default_factory=set)
     # The figures last sent, per local day: aggregate key → figures JSON.
     published: dict[dt.date, dict[bytes, bytes]] = field(default_factory=dict)
+    # The newest event applied (`occurred_at`) and the instant of the last tick: the
+    # archive horizon counts back from the earlier of the two; the days before it are
+    # final (models/archive.py). None before the first tick.
+    newest_event_at: float = -math.inf
+    ticked_at: float = -math.inf
+    horizon: dt.date | None = None
+    # Keys that only wait for their last day to become final to be archived: key → that
+    # day, and the same by day, so that a tick looks only at the days that became final.
+    settling: dict[str, dt.date] = field(default_factory=dict)
+    settling_by_day: dict[dt.date, set[str]] = field(default_factory=dict)
 
 
 class Outbox:
@@ -193,10 +204,17 @@ class Keeper:
     types: frozenset[str] = frozenset()
     closing_kinds: frozenset[str] = frozenset()  # events after which the entity is done
 
-    def __init__(self, pipeline: Pipeline, table: Table) -> None:
+    def __init__(self, pipeline: Pipeline, table: Table, archive: Table) -> None:
         self.pipeline = pipeline
         self.table = table
         self.changelog = table.changelog_topic.get_topic_name()
+        # Shared by both keepers, keyed `<scope>:<partition>:<series>`: the metric totals
+        # of what each partition archived, so that they survive the entities.
+        self.archive = archive
+        self.archive_changelog = archive.changelog_topic.get_topic_name()
+        self.archive_after_days = pipeline.settings.archive_after_days
+        # Per partition: the totals of what it archived, included in `tally`.
+        self.settled_totals: dict[int, Tally] = {}
         self.outbox = Outbox(pipeline, self.stream)
         self.indexes: dict[int, PartitionIndex] = {}
         self.unflushed: dict[str, int] = {}
@@ -233,22 +251,39 @@ class Keeper:
 
     def _rebuild(self, partition: int) -> PartitionIndex:
         index = PartitionIndex()
-        today = self.local_date(self.pipeline.clock.now())
-        recent = today - dt.timedelta(days=REPUBLISH_DAYS)
-        for key, entry in list(self.table.data.items()):
-            if entry.partition != partition:
-                continue
-            self._note(index, key, entry.state)
+        now = self.pipeline.clock.now()
+        today = self.local_date(now)
+        held = [(key, entry.state) for key, entry in list(self.table.data.items())
+                if entry.partition == partition]
+        index.newest_event_at = max((state.facts[-1].at for _, state in held),
+                                    default=-math.inf)
+        self._move_horizon(index, now)
+        # Days already final are not published again: they may miss archived cases.
+        recent = max(today - dt.timedelta(days=REPUBLISH_DAYS), index.horizon or dt.date.min)
+        for key, state in held:
+            self._note(index, key, state)
             index.changed.add(key)
             # Judged through its whole history once: what came about while no worker
             # held it is found, what was already sent is not sent again.
-            index.since[key] = first_instant(entry.state)
+            index.since[key] = first_instant(state)
             first, last = index.spans[key]
             day = max(first, recent)
             while day <= (last or today):
                 index.dirty_days.add(day)
                 day += dt.timedelta(days=1)
+        if partition not in self.settled_totals:
+            totals = self.settled_totals[partition] = Tally()
+            prefix = f"{self.scope}:{partition}:"
+            for key, raw in list(self.archive.data.items()):
+                if key.startswith(prefix):
+                    totals.load_series(key[len(prefix):], raw)
+            self.tally.absorb(totals)
         return index
+
+    def _move_horizon(self, index: PartitionIndex, now: float) -> None:
+        index.ticked_at = now
+        index.horizon = None if -math.inf in (index.newest_event_at, now) else archive_horizon(
+            index.newest_event_at, now, self.archive_after_days, self.local_date)
 
     def _note(self, index: PartitionIndex, key: str, state: Any) -> None:
         index.spans[key] = days_touched(state.facts, self.closing_kinds, self.local_date)
@@ -299,6 +334,13 @@ class Keeper:
         """Apply one decoded event; the reason it is refused, if it is."""
         key = self.key_of(event)
         state = self.state(key)
+        index = self.index(partition)
+        occurred = event.occurred_at.timestamp()
+        day = self.local_date(occurred)
+        final = index.horizon is not None and day < index.horizon
+        if state is None and final:
+            self._hand_to_store(partition, key, event)
+            return None
         new = self.apply(state, event)
         if new is state:
             return None  # a duplicate
@@ -309,16 +351,31 @@ class Keeper:
                 return full
         self.write(partition, key, new)
         self.applied.setdefault(key, []).append(source)
-        index = self.index(partition)
         self._note(index, key, new)
         index.changed.add(key)
-        occurred = event.occurred_at.timestamp()
         index.since[key] = min(index.since.get(key, occurred), occurred)
-        index.dirty_days.add(self.local_date(occurred))
+        if not final:
+            index.dirty_days.add(day)
+        if occurred > index.newest_event_at:
+            index.newest_event_at = occurred
+            self._move_horizon(index, index.ticked_at)
         return None
+
+    def _hand_to_store(self, partition: int, key: str, event: Any) -> None:
+        """An event, dated on a final day, for a key this worker does not hold: of a case
+        or ticket already archived (or so late that it would have been). It is not
+        started as a live one: its fact goes to the changelog as a state of its own, at
+        once followed by the key's tombstone, and the SQL sink adds it to the archived
+        state (models/archive.py `with_late_facts`); the live figures stay as they were."""
+        late = self.apply(None, event)
+        name = orjson.dumps(key)
+        self.outbox.add(self.changelog, name, encode_entry(Entry(partition, late)), partition)
+        self.outbox.add(self.changelog, name, None, partition)
+        self.metrics.count("late_events_for_archived", (self.stream,))
 
     def on_tick(self, partition: int, now: float) -> None:
         index = self.index(partition)
+        self._move_horizon(index, max(now, index.ticked_at))
         woken = [key for key, at in index.wake.items() if at <= now]
         if woken:
             # Time alone changed these, so the figures of the current day change.
@@ -334,18 +391,72 @@ class Keeper:
                 index.wake.pop(key, None)
             else:
                 index.wake[key] = judged.next_check
+            self._note_settling(index, key, judged.state, judged.next_check)
             for output in judged.derived:
                 self.send_derived(output)
         index.changed.clear()
         self._publish(partition, index, now)
+        self._archive(partition, index)
+        self.metrics.set_gauge("held", (self.stream,), len(self.table.data))
         self.metrics.tick_handled(self.stream, now, self.pipeline.clock.now())
+
+    def _note_settling(self, index: PartitionIndex, key: str, state: Any,
+                       next_check: float) -> None:
+        """Whether `key` only waits for its last day to become final to be archived."""
+        day = index.settling.pop(key, None)
+        if day is not None:
+            index.settling_by_day[day].discard(key)
+        # Settled on a horizon past every day: all it asks but that last day be final.
+        if settled(state.facts, self.closing_kinds, next_check, dt.date.max, self.local_date):
+            day = self.local_date(state.facts[-1].at)
+            index.settling[key] = day
+            index.settling_by_day.setdefault(day, set()).add(key)
+
+    def _archive(self, partition: int, index: PartitionIndex) -> None:
+        """Remove from the live state each key whose last day became final: a tombstone in
+        the changelog (the SQL sink keeps its last state, marked archived), its metric
+        contribution kept in the partition's settled totals (in the archive table)."""
+        horizon = index.horizon
+        due = [day for day in index.settling_by_day if horizon is not None and day < horizon]
+        if not due:
+            return
+        totals = self.settled_totals[partition]
+        series: set[str] = set()
+        archived = 0
+        for day in due:
+            keys = index.settling_by_day.pop(day)
+            for key in keys:
+                if key in self.unflushed:
+                    # Its last state is not in the changelog yet: archived at the next tick.
+                    index.settling_by_day.setdefault(day, set()).add(key)
+                    continue
+                del index.settling[key]
+                measures = self.tally.settle(key)
+                totals.add(measures)
+                series.update(name for name, _, _ in measures)
+                del self.table.data[key]
+                index.spans.pop(key, None)
+                index.since.pop(key, None)
+                self.outbox.add(self.changelog, orjson.dumps(key), None, partition)
+                archived += 1
+        for name in sorted(series):
+            key = f"{self.scope}:{partition}:{name}"
+            raw = totals.series_json(name)
+            self.archive.data[key] = raw
+            self.outbox.add(self.archive_changelog, orjson.dumps(key), raw, partition)
+        self.metrics.count("archived", (self.stream,), archived)
 
     def _publish(self, partition: int, index: PartitionIndex, now: float) -> None:
         calendar = self.pipeline.rules.calendar
         today = self.local_date(now)
+        final = index.horizon or dt.date.min
+        for day in [day for day in index.published if day < final]:
+            del index.published[day]
         for day in sorted(index.dirty_days):
             if day > today:
                 continue  # events from the future are judged when their day comes
+            if day < final:
+                continue  # its figures were sent before it became final; some left since
             period = Period(calendar.start_of_day(day), min(now, calendar.end_of_day(day)))
             states = (
                 self.state(key) for key, (first, last) in index.spans.items()
@@ -444,6 +555,7 @@ class Keeper:
         and with them the metrics' contributions."""
         self.indexes.clear()
         self.tally.clear()
+        self.settled_totals.clear()
 
 
 class CaseKeeper(Keeper):
@@ -630,20 +742,21 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
     queue_topic = _topic(app, spec.queue_events.name, partitions)
     portal_topic = _topic(app, spec.portal_status.name, partitions)
 
-    def table(name: str, changelog_name: str) -> Any:
+    def table(name: str, changelog_name: str, codec: str = ENTRY_CODEC) -> Any:
         # The store keeps Entry objects; the changelog carries them as compact JSON, and
         # recovery must read them back with the same codec.
         changelog = app.topic(
-            changelog_name, key_type=str, key_serializer="json", value_serializer=ENTRY_CODEC,
+            changelog_name, key_type=str, key_serializer="json", value_serializer=codec,
             partitions=partitions,
             compacting=True, deleting=False, acks=False, internal=True,
         )
         created = app.Table(name, partitions=partitions, key_type=str, changelog_topic=changelog)
-        created.value_serializer = ENTRY_CODEC
+        created.value_serializer = codec
         return created
 
-    cases = CaseKeeper(pipeline, table(CASE_TABLE, spec.case_changelog.name))
-    tickets = TicketKeeper(pipeline, table(TICKET_TABLE, spec.ticket_changelog.name))
+    archive = table(ARCHIVE_TABLE, spec.archive_changelog.name, "raw")
+    cases = CaseKeeper(pipeline, table(CASE_TABLE, spec.case_changelog.name), archive)
+    tickets = TicketKeeper(pipeline, table(TICKET_TABLE, spec.ticket_changelog.name), archive)
 
     portal = PortalBridge(pipeline, Outbox(pipeline, PortalBridge.stream))
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler
 
+import orjson
 from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
@@ -51,6 +52,15 @@ PIPELINE_SERIES = (
     Series("delivery_failures", "counter", ("stream",),
            "Lần gửi kết quả của một lô bị lỗi (sẽ gửi lại) / failed attempts to deliver a "
            "batch's outputs (each is sent again)"),
+    Series("archived", "counter", ("stream",),
+           "Hồ sơ, vé đã kết thúc được đưa khỏi trạng thái đang theo dõi (vẫn còn trong kho "
+           "SQL) / settled cases and tickets removed from the live state (kept in the SQL "
+           "store)"),
+    Series("late_events_for_archived", "counter", ("stream",),
+           "Sự kiện đến sau khi hồ sơ, vé đã được đưa ra (chuyển cho kho SQL) / events that "
+           "arrived for an archived case or ticket (handed to the SQL store)"),
+    Series("held", "gauge", ("stream",),
+           "Số hồ sơ, vé worker đang giữ / cases and tickets this worker holds"),
     Series("undelivered_batch_age_seconds", "gauge", ("stream",),
            "Thời gian lô chưa được xác nhận lâu nhất đã chờ / how long the batch whose outputs "
            "the broker has not yet acknowledged has waited (0: none)"),
@@ -89,6 +99,42 @@ class Tally:
                 buckets[-1] += sign * value
             else:
                 self.counts[(name, labels)] += sign * value
+
+    def add(self, measures: tuple[Measure, ...]) -> None:
+        """A contribution that belongs to no key held here (of an archived entity)."""
+        self._add(measures, 1)
+
+    def settle(self, key: str) -> tuple[Measure, ...]:
+        """`key` leaves for good (archived): its contribution stays in the totals, and is
+        returned to be kept with the other settled ones."""
+        return self.contributions.pop(key, ())
+
+    def absorb(self, other: Tally) -> None:
+        """Add another tally's totals to these (settled contributions, after a restart)."""
+        self.counts.update(other.counts)
+        for labels, buckets in other.waits.items():
+            self.absorb_waits(labels, buckets)
+
+    def series_json(self, name: str) -> bytes:
+        """The totals of one series as JSON, for the archive table."""
+        if name == "wait_seconds":
+            return orjson.dumps(sorted([list(labels), buckets]
+                                       for labels, buckets in self.waits.items()))
+        return orjson.dumps(sorted([list(labels), value] for (series, labels), value
+                                   in self.counts.items() if series == name))
+
+    def load_series(self, name: str, raw: bytes) -> None:
+        """Totals of one series written by `series_json`, added to these."""
+        for labels, value in orjson.loads(raw):
+            if name == "wait_seconds":
+                self.absorb_waits(tuple(labels), value)
+            else:
+                self.counts[(name, tuple(labels))] += value
+
+    def absorb_waits(self, labels: tuple[str, ...], buckets: list[float]) -> None:
+        mine = self.waits.setdefault(labels, [0.0] * len(buckets))
+        for index, count in enumerate(buckets):
+            mine[index] += count
 
     def clear(self) -> None:
         self.counts.clear()

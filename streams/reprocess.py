@@ -59,7 +59,7 @@ class Plan:
 def plan_for(settings: Settings) -> Plan:
     topics = topics_for(settings)
     derived = [topics.derived_events, topics.aggregates, topics.alerts,
-               topics.case_changelog, topics.ticket_changelog]
+               topics.case_changelog, topics.ticket_changelog, topics.archive_changelog]
     return Plan([spec.name for spec in derived],
                 {settings.app_id: "the workers", Sink.group_id(settings): "the SQL sink"})
 

@@ -26,12 +26,15 @@ ZONE = dt.timezone(dt.timedelta(hours=7))
 class Driver:
     """One case keeper and the records it sent, partition 0 of the case topic."""
 
-    def __init__(self) -> None:
-        settings = Settings(reference=SAMPLE_PROVINCE, partitions=1)
+    def __init__(self, archive_after_days: int = 60) -> None:
+        settings = Settings(reference=SAMPLE_PROVINCE, partitions=1,
+                            archive_after_days=archive_after_days)
         self.pipeline = Pipeline(settings, Clock(dt.datetime(2026, 3, 1, tzinfo=ZONE).timestamp(), 0))
         table = SimpleNamespace(
             data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: "changelog"))
-        self.keeper = CaseKeeper(self.pipeline, table)  # type: ignore[arg-type]
+        archive = SimpleNamespace(
+            data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: "archive"))
+        self.keeper = CaseKeeper(self.pipeline, table, archive)  # type: ignore[arg-type]
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
         self.keeper.outbox._send = self._send  # type: ignore[method-assign]
         self.offset = 0
@@ -67,13 +70,12 @@ def events() -> list[dict[str, Any]]:
     return sorted(cases, key=lambda event: event["occurred_at"])
 
 
-def test_a_case_keeper_fed_as_time_passes_sends_the_replay_s_derived_events(events) -> None:
-    """Each event arrives when the clock reaches it, with a tick every simulated six
-    hours; at the end the keeper has sent exactly the replay's derived events."""
-    driver = Driver()
+END = dt.datetime(2026, 4, 30, tzinfo=ZONE).timestamp()
+
+
+def fed_as_time_passes(driver: Driver, events: list[dict[str, Any]], end: float) -> None:
     instant = dt.datetime.fromisoformat
     now = instant(events[0]["occurred_at"]).timestamp()
-    end = dt.datetime(2026, 4, 30, tzinfo=ZONE).timestamp()
     pending = list(events)
     while now < end:
         while pending and instant(pending[0]["occurred_at"]).timestamp() <= now:
@@ -81,6 +83,14 @@ def test_a_case_keeper_fed_as_time_passes_sends_the_replay_s_derived_events(even
         driver.tick(now)
         now += 6 * 3600
     driver.tick(end)
+
+
+def test_a_case_keeper_fed_as_time_passes_sends_the_replay_s_derived_events(events) -> None:
+    """Each event arrives when the clock reaches it, with a tick every simulated six
+    hours; at the end the keeper has sent exactly the replay's derived events."""
+    driver = Driver()
+    fed_as_time_passes(driver, events, END)
+    end = END
 
     replay = Replay.for_rules(driver.pipeline.rules, collect_derived=True)
     for event in events:
@@ -91,3 +101,58 @@ def test_a_case_keeper_fed_as_time_passes_sends_the_replay_s_derived_events(even
     assert {event["event_id"] for event in sent} == {event.event_id for event in replay.derived}
     kinds = {event["type"] for event in sent}
     assert {"case_at_risk", "overdue_detected", "case_closed"} <= kinds
+
+
+def last_values(driver: Driver, topic: str) -> dict[bytes | None, bytes | None]:
+    """What a compacted topic keeps: the last value per key."""
+    return {key: value for name, key, value in driver.sent if name == topic}
+
+
+def nonzero(counts: Any) -> dict[Any, Any]:
+    return {key: value for key, value in counts.items() if value}
+
+
+def test_settled_cases_leave_the_live_state_and_change_no_output(events) -> None:
+    """Archiving after 3 days (longer than any case here takes from its closing to its return and rating) changes no derived event, no day's figures and no metric
+    total; what is archived leaves the table with a tombstone after its last state; a
+    rebalance brings the archived totals back from the archive table; a late event for
+    an archived case goes to the store's side, not into the live state."""
+    kept, archiving = Driver(archive_after_days=3650), Driver(archive_after_days=3)
+    for driver in (kept, archiving):
+        fed_as_time_passes(driver, events, END)
+    keeper = archiving.keeper
+    assert sorted(e["event_id"] for e in archiving.derived()) == sorted(
+        e["event_id"] for e in kept.derived())
+    aggregates = archiving.pipeline.topics.aggregates.name
+    assert last_values(archiving, aggregates) == last_values(kept, aggregates)
+    assert nonzero(keeper.tally.counts) == nonzero(kept.keeper.tally.counts)
+
+    changelog = last_values(archiving, "changelog")
+    archived = {orjson.loads(key) for key, value in changelog.items() if value is None}
+    assert len(archived) >= 15, len(archived)
+    assert not archived & set(keeper.table.data)
+    assert set(keeper.table.data) | archived == set(kept.keeper.table.data)
+    states = [(orjson.loads(key), value) for name, key, value in archiving.sent
+              if name == "changelog"]
+    for case_id in archived:  # its last state went out before its tombstone
+        values = [value for key, value in states if key == case_id]
+        assert values[-1] is None and values[-2] is not None
+    assert keeper.metrics.pipeline[("archived", ("cases",))] == len(archived)
+    assert keeper.archive.data  # the archived totals, per series
+
+    totals = nonzero(keeper.tally.counts)
+    keeper.forget()  # a rebalance: the tally is rebuilt from the tables
+    archiving.tick(END)
+    assert nonzero(keeper.tally.counts) == totals
+
+    case_id = sorted(archived)[0]
+    ended = max(fact.at for fact in kept.keeper.table.data[case_id].state.facts)
+    sent_before = len(archiving.sent)
+    archiving.event({"event_id": "late-rating", "type": "rated", "case_id": case_id,
+                     "occurred_at": dt.datetime.fromtimestamp(ended + 3600, ZONE).isoformat(),
+                     "rating": "unsatisfied"})
+    late = [(name, orjson.loads(key), value) for name, key, value in archiving.sent[sent_before:]]
+    assert [(name, key) for name, key, _ in late] == [("changelog", case_id)] * 2
+    assert late[0][2] is not None and late[1][2] is None
+    assert case_id not in keeper.table.data
+    assert keeper.metrics.pipeline[("late_events_for_archived", ("cases",))] == 1
