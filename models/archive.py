@@ -24,16 +24,19 @@ OPENING_KINDS = frozenset({"received", "ticket_issued"})
 State = TypeVar("State", CaseState, TicketState)
 
 
-def archive_horizon(newest_event_at: float, now: float, window_days: int,
+def archive_horizon(newest_opening_at: float, now: float, window_days: int,
                     local_date: Callable[[float], dt.date]) -> dt.date:
     """The first local day whose figures may still change. The days before it are final:
     the live worker no longer judges them or holds what only touches them.
 
-    Counted back `window_days` from the newest event applied (never later than now), not
-    from the clock alone, so that a worker reading a backlog of past months (a reprocess,
-    a backfill) keeps each case until the events of the following weeks came in, as it
-    would have live."""
-    return local_date(min(newest_event_at, now)) - dt.timedelta(days=window_days)
+    Counted back `window_days` from the newest opening event applied (a receipt or a
+    ticket issued; never later than now), not from the clock alone, so that a worker
+    reading a backlog of past months (a reprocess, a backfill) keeps each case until the
+    events of the following weeks came in, as it would have live. Not from the newest
+    event of any kind: openings arrive in the order they happen, while a case's later
+    events may come early (a source system sending a whole history at once) and would
+    make days final too soon."""
+    return local_date(min(newest_opening_at, now)) - dt.timedelta(days=window_days)
 
 
 def settled(facts: tuple[Fact, ...], closing_kinds: frozenset[str], next_check: float,

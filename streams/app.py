@@ -45,7 +45,7 @@ from onestop.models.aggregates import (
     agency_figures,
     centre_figures,
 )
-from onestop.models.archive import archive_horizon, settled
+from onestop.models.archive import OPENING_KINDS, archive_horizon, settled
 from onestop.models.case import CLOSING_KINDS as CASE_CLOSING_KINDS
 from onestop.models.case import CaseRules, CaseState, DerivedEvent
 from onestop.models.events import (
@@ -107,10 +107,10 @@ class PartitionIndex:
     dirty_days: set[dt.date] = field(default_factory=set)
     # The figures last sent, per local day: aggregate key → figures JSON.
     published: dict[dt.date, dict[bytes, bytes]] = field(default_factory=dict)
-    # The newest event applied (`occurred_at`) and the instant of the last tick: the
-    # archive horizon counts back from the earlier of the two; the days before it are
-    # final (models/archive.py). None before the first tick.
-    newest_event_at: float = -math.inf
+    # The newest opening event applied (a receipt or a ticket issued) and the instant of
+    # the last tick: the archive horizon counts back from the earlier of the two; the days
+    # before it are final (models/archive.py). None before the first tick.
+    newest_opening_at: float = -math.inf
     ticked_at: float = -math.inf
     horizon: dt.date | None = None
     # Keys that only wait for their last day to become final to be archived: key → that
@@ -255,8 +255,8 @@ class Keeper:
         today = self.local_date(now)
         held = [(key, entry.state) for key, entry in list(self.table.data.items())
                 if entry.partition == partition]
-        index.newest_event_at = max((state.facts[-1].at for _, state in held),
-                                    default=-math.inf)
+        index.newest_opening_at = max((fact.at for _, state in held for fact in state.facts
+                                       if fact.kind in OPENING_KINDS), default=-math.inf)
         self._move_horizon(index, now)
         # Days already final are not published again: they may miss archived cases.
         recent = max(today - dt.timedelta(days=REPUBLISH_DAYS), index.horizon or dt.date.min)
@@ -282,8 +282,8 @@ class Keeper:
 
     def _move_horizon(self, index: PartitionIndex, now: float) -> None:
         index.ticked_at = now
-        index.horizon = None if -math.inf in (index.newest_event_at, now) else archive_horizon(
-            index.newest_event_at, now, self.archive_after_days, self.local_date)
+        index.horizon = None if -math.inf in (index.newest_opening_at, now) else archive_horizon(
+            index.newest_opening_at, now, self.archive_after_days, self.local_date)
 
     def _note(self, index: PartitionIndex, key: str, state: Any) -> None:
         index.spans[key] = days_touched(state.facts, self.closing_kinds, self.local_date)
@@ -356,8 +356,8 @@ class Keeper:
         index.since[key] = min(index.since.get(key, occurred), occurred)
         if not final:
             index.dirty_days.add(day)
-        if occurred > index.newest_event_at:
-            index.newest_event_at = occurred
+        if occurred > index.newest_opening_at and event.type in OPENING_KINDS:
+            index.newest_opening_at = occurred
             self._move_horizon(index, index.ticked_at)
         return None
 

