@@ -107,11 +107,11 @@ class Settings(BaseSettings):
     )
     archive_after_days: int = Field(
         default=60, ge=1, le=3650,
-        description="Days after its last event (counted from the newest event the worker "
-        "applied) that a closed case or ticket leaves the worker's live state; its final "
-        "state stays in the SQL store, marked archived. Long enough for late ratings and "
-        "apologies: a later event still reaches the stored case, but no longer the live "
-        "figures.",
+        description="Days after its last event (counted from the newest receipt or ticket "
+        "issued the worker applied) that a closed case or ticket leaves the worker's live "
+        "state; its final state stays in the SQL store, marked archived. Long enough for "
+        "late ratings and apologies: a later event still reaches the stored case, but no "
+        "longer the live figures.",
     )
     max_case_events: int = Field(
         default=1000, ge=10,
