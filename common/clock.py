@@ -18,9 +18,18 @@ class Clock:
     anchor: float = field(default_factory=time.time)
 
     def now(self) -> float:
+        return self.at(time.time())
+
+    def at(self, wall: float) -> float:
+        """The pipeline instant of a wall instant (e.g. when a record reached the broker)."""
         if self.start is None:
-            return time.time()
-        return self.start + (time.time() - self.anchor) * self.factor
+            return wall
+        return self.start + (wall - self.anchor) * self.factor
+
+    @property
+    def fixed(self) -> bool:
+        """Whether time stands still: then no wall instant maps to an earlier one."""
+        return self.start is not None and self.factor == 0
 
 
 def _instant(text: str) -> float:

@@ -11,8 +11,9 @@ from onestop.models.case import CaseState
 from onestop.models.facts import Fact
 from onestop.models.queue import TicketState
 
-# The key of tick messages; no case or ticket id can be empty.
-TICK_KEY = b""
+# The key of the tick records that versions before the ticks topic wrote into the input
+# topics (kept forever, so a reprocess reads them): no case or ticket id can be empty.
+OLD_TICK_KEY = b""
 
 
 class Entry(NamedTuple):

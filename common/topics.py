@@ -15,7 +15,8 @@ from kafka.errors import TopicAlreadyExistsError
 
 from onestop.common.settings import Settings
 
-DAY_MS = 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
 WEEK_MS = 7 * DAY_MS
 
 
@@ -29,6 +30,8 @@ class TopicSpec:
     # judged again after a rule change (README: Operations).
     kept_forever: bool = False
     retention_days: int | None = None  # None: the broker's default
+    # Records that matter only for the moment (the ticks): deleted within two hours.
+    short_lived: bool = False
 
     def configs(self) -> dict[str, str]:
         if self.compacted:
@@ -37,6 +40,8 @@ class TopicSpec:
             return {"cleanup.policy": "compact", "max.compaction.lag.ms": str(WEEK_MS)}
         if self.kept_forever:
             return {"retention.ms": "-1"}
+        if self.short_lived:
+            return {"retention.ms": str(HOUR_MS), "segment.ms": str(HOUR_MS)}
         if self.retention_days is not None:
             return {"retention.ms": str(self.retention_days * DAY_MS)}
         return {}
@@ -54,6 +59,7 @@ class Topics:
     case_changelog: TopicSpec
     ticket_changelog: TopicSpec
     archive_changelog: TopicSpec
+    ticks: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [getattr(self, name) for name in self.__dataclass_fields__]
@@ -93,6 +99,10 @@ def topics_for(settings: Settings) -> Topics:
             f"{settings.app_id}-{ARCHIVE_TABLE}-changelog", partitions, "scope:partition:series",
             compacted=True,
         ),
+        # The leader's clock, one record per partition a second, so that the worker that
+        # applies a partition's events also judges its cases on time; not in the input
+        # topics, which are kept forever.
+        ticks=TopicSpec(f"{prefix}.ticks", partitions, "empty", short_lived=True),
     )
 
 

@@ -1,9 +1,12 @@
 """The live pipeline: a Faust app built from settings.
 
 The agents only decode, call the rules of `models/`, write state back and send what the
-rules return. Time comes in as tick messages that the leader's timer sends into every
-partition of the input topics, so the agent that applies a partition's events also
-judges its cases when no event arrives (a Faust timer may not write to tables).
+rules return. Time comes in as tick records that the leader's timer sends into every
+partition of the ticks topic (kept an hour), co-partitioned with the input topics: the
+worker that applies a partition's events also judges its cases when no event arrives (a
+Faust timer may not write to tables). A partition whose events are still being read is
+judged at the instant its last applied record arrived (`Keeper.judging_instant`), so an
+ending still waiting to be read cannot make a case look late.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import faust
@@ -24,11 +28,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types import EventT, TopicT
+from faust.types import TP, EventT, TopicT
 
 from onestop.common.clock import Clock, parse_clock
 from onestop.common.codec import (
-    TICK_KEY,
+    OLD_TICK_KEY,
     Entry,
     dead_letter_json,
     decode_tick,
@@ -81,6 +85,11 @@ REPUBLISH_DAYS = 35
 RETRY_PAUSE_MAX = 30.0
 # The worker's exit status when applying a batch raised (sysexits' EX_SOFTWARE).
 EXIT_BATCH_FAILED = 70
+# How often a partition that is behind (catching up on a backlog) is judged, instead of
+# every tick: a judgement walks each changed case from its new events to the judging
+# instant and rebuilds the figures of each day touched, and a worker catching up would
+# pay that every second for the same cases again and again.
+CATCH_UP_TICK_SECONDS = 10.0
 # The largest record the worker writes: under the 1 MiB that Kafka brokers and producers
 # accept by default, with room for the record's key and headers.
 MAX_RECORD_BYTES = 1_000_000
@@ -215,6 +224,20 @@ class Keeper:
         self.archive_after_days = pipeline.settings.archive_after_days
         # Per partition: the totals of what it archived, included in `tally`.
         self.settled_totals: dict[int, Tally] = {}
+        # A batch of events and a tick are applied one at a time: they share the table,
+        # the changes not yet flushed and the outbox.
+        self.busy = asyncio.Lock()
+        # Per partition: the offset after the last record applied and when it reached the
+        # broker (wall seconds); the instant it was last judged at, and (monotonic) when
+        # it was last judged while behind.
+        self.read_through: dict[int, tuple[int, float]] = {}
+        self.judged_at: dict[int, float] = {}
+        self.judged_behind: dict[int, float] = {}
+        # Of an input partition: its end as the consumer last saw it (None: not known
+        # yet) and the offset committed (what an earlier worker applied; None: nothing);
+        # create_app gives it the Faust consumer's.
+        self.input_offsets: Callable[[int], tuple[int | None, int | None]] = (
+            lambda partition: (None, None))
         self.outbox = Outbox(pipeline, self.stream)
         self.indexes: dict[int, PartitionIndex] = {}
         self.unflushed: dict[str, int] = {}
@@ -499,24 +522,22 @@ class Keeper:
         self.pipeline.dead_letter(self.outbox, self.stream, event, reason, category)
 
     async def handle(self, events: Sequence[EventT]) -> None:
-        """One batch from the input topic: events are applied in arrival order, each tick
-        judges its partition, changed states go to the changelog once, and the batch is
-        done when the broker has every record it caused."""
+        """One batch from the input topic: events are applied in arrival order, changed
+        states go to the changelog once, and the batch is done when the broker has every
+        record it caused."""
+        async with self.busy:
+            await self._handle(events)
+
+    async def _handle(self, events: Sequence[EventT]) -> None:
         rules, types = self.pipeline.rules, self.types
         max_bytes = self.pipeline.settings.max_event_bytes
         processed = 0
         for event in events:
             message = event.message
             partition = message.partition
-            if message.key == TICK_KEY:
-                try:
-                    now = decode_tick(message.value)
-                except (ValueError, KeyError, TypeError):
-                    self.dead_letter(
-                        event, "a tick message (empty key) without a tick instant", "bad_tick")
-                    continue
-                self.on_tick(partition, now)
-                continue
+            self.read_through[partition] = (message.offset + 1, message.timestamp)
+            if message.key == OLD_TICK_KEY:
+                continue  # written into the input topics by earlier versions; ticks topic now
             processed += 1
             too_large = oversized(len(message.value or b""), max_bytes)
             if too_large is not None:
@@ -550,12 +571,46 @@ class Keeper:
         self.metrics.count("events_processed", (self.stream,), processed)
         self.metrics.publish()
 
+    async def tick(self, instants: Mapping[int, float]) -> None:
+        """Judge each partition at its instant (`judging_instant`); done when the broker
+        has every record that caused."""
+        async with self.busy:
+            for partition, at in instants.items():
+                self.on_tick(partition, at)
+            self.flush()
+            await self.outbox.flush()
+            self.metrics.publish()
+
+    def judging_instant(self, partition: int, now: float) -> float | None:
+        """The instant to judge a partition at, on a tick at `now`: now once every record
+        the broker holds for it is applied. Behind, the instant its last applied record
+        reached the broker, as a tick written into the partition then would have been (an
+        event still waiting to be read cannot make a case look late), and only every
+        CATCH_UP_TICK_SECONDS; on a fixed clock not at all (every record maps to now).
+        None when it is not to be judged now. Never earlier than the last judgement."""
+        (end, committed), read = self.input_offsets(partition), self.read_through.get(partition)
+        if end is not None and end <= max(read[0] if read else 0, committed or 0):
+            at = now
+        else:
+            clock = self.pipeline.clock
+            if read is None or clock.fixed or (
+                    time.monotonic() - self.judged_behind.get(partition, -math.inf)
+                    < CATCH_UP_TICK_SECONDS):
+                return None
+            self.judged_behind[partition] = time.monotonic()
+            at = min(now, clock.at(read[1]))
+        at = max(at, self.judged_at.get(partition, at))
+        self.judged_at[partition] = at
+        return at
+
     def forget(self) -> None:
         """Partitions were revoked: indexes are rebuilt from the table when next needed,
-        and with them the metrics' contributions."""
+        and with them the metrics' contributions and what was read."""
         self.indexes.clear()
         self.tally.clear()
         self.settled_totals.clear()
+        self.read_through.clear()
+        self.judged_behind.clear()
 
 
 class CaseKeeper(Keeper):
@@ -658,20 +713,39 @@ class Pipeline:
 
 async def handle_or_stop(handler: CaseKeeper | TicketKeeper | PortalBridge,
                          batch: Sequence[EventT]) -> None:
-    """Apply one batch, or end the process at once if applying it raised.
+    """Apply one batch, or end the process at once if applying it raised (`done_or_stop`)."""
+    await done_or_stop(handler.stream, handler.handle(batch))
+
+
+async def done_or_stop(stream: str, work: Awaitable[None]) -> None:
+    """Apply one batch (or judge on a tick), or end the process at once if that raised.
 
     Faust's `take_events` acknowledges a batch when the agent's loop moves on, raised or
     not, and a restarted agent would go on past it; the tables also hold states the
     changelog may not. Ending the process (no clean stop: that would commit) leaves the
     batch unacknowledged, and the restarted worker reads it again from the last commit."""
     try:
-        await handler.handle(batch)
+        await work
     except Exception:
         log.critical(
             "onestop: %s: applying a batch failed; the worker stops without acknowledging "
-            "it and reads it again when restarted", handler.stream, exc_info=True)
+            "it and reads it again when restarted", stream, exc_info=True)
         logging.shutdown()
         os._exit(EXIT_BATCH_FAILED)
+
+
+def input_offsets(app: faust.App, topic: str, partition: int) -> tuple[int | None, int | None]:
+    """Of an input partition: its end as this worker's consumer last fetched it (None
+    while not known, or not this worker's), and the offset committed for it (Faust's
+    `_committed_offset`, faust-streaming 0.15.3: set on assignment and on each commit)."""
+    place = TP(topic, partition)
+    consumer = app.consumer
+    try:
+        end: int | None = consumer.highwater(place)
+    except (AssertionError, KeyError):  # aiokafka's: not assigned (a rebalance began)
+        return None, None
+    committed: int | None = consumer._committed_offset.get(place)
+    return end, committed
 
 
 def _topic(app: faust.App, name: str, partitions: int) -> TopicT:
@@ -769,14 +843,34 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
     app.agent(case_topic, name="cases")(agent_of(cases))
     app.agent(queue_topic, name="tickets")(agent_of(tickets))
     app.agent(portal_topic, name="portal")(agent_of(portal))
+    ticks_topic = _topic(app, spec.ticks.name, partitions)
+    for keeper, topic in ((cases, case_topic), (tickets, queue_topic)):
+        name = topic.get_topic_name()
+        keeper.input_offsets = partial(input_offsets, app, name)
 
+    @app.agent(ticks_topic, name="ticks")
+    async def judge_on_time(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+            latest: dict[int, float] = {}
+            for event in batch:
+                try:
+                    now = decode_tick(event.message.value)
+                except (ValueError, KeyError, TypeError):
+                    log.warning("onestop: a record of the ticks topic without a tick instant")
+                    continue
+                partition = event.message.partition
+                latest[partition] = max(now, latest.get(partition, now))
+            for keeper in (cases, tickets):
+                instants = {partition: at for partition, now in latest.items()
+                            if (at := keeper.judging_instant(partition, now)) is not None}
+                if instants:
+                    await done_or_stop(keeper.stream, keeper.tick(instants))
 
     @app.timer(settings.tick_seconds, on_leader=True)
     async def tick() -> None:
         value = encode_tick(clock.now())
-        for topic in (case_topic, queue_topic):
-            for partition in range(partitions):
-                await topic.send(key=TICK_KEY, value=value, partition=partition)
+        for partition in range(partitions):
+            await ticks_topic.send(key=b"", value=value, partition=partition)
 
     @app.task
     async def serve_metrics() -> None:

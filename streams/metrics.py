@@ -38,7 +38,7 @@ PIPELINE_SERIES = (
     Series("events_processed", "counter", ("stream",),
            "Sự kiện đã xử lý / input records handled (stream: cases, tickets, portal)"),
     # `reason` is a closed set of words (undecodable, wrong_topic, rule_check,
-    # key_mismatch, bad_tick, too_large, history_full, state_too_large): the reasons
+    # key_mismatch, too_large, history_full, state_too_large): the reasons
     # themselves name records and ids.
     Series("dead_letters", "counter", ("stream", "reason"),
            "Bản ghi lỗi chuyển sang dead-letter / records sent to the dead-letter topic"),

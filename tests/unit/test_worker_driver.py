@@ -13,7 +13,6 @@ import orjson
 import pytest
 
 from onestop.common.clock import Clock
-from onestop.common.codec import TICK_KEY, encode_tick
 from onestop.common.replay import Replay
 from onestop.common.settings import Settings
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
@@ -46,14 +45,14 @@ class Driver:
     def feed(self, key: bytes, value: bytes) -> None:
         self.offset += 1
         message = SimpleNamespace(topic=self.pipeline.topics.case_events.name, partition=0,
-                                  offset=self.offset, key=key, value=value)
+                                  offset=self.offset, key=key, value=value, timestamp=0.0)
         asyncio.run(self.keeper.handle([SimpleNamespace(message=message)]))  # type: ignore[list-item]
 
     def event(self, event: dict[str, Any]) -> None:
         self.feed(event["case_id"].encode(), orjson.dumps(event))
 
     def tick(self, now: float) -> None:
-        self.feed(TICK_KEY, encode_tick(now))
+        asyncio.run(self.keeper.tick({0: now}))
 
     def derived(self) -> list[dict[str, Any]]:
         topic = self.pipeline.topics.derived_events.name
@@ -156,3 +155,29 @@ def test_settled_cases_leave_the_live_state_and_change_no_output(events) -> None
     assert late[0][2] is not None and late[1][2] is None
     assert case_id not in keeper.table.data
     assert keeper.metrics.pipeline[("late_events_for_archived", ("cases",))] == 1
+
+
+def test_a_partition_still_being_read_is_judged_at_its_last_record_s_arrival() -> None:
+    """Caught up: judged at the tick's instant. Behind: at the instant the last record
+    applied reached the broker (as a tick written then would have been), every 10 s at
+    most, never earlier than before; on a fixed clock, not while behind."""
+    keeper = Driver().keeper
+    end = {"offset": 10}
+    keeper.input_offsets = lambda partition: (end["offset"], end.get("committed"))
+    assert keeper.judging_instant(0, 1000.0) is None  # nothing applied yet
+    end["committed"] = 10  # an earlier worker applied everything
+    assert keeper.judging_instant(0, 999.0) == 999.0
+    del end["committed"]
+    keeper.read_through[0] = (10, 500.0)
+    assert keeper.judging_instant(0, 1000.0) == 1000.0
+    end["offset"] = 20  # ten more records wait
+    assert keeper.judging_instant(0, 1001.0) is None  # a fixed clock: no earlier instant
+    keeper.pipeline.clock = Clock()  # the wall clock: a record's arrival is its instant
+    keeper.judged_at.clear()  # as if judged at no instant yet
+    assert keeper.judging_instant(0, 1002.0) == 500.0
+    assert keeper.judging_instant(0, 1003.0) is None  # judged behind less than 10 s ago
+    keeper.judged_behind.clear()
+    keeper.read_through[0] = (15, 400.0)  # a record that arrived earlier: not back in time
+    assert keeper.judging_instant(0, 1004.0) == 500.0
+    keeper.read_through[0] = (20, 900.0)
+    assert keeper.judging_instant(0, 1005.0) == 1005.0
