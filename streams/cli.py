@@ -516,8 +516,10 @@ def snapshot(
     out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
 ) -> None:
     """Print the live figures in the replay JSON format (contract §6), read from the
-    running pipeline's state."""
+    running pipeline's state: the cases the workers hold, open or settled within the
+    archive window."""
     from onestop.common.clock import parse_clock
+    from onestop.consumers.glossary import OPEN
     from onestop.streams.snapshot import live_replay, pipeline_clock
 
     settings = _kafka_settings(broker_url=broker_url)
@@ -538,6 +540,13 @@ def snapshot(
         sys.stdout.buffer.write(payload)
     else:
         out.write_bytes(payload)
+    opened = OPEN.within
+    err.print(f"Số liệu này chỉ gồm hồ sơ các worker đang giữ: {opened.vi}, và đã xong trong "
+              "thời hạn lưu trữ (ONESTOP_ARCHIVE_AFTER_DAYS); số liệu cả kỳ, kể cả hồ sơ đã "
+              f"lưu trữ: `onestop report` / these figures cover only the cases the workers "
+              f"hold: {opened.en}, and settled within the archive window "
+              "(ONESTOP_ARCHIVE_AFTER_DAYS); for whole periods, archived cases included: "
+              "`onestop report`.")
 
 
 def _store(url: str | None, migrate: bool = True) -> Any:
