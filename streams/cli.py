@@ -482,9 +482,13 @@ def erase(
                     f"is erased: the request is in {topics.case_events.name} and takes effect "
                     "when a worker runs; run this command again to check")
     if not place.case_known:
-        raise _fail(f"the pipeline holds no case {case}: check the code. The request stays "
-                    f"in {topics.case_events.name} and erases the applicant if the case's "
-                    "receipt comes later")
+        raise _fail(
+            f"không có hồ sơ {case} đang xử lý. Nếu hồ sơ đã xong và được lưu trữ, kho SQL "
+            "ghi yêu cầu xoá vào hồ sơ đã lưu (vốn không giữ thông tin người nộp); nếu gõ "
+            f"sai mã thì chưa xoá gì / no worker holds a live case {case}. If the case was "
+            "settled and archived, the SQL sink records the erasure with the stored case "
+            "(which holds no applicant data anyway); if the code is mistyped, nothing was "
+            "erased.")
     partition, offset = place.partition, place.offset
     days = settings.dead_letter_retention_days
     typer.echo("\n".join([

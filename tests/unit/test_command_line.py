@@ -172,6 +172,21 @@ def test_the_document_in_english_and_only_the_document(database: str, tmp_path: 
     assert code == 2 and "--lang 'fr': give vi or en" in said, said
 
 
+def test_erase_of_a_code_no_worker_holds_says_what_became_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker answered with a state of the request alone: the code was mistyped, or
+    the case was settled and archived."""
+    from onestop.streams import erase
+
+    monkeypatch.setattr(erase, "erase_case", lambda *_args: erase.Erased(0, 7, False))
+    code, said = run("erase", "--case", "HS-404")
+    assert code == 2
+    for words in ("no worker holds a live case HS-404", "archived, the SQL sink records the "
+                  "erasure", "mistyped, nothing was erased", "không có hồ sơ HS-404"):
+        assert words in said, said
+
+
 def test_a_snapshot_says_which_cases_it_covers(monkeypatch: pytest.MonkeyPatch,
                                                events: Path) -> None:
     from onestop.common.replay import Replay
