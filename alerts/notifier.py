@@ -50,7 +50,7 @@ from onestop.common.codec import decode_entry
 from onestop.common.settings import Settings
 from onestop.common.topics import topics_for
 from onestop.consumers.schema import notifications
-from onestop.models.case import CaseRules, CaseState, CaseView
+from onestop.models.case import CaseRules, CaseState, CaseView, procedure_of
 
 log = logging.getLogger("onestop.notify")
 
@@ -252,6 +252,11 @@ class Notifier:
         self.monotonic = monotonic  # for retries, the hourly limit and health
         self.lock = threading.Lock()
         self.states: dict[str, bytes] = {}  # case id → changelog value, decoded on use
+        # Cases the worker archived (their changelog tombstone was read): settled, closed
+        # with nothing left for time to change, so no notice about them is due any more.
+        # Ids only, one per case archived while the notifier runs (the compacted changelog
+        # drops old tombstones, so fewer after a restart).
+        self.archived: set[str] = set()
         self.waiting: list[dict[str, Any]] = []  # derived events not acted on yet
         self.missing_since: dict[str, float] = {}  # case id → when its apology went missing
         self.last_poll = monotonic()
@@ -323,6 +328,18 @@ class Notifier:
         return True
 
     # -- cases ---------------------------------------------------------------------
+    def on_changelog(self, case_id: str, value: bytes | None) -> None:
+        """A case changelog record: the case's state, or a tombstone (the worker archived
+        the settled case). A state after the tombstone without a receipt holds only the
+        late facts of the archived case (the worker's answer to a late event, a tombstone
+        follows): nothing to watch, nor to replace."""
+        if value is None:
+            self.states.pop(case_id, None)
+            self.archived.add(case_id)
+        elif case_id not in self.archived or procedure_of(decode_entry(value).state) is not None:
+            self.archived.discard(case_id)
+            self.states[case_id] = value
+
     def view(self, case_id: str, now: float) -> CaseView | None:
         raw = self.states.get(case_id)
         if raw is None:
@@ -347,7 +364,11 @@ class Notifier:
             return False
         view = self.view(case_id, now)
         if view is None:
-            return False
+            # Wait for the case's state, unless the worker archived the case: it was
+            # settled, its last event ONESTOP_ARCHIVE_AFTER_DAYS ago, and nothing is sent
+            # about it any more. Only a notifier reading derived events that old meets
+            # this (one down that long, or a topic kept longer).
+            return case_id in self.archived
         agency = self.reference.agencies.get(view.holder) or self.reference.agencies.get(
             view.handling_agency)
         if agency is None:
@@ -377,6 +398,7 @@ class Notifier:
             key = f"escalation:{case_id}"
             if not self.retries.due(key, self.monotonic()):
                 continue
+            # No view: the worker archived the case (see `on_derived`); nothing to send.
             view = self.view(case_id, now)
             if view is not None and view.apology == "missing":
                 agency = self.reference.agencies.get(view.holder) or self.reference.agencies[
@@ -433,11 +455,7 @@ class Notifier:
         for records in polled.values():
             for record in records:
                 if record.topic == self.changelog:
-                    key = orjson.loads(record.key)
-                    if record.value is None:
-                        self.states.pop(key, None)
-                    else:
-                        self.states[key] = record.value
+                    self.on_changelog(orjson.loads(record.key), record.value)
                 else:
                     try:
                         events.append(orjson.loads(record.value))

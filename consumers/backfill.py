@@ -19,7 +19,7 @@ import orjson
 from kafka.partitioner.default import murmur2
 
 from onestop.common.replay import Replay, derived_json
-from onestop.consumers.rows import case_row, day_figures_row, derived_row, ticket_row
+from onestop.consumers.rows import Rows, case_row, day_figures_row, derived_row, ticket_row
 from onestop.consumers.schema import (
     agency_day_figures,
     case_states,
@@ -27,7 +27,7 @@ from onestop.consumers.schema import (
     derived_events,
     ticket_states,
 )
-from onestop.consumers.store import FROM_FILE, Rows, Store
+from onestop.consumers.store import FROM_FILE, Store
 from onestop.models.aggregates import Period, agency_figures, centre_figures
 from onestop.models.case import CLOSING_KINDS as CASE_CLOSING_KINDS
 from onestop.models.facts import Fact, days_touched

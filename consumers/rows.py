@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sqlalchemy import Table
 
 from onestop.common.codec import Entry, decode_entry, encode_entry
 from onestop.consumers.schema import (
@@ -17,10 +19,43 @@ from onestop.consumers.schema import (
     derived_events,
     ticket_states,
 )
-from onestop.consumers.store import Rows
+from onestop.models.archive import with_late_facts
 from onestop.models.case import CLOSING_KINDS, CaseState, handling_agency_of, without_applicant
 from onestop.models.facts import is_closed
 from onestop.models.queue import TicketState, ticket_centre
+
+# The tables of the case and ticket changelogs: a tombstone there archives the row instead
+# of deleting it, so every record of a key in a batch counts, in order (`folded_state_row`).
+STATE_TABLES = frozenset({case_states.name, ticket_states.name})
+
+
+@dataclass
+class Rows:
+    """Records to write in one transaction, per table and key: of the state tables every
+    record of a key, in order; of the others only the newest. A tombstone (a compacted
+    topic's record with no value) is a record marked `_tombstone`: it deletes the row, or
+    archives it in the state tables."""
+
+    by_table: dict[str, dict[tuple[Any, ...], list[dict[str, Any]]]] = field(
+        default_factory=dict
+    )
+
+    def put(self, table: Table, row: dict[str, Any]) -> None:
+        self._add(table, tuple(row[column.name] for column in table.primary_key), row)
+
+    def tombstone(self, table: Table, key: tuple[Any, ...], source: tuple[int, int]) -> None:
+        self._add(table, key, {
+            "_tombstone": True, "source_partition": source[0], "source_offset": source[1],
+            **dict(zip((c.name for c in table.primary_key), key, strict=True))})
+
+    def _add(self, table: Table, key: tuple[Any, ...], record: dict[str, Any]) -> None:
+        records = self.by_table.setdefault(table.name, {}).setdefault(key, [])
+        if table.name not in STATE_TABLES:
+            records.clear()
+        records.append(record)
+
+    def __len__(self) -> int:
+        return sum(len(keyed) for keyed in self.by_table.values())
 
 
 class BadRecord(ValueError):
@@ -60,6 +95,34 @@ def ticket_row(state: TicketState, source: tuple[int, int]) -> dict[str, Any]:
         "source_partition": source[0],
         "source_offset": source[1],
     }
+
+
+def state_row(state: CaseState | TicketState, source: tuple[int, int]) -> dict[str, Any]:
+    return case_row(state, source) if isinstance(state, CaseState) else ticket_row(state, source)
+
+
+def folded_state_row(stored: dict[str, Any] | None,
+                     records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A case's or ticket's row after one batch's records of it, in order, from its stored
+    row; None: nothing to write. A tombstone marks the row archived and keeps it: the
+    worker no longer holds the case, which was settled. A state replaces the row, unless
+    the row is archived: then the state holds only facts that came late, which join the
+    archived state (`with_late_facts`). `stored` may be None when the row is not archived
+    and the records start with a state, which replaces it anyway."""
+    row = stored
+    for record in records:
+        source = (record["source_partition"], record["source_offset"])
+        if record.get("_tombstone"):
+            if row is not None:
+                row = {**row, "archived": True, "source_partition": source[0],
+                       "source_offset": source[1]}
+        elif row is not None and row["archived"]:
+            late = with_late_facts(decode_entry(row["state"].encode()).state,
+                                   decode_entry(record["state"].encode()).state)
+            row = {**state_row(late, source), "archived": True}
+        else:
+            row = {**record, "archived": False}
+    return row
 
 
 def day_figures_row(record: dict[str, Any], source: tuple[int, int]) -> dict[str, Any]:
@@ -108,9 +171,9 @@ def add_state_record(rows: Rows, value: bytes | None, key: bytes | None,
         if key is None:
             raise BadRecord("a changelog tombstone without a key")
         entity = orjson.loads(key)
-        # A tombstone does not say whether it was a case or a ticket: both are cleared.
-        rows.delete(case_states, (entity,), source)
-        rows.delete(ticket_states, (entity,), source)
+        # A tombstone does not say whether it was a case or a ticket: both are archived.
+        rows.tombstone(case_states, (entity,), source)
+        rows.tombstone(ticket_states, (entity,), source)
         return
     try:
         state = decode_entry(value).state
@@ -118,10 +181,8 @@ def add_state_record(rows: Rows, value: bytes | None, key: bytes | None,
         raise BadRecord(f"not a table entry: {_plain(error)}") from None
     if not state.facts:
         raise BadRecord("a table entry without facts")
-    if isinstance(state, CaseState):
-        rows.put(case_states, case_row(state, source))
-    else:
-        rows.put(ticket_states, ticket_row(state, source))
+    rows.put(case_states if isinstance(state, CaseState) else ticket_states,
+             state_row(state, source))
 
 
 def add_aggregate_record(rows: Rows, value: bytes | None, key: bytes | None,
@@ -136,7 +197,7 @@ def add_aggregate_record(rows: Rows, value: bytes | None, key: bytes | None,
         except ValueError:
             raise BadRecord(f"aggregates key {key!r} is not scope:code:day:partition") from None
         table = agency_day_figures if scope == "agency" else centre_day_figures
-        rows.delete(table, place, source)
+        rows.tombstone(table, place, source)
         return
     try:
         record = orjson.loads(value)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -54,7 +55,8 @@ generations = Table(
 # One row per case: its history as the pipeline keeps it (the changelog's state, with the
 # applicant's personal data removed). Period reports judge these with the same rules as
 # `onestop replay`, so their figures are the replay's. `first_at`/`last_at` (epoch
-# seconds) select the cases a period can touch.
+# seconds) select the cases a period can touch. `archived`: the worker no longer holds the
+# case (it was settled); the row stays, and facts that come late join its state.
 case_states = Table(
     "case_states",
     metadata,
@@ -65,6 +67,7 @@ case_states = Table(
     Column("ended", Boolean, nullable=False),
     Column("state", Text, nullable=False),
     *_source(),
+    Column("archived", Boolean, nullable=False, server_default=false()),
     Index("case_states_by_last_at", "last_at"),
 )
 
@@ -77,6 +80,7 @@ ticket_states = Table(
     Column("last_at", Float, nullable=False),
     Column("state", Text, nullable=False),
     *_source(),
+    Column("archived", Boolean, nullable=False, server_default=false()),
     Index("ticket_states_by_first_at", "first_at"),
 )
 

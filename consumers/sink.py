@@ -16,8 +16,8 @@ an outage of any length costs a delay, never a record.
 A broker that lost records the store was written from (the embedded broker restarted: it
 keeps nothing; a topic deleted and created again) stops the sink with `BrokerLostRecords`
 before it writes anything more: its offsets start again at 0, so the upserts would
-ignore the new records, and tombstones would delete rows they do not belong to. Two
-signs are checked: a position the broker says is out of range, and, whenever a partition
+ignore the new records, and tombstones would delete or archive rows they do not belong
+to. Two signs are checked: a position the broker says is out of range, and, whenever a partition
 is (re)assigned, a high watermark at or below the highest offset the store holds from
 that partition. A group that lost its commits on a broker that kept its records is no
 such sign: it reads everything again, which the upserts make harmless (a sink that died
@@ -62,6 +62,7 @@ from onestop.common.settings import Settings
 from onestop.common.topics import create_topics, topics_for
 from onestop.consumers.rows import (
     BadRecord,
+    Rows,
     add_aggregate_record,
     add_derived_record,
     add_state_record,
@@ -73,7 +74,7 @@ from onestop.consumers.schema import (
     derived_events,
     ticket_states,
 )
-from onestop.consumers.store import Rows, Store
+from onestop.consumers.store import Store
 
 log = logging.getLogger("onestop.sink")
 

@@ -9,12 +9,15 @@ Offsets are compared only within one generation of the store. `onestop reprocess
 empties the derived topics, whose offsets then start again at 0, and starts a new
 generation: a row of an older generation is replaced by any record of the current one,
 and never the other way round.
+
+A case or ticket row is never deleted: a changelog tombstone marks it archived, and a
+state that comes after joins the archived state (`consumers.rows.folded_state_row`), so
+the write reads the archived rows it needs in its own transaction.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +34,13 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from onestop.consumers.rows import STATE_TABLES, Rows, folded_state_row
 from onestop.consumers.schema import (
     agency_day_figures,
     case_states,
@@ -113,28 +118,6 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-@dataclass
-class Rows:
-    """Rows to write in one transaction, the newest per key. A key's tombstone (a
-    compacted record with no value) is a None row."""
-
-    by_table: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = field(
-        default_factory=dict
-    )
-
-    def put(self, table: Table, row: dict[str, Any]) -> None:
-        key = tuple(row[column.name] for column in table.primary_key)
-        self.by_table.setdefault(table.name, {})[key] = row
-
-    def delete(self, table: Table, key: tuple[Any, ...], source: tuple[int, int]) -> None:
-        rows = self.by_table.setdefault(table.name, {})
-        rows[key] = {"_delete": True, "source_partition": source[0], "source_offset": source[1],
-                     **dict(zip((c.name for c in table.primary_key), key, strict=True))}
-
-    def __len__(self) -> int:
-        return sum(len(rows) for rows in self.by_table.values())
-
-
 TABLES = {table.name: table for table in (
     case_states, ticket_states, agency_day_figures, centre_day_figures, derived_events,
 )}
@@ -164,9 +147,15 @@ class Store:
             generation = current_generation(connection)
             for name, keyed in rows.by_table.items():
                 table = TABLES[name]
+                if name in STATE_TABLES:
+                    stored = self._stored_rows_needed(connection, table, keyed, generation)
+                    final_rows = [folded_state_row(stored.get(key), records)
+                                  for key, records in keyed.items()]
+                else:
+                    final_rows = [records[-1] for records in keyed.values()]
                 upserts = [{**row, "generation": generation}
-                           for row in keyed.values() if row and not row.get("_delete")]
-                deletes = [row for row in keyed.values() if row and row.get("_delete")]
+                           for row in final_rows if row and not row.get("_tombstone")]
+                deletes = [row for row in final_rows if row and row.get("_tombstone")]
                 if upserts:
                     connection.execute(self._upsert(table), upserts)
                 for row in deletes:
@@ -176,6 +165,30 @@ class Store:
                         .where((table.c.generation < generation)
                                | (table.c.source_offset <= row["source_offset"]))
                     )
+
+    def _stored_rows_needed(self, connection: Connection, table: Table,
+                            keyed: dict[tuple[Any, ...], list[dict[str, Any]]],
+                            generation: int) -> dict[tuple[Any, ...], dict[str, Any]]:
+        """The stored rows `folded_state_row` needs, by key: those of the batch's keys that
+        are archived, and those whose records start with a tombstone (which archives the
+        row). Of the current generation only: an older one's row is replaced by the
+        current one's records, never joined."""
+        (key_column,) = table.primary_key.columns
+        keys = [key for (key,) in keyed]
+        tombstone_first = {key for (key,), records in keyed.items()
+                           if records[0].get("_tombstone")}
+        stored: dict[tuple[Any, ...], dict[str, Any]] = {}
+        # 500 keys at a time, so that no statement has more parameters than a database takes
+        # (a backfill writes every case at once).
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            query = select(table).where(
+                key_column.in_(part), table.c.generation == generation,
+                or_(table.c.archived,
+                    key_column.in_([key for key in part if key in tombstone_first])))
+            for row in connection.execute(query).mappings():
+                stored[(row[key_column.name],)] = dict(row)
+        return stored
 
     def _upsert(self, table: Table) -> Any:
         statement = self.insert(table)

@@ -482,9 +482,13 @@ def erase(
                     f"is erased: the request is in {topics.case_events.name} and takes effect "
                     "when a worker runs; run this command again to check")
     if not place.case_known:
-        raise _fail(f"the pipeline holds no case {case}: check the code. The request stays "
-                    f"in {topics.case_events.name} and erases the applicant if the case's "
-                    "receipt comes later")
+        raise _fail(
+            f"không có hồ sơ {case} đang xử lý. Nếu hồ sơ đã xong và được lưu trữ, kho SQL "
+            "ghi yêu cầu xoá vào hồ sơ đã lưu (vốn không giữ thông tin người nộp); nếu gõ "
+            f"sai mã thì chưa xoá gì / no worker holds a live case {case}. If the case was "
+            "settled and archived, the SQL sink records the erasure with the stored case "
+            "(which holds no applicant data anyway); if the code is mistyped, nothing was "
+            "erased.")
     partition, offset = place.partition, place.offset
     days = settings.dead_letter_retention_days
     typer.echo("\n".join([
@@ -516,8 +520,10 @@ def snapshot(
     out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
 ) -> None:
     """Print the live figures in the replay JSON format (contract §6), read from the
-    running pipeline's state."""
+    running pipeline's state: the cases the workers hold, open or settled within the
+    archive window."""
     from onestop.common.clock import parse_clock
+    from onestop.consumers.glossary import OPEN
     from onestop.streams.snapshot import live_replay, pipeline_clock
 
     settings = _kafka_settings(broker_url=broker_url)
@@ -538,6 +544,13 @@ def snapshot(
         sys.stdout.buffer.write(payload)
     else:
         out.write_bytes(payload)
+    opened = OPEN.within
+    err.print(f"Số liệu này chỉ gồm hồ sơ các worker đang giữ: {opened.vi}, và đã xong trong "
+              "thời hạn lưu trữ (ONESTOP_ARCHIVE_AFTER_DAYS); số liệu cả kỳ, kể cả hồ sơ đã "
+              f"lưu trữ: `onestop report` / these figures cover only the cases the workers "
+              f"hold: {opened.en}, and settled within the archive window "
+              "(ONESTOP_ARCHIVE_AFTER_DAYS); for whole periods, archived cases included: "
+              "`onestop report`.")
 
 
 def _store(url: str | None, migrate: bool = True) -> Any:

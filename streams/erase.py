@@ -32,8 +32,9 @@ def erasure_event(case_id: str, now: float) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Erased:
-    """Where the worker confirmed the erasure, and whether it holds the case at all (a
-    mistyped code makes a state of the request alone)."""
+    """Where the worker confirmed the erasure, and whether it holds the case live: for a
+    mistyped code, or a case it archived once settled, it writes a state of the request
+    alone (for an archived case, the SQL sink adds it to the stored case)."""
 
     partition: int
     offset: int

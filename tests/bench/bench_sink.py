@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from onestop.common.codec import Entry, encode_entry  # noqa: E402
 from onestop.common.replay import Replay, derived_json  # noqa: E402
-from onestop.consumers.rows import add_derived_record, add_state_record  # noqa: E402
+from onestop.consumers.rows import Rows, add_derived_record, add_state_record  # noqa: E402
 from onestop.consumers.schema import case_states, derived_events  # noqa: E402
 from onestop.consumers.sink import Sink  # noqa: E402
-from onestop.consumers.store import Rows, Store, connect, upgrade  # noqa: E402
+from onestop.consumers.store import Store, connect, upgrade  # noqa: E402
 from onestop.models.case import CaseRules  # noqa: E402
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference  # noqa: E402
 from onestop.streams.simulate import SimulationSettings, simulate  # noqa: E402
@@ -68,10 +68,12 @@ def sink_rows(batch: list[Record]) -> Rows:
 
 
 def plain_rows(all_records: list[Record]) -> dict[str, list[tuple[Any, ...]]]:
+    """Each key's newest row (the records hold no tombstone), in the tables' column order."""
     rows = sink_rows(all_records)
+    defaults = {"generation": 0, "archived": False}
     return {
-        name: [tuple(row[column.name] for column in table.columns)
-               for row in rows.by_table[name].values() if row]
+        name: [tuple({**defaults, **records[-1]}[column.name] for column in table.columns)
+               for records in rows.by_table[name].values()]
         for name, table in (("case_states", case_states), ("derived_events", derived_events))
     }
 

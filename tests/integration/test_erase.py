@@ -97,7 +97,8 @@ def test_erase_removes_one_applicant_from_everything_the_monitor_keeps(
     typo = subprocess.run(  # noqa: S603 - our own command
         [sys.executable, "-m", "onestop.streams", "erase", "--case", "HOA-9", "--timeout", "60"],
         env=settings.environment(), capture_output=True, text=True, timeout=120, check=False)
-    assert typo.returncode == 2 and "holds no case HOA-9" in " ".join(typo.stderr.split())
+    assert typo.returncode == 2 and "no worker holds a live case HOA-9" in " ".join(
+        typo.stderr.split())
 
     # The live state (and so the changelog's latest record) of HOA-1 holds no applicant;
     # KIEN-1's still does, its case open and late.

@@ -16,10 +16,17 @@ from onestop.common.replay import Replay
 from onestop.common.settings import Settings
 from onestop.common.topics import topics_for
 from onestop.consumers.report import build_report, parse_period
-from onestop.consumers.rows import add_aggregate_record, add_derived_record, add_state_record
+from onestop.consumers.rows import (
+    STATE_TABLES,
+    Rows,
+    add_aggregate_record,
+    add_derived_record,
+    add_state_record,
+    folded_state_row,
+)
 from onestop.consumers.schema import metadata
 from onestop.consumers.sink import Sink
-from onestop.consumers.store import Rows, Store, connect, upgrade
+from onestop.consumers.store import Store, connect, upgrade
 from onestop.models.case import CaseRules
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.ingest import ingest_lines
@@ -35,8 +42,9 @@ class Crash(Exception):
 
 
 def expected_rows(settings: Settings, generation: int = 0) -> dict[str, set[tuple[Any, ...]]]:
-    """The rows the topics' records make, each record applied once, newest per key, in
-    the store's `generation`."""
+    """The rows the topics' records make, each record applied once: newest per key, and a
+    case's or ticket's records folded in order (tombstones archive), in the store's
+    `generation`."""
     topics = topics_for(settings)
     handlers = {topics.aggregates.name: add_aggregate_record,
                 topics.derived_events.name: add_derived_record,
@@ -45,11 +53,14 @@ def expected_rows(settings: Settings, generation: int = 0) -> dict[str, set[tupl
     rows = Rows()
     for record in read_to_end(settings.bootstrap_servers, list(handlers)):
         handlers[record.topic](rows, record.value, record.key, (record.partition, record.offset))
+    newest = {name: [folded_state_row(None, records) if name in STATE_TABLES else records[-1]
+                     for records in keyed.values()]
+              for name, keyed in rows.by_table.items()}
     return {
         name: {tuple({**row, "generation": generation}[column.name]
                      for column in metadata.tables[name].columns)
-               for row in keyed.values() if row and not row.get("_delete")}
-        for name, keyed in rows.by_table.items()
+               for row in table_rows if row and not row.get("_tombstone")}
+        for name, table_rows in newest.items()
     }
 
 

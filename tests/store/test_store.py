@@ -27,6 +27,7 @@ from onestop.consumers.deploy_files import case_list_sql
 from onestop.consumers.excel import excel
 from onestop.consumers.report import build_report, parse_period
 from onestop.consumers.rows import (
+    Rows,
     add_aggregate_record,
     add_derived_record,
     add_state_record,
@@ -35,7 +36,6 @@ from onestop.consumers.rows import (
 from onestop.consumers.schema import case_states, metadata
 from onestop.consumers.store import (
     FROM_FILE,
-    Rows,
     Store,
     connect,
     current_revision,
@@ -94,7 +94,7 @@ def test_migrations_build_the_schema_on_an_empty_database_and_take_it_down_again
     database_url: str, migrated: Any,
 ) -> None:
     engine, _ = migrated(database_url)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     assert TABLES <= set(inspect(engine).get_table_names())
     assert set(inspect(engine).get_view_names()) == VIEWS
     with engine.connect() as connection:
@@ -151,7 +151,7 @@ def test_writing_the_same_records_twice_or_an_older_one_after_changes_nothing(
     store.write(rows)
     after = dump(engine)
     (stored,) = [row for row in after["case_states"] if row[0] == case_id]
-    assert stored[-2] == 12  # source_offset (then the generation)
+    assert stored[-3] == 12  # source_offset (then the generation and archived)
     assert after["agency_day_figures"] == []
 
 
@@ -195,7 +195,7 @@ def test_after_a_reprocess_the_new_generation_replaces_rows_whatever_their_offse
     after = dump(engine)
     stored = {row[0]: row for row in after["case_states"]}
     # Rewritten from offset 3, although the row came from offset 500.
-    assert stored[case_id][-3:] == (2, 3, 1) and len(stored[case_id]) > 3
+    assert stored[case_id][-4:] == (2, 3, 1, False) and len(stored[case_id]) > 4
     assert decode_entry(stored[case_id][5].encode()).state.facts == state.facts[:1]
     # A derived event is rewritten once per generation (its body may change with the rules).
     ((_, _, _, _, occurred_at, _, _, offset, generation),) = after["derived_events"]

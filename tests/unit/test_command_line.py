@@ -131,7 +131,7 @@ def test_a_downgrade_needs_its_target_and_a_yes(database: str) -> None:
     code, said = run("db", "downgrade", "--db", database, "--revision", "base")
     assert code == 2
     code, said = run("db", "current", "--db", database)
-    assert code == 0 and "revision 0004" in said  # nothing was dropped
+    assert code == 0 and "revision 0005" in said  # nothing was dropped
 
 
 def test_version_and_log_levels() -> None:
@@ -170,3 +170,37 @@ def test_the_document_in_english_and_only_the_document(database: str, tmp_path: 
     assert code == 2 and "--lang en: only the document (pdf, html)" in said, said
     code, said = run("report", "--period", "2026-03", "--db", database, "--lang", "fr")
     assert code == 2 and "--lang 'fr': give vi or en" in said, said
+
+
+def test_erase_of_a_code_no_worker_holds_says_what_became_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker answered with a state of the request alone: the code was mistyped, or
+    the case was settled and archived."""
+    from onestop.streams import erase
+
+    monkeypatch.setattr(erase, "erase_case", lambda *_args: erase.Erased(0, 7, False))
+    code, said = run("erase", "--case", "HS-404")
+    assert code == 2
+    for words in ("no worker holds a live case HS-404", "archived, the SQL sink records the "
+                  "erasure", "mistyped, nothing was erased", "không có hồ sơ HS-404"):
+        assert words in said, said
+
+
+def test_a_snapshot_says_which_cases_it_covers(monkeypatch: pytest.MonkeyPatch,
+                                               events: Path) -> None:
+    from onestop.common.replay import Replay
+    from onestop.models.case import CaseRules
+    from onestop.models.reference import load_reference
+    from onestop.streams import snapshot
+
+    held = Replay.for_rules(CaseRules(load_reference(SAMPLE_PROVINCE)))
+    list(held.feed_lines(events.read_bytes().splitlines()))
+    monkeypatch.setattr(snapshot, "live_replay", lambda _settings: held)
+    monkeypatch.setattr(snapshot, "pipeline_clock", lambda _settings: held.latest)
+    result = RUNNER.invoke(app, ["snapshot"])
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout) == orjson.loads(orjson.dumps(held.report(held.latest)))
+    said = " ".join(result.stderr.split())
+    assert "only the cases the workers hold" in said and "`onestop report`" in said, said
+    assert said.startswith("Số liệu này chỉ gồm hồ sơ các worker đang giữ")

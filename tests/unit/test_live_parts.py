@@ -1,9 +1,11 @@
-"""The live pipeline's pure parts: clock, settings, the table codec, ticks, routing of
-ingested lines, the live view's sums, and the queue's next check."""
+"""The live pipeline's pure parts: clock, settings, the table codec, ticks, the snapshot's
+reading of the changelogs, routing of ingested lines, the live view's sums, and the
+queue's next check."""
 
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import orjson
 import pytest
@@ -13,11 +15,14 @@ from onestop.common.clock import parse_clock
 from onestop.common.codec import Entry, decode_entry, decode_tick, encode_entry, encode_tick
 from onestop.common.replay import Replay
 from onestop.common.settings import Settings
+from onestop.common.topics import topics_for
 from onestop.consumers.backfill import aggregate_records
 from onestop.models.aggregates import WAIT_BUCKET_SECONDS, centre_figures
-from onestop.models.case import CaseRules
-from onestop.models.queue import CLOSING_KINDS, QueueRules
+from onestop.models.case import CaseRules, CaseState
+from onestop.models.facts import Fact
+from onestop.models.queue import CLOSING_KINDS, QueueRules, TicketState
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
+from onestop.streams import snapshot
 from onestop.streams.ingest import route
 from onestop.streams.live_view import LiveFigures
 from onestop.streams.simulate import SimulationSettings, simulate
@@ -75,6 +80,38 @@ def test_table_entries_survive_the_changelog_codec_unchanged():
         entry = Entry(number % 4, state)
         assert decode_entry(encode_entry(entry)) == entry
     assert decode_tick(encode_tick(1772409600.25)) == 1772409600.25
+
+
+def test_a_snapshot_holds_what_the_workers_hold_whether_or_not_compaction_ran(monkeypatch):
+    """Each key's latest changelog record counts: a tombstone (the case was archived)
+    drops the case, and the states of late facts written for it since, each followed by
+    its own tombstone, are not held either."""
+    settings = Settings()
+    topics = topics_for(settings)
+    cases, tickets = topics.case_changelog.name, topics.ticket_changelog.name
+    Record = namedtuple("Record", "topic key value")
+
+    def state(entity, kind):
+        facts = (Fact(1.0, f"{entity}-{kind}", kind, None),)
+        made = TicketState(entity, facts, False) if kind == "ticket_issued" else CaseState(
+            entity, facts)
+        return encode_entry(Entry(0, made))
+
+    changelogs = [
+        Record(cases, b'"H1"', state("H1", "received")),
+        Record(cases, b'"H2"', state("H2", "received")),
+        Record(cases, b'"H1"', None),  # archived
+        Record(cases, b'"H1"', state("H1", "rated")),  # a late fact
+        Record(cases, b'"H1"', None),
+        Record(tickets, b'"Q1"', state("Q1", "ticket_issued")),
+    ]
+    monkeypatch.setattr(snapshot, "read_to_end", lambda *_args, **_kw: changelogs)
+    held = snapshot.live_replay(settings)
+    assert set(held.cases) == {"H2"} and set(held.tickets) == {"Q1"}
+    compacted = [changelogs[number] for number in (1, 4, 5)]
+    monkeypatch.setattr(snapshot, "read_to_end", lambda *_args, **_kw: compacted)
+    again = snapshot.live_replay(settings)
+    assert (again.cases, again.tickets) == (held.cases, held.tickets)
 
 
 def test_ingest_routes_by_type_and_keys_by_id():

@@ -24,7 +24,8 @@ from onestop.common.replay import Replay, derived_json
 from onestop.common.settings import Settings
 from onestop.common.topics import topics_for
 from onestop.consumers.store import connect, upgrade
-from onestop.models.case import CaseRules
+from onestop.models.case import CaseRules, CaseState
+from onestop.models.facts import Fact
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 
 ZONE = dt.timezone(dt.timedelta(hours=7))
@@ -240,3 +241,30 @@ def test_one_address_gets_at_most_its_hourly_share(settings: Settings, engine: A
     notifier.poll_once()
     assert sorted(notice.kind for _recipient, notice in mailer.sent) == [
         "at_risk", "at_risk", "digest"]
+
+
+def test_an_archived_case_is_dropped_and_its_late_facts_are_not_kept(settings: Settings,
+                                                                       engine: Any) -> None:
+    """The worker archives a settled case (a tombstone), then answers a late event for it
+    with a state of the late fact alone (its tombstone may come in a later poll). The
+    notifier forgets the case, keeps none of its derived events waiting for a state that
+    will not come, and sends nothing about it. (LATE-1 would not be settled yet: the
+    mechanism is what is tested.) A state with a receipt is a case again (`onestop
+    reprocess` rebuilds the changelog)."""
+    moments = Moments(at("2026-04-20T17:00:00"))
+    reader, mailer = FakeReader(), FakeMailer()
+    feed(reader, settings, EVENTS, moments.now)
+    changelog = topics_for(settings).case_changelog.name
+    erased = CaseState("LATE-1", (Fact(moments.now, "LATE-1-e", "applicant_erased", None),))
+    reader.give(changelog, b'"LATE-1"', None)
+    reader.give(changelog, b'"LATE-1"', encode_entry(Entry(0, erased)))
+    notifier = notifier_for(settings, engine, moments, reader, mailer)
+    notifier.poll_once()
+
+    assert "LATE-1" not in notifier.states and notifier.waiting == []
+    assert sorted((recipient, notice.kind) for recipient, notice in mailer.sent) == [
+        (head("SX-STP"), "at_risk"), (head("SX-STP"), "digest")]
+
+    again = feed(reader, settings, EVENTS[1:], moments.now)
+    notifier.poll_once()
+    assert notifier.states["LATE-1"] == encode_entry(Entry(0, again.cases["LATE-1"]))
