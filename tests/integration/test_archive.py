@@ -1,24 +1,33 @@
 """Running for years (issue 16). Settled cases leave the worker's live state, and nothing
 a report, a board or a metric shows changes: the metrics still equal the replay, also
 after a restart that recovers the tables. Ticks leave no record: the input topics hold
-exactly the events sent."""
+exactly the events sent. The SQL store keeps every case, the archived marked, its report
+equals the replay, and a late event for an archived case reaches the stored case."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from onestop.common.settings import Settings
 from onestop.common.topics import topics_for
+from onestop.consumers.report import build_report, parse_period
+from onestop.consumers.schema import case_states
+from onestop.consumers.sink import Sink
+from onestop.consumers.store import Store, connect, upgrade
+from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.broker import free_port
 from onestop.streams.ingest import ingest_lines
 from onestop.streams.tansu_compat import read_to_end
-from tests.integration.conftest import eventually, replay_of, wait_processed
+from tests.integration.conftest import drain, eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
 from tests.integration.test_metrics import scrape
+from tests.integration.test_reprocess import replayed_figures
 from tests.metric_figures import agency_figures, centre_figures, replay_part
 
 pytestmark = pytest.mark.integration
@@ -92,3 +101,59 @@ def test_archived_cases_keep_the_metrics_equal_to_the_replay_across_a_restart(
     again.wait_ready()
     assert eventually(lambda: metrics_match(port, expected), timeout=60)
     assert archived_ids(settings) == archived
+
+
+def test_the_store_keeps_archived_cases_and_a_late_event_reaches_them(
+    settings: Settings, start_worker: Any, tmp_path: Path,
+) -> None:
+    path = province_file(tmp_path, cases=150, seed=9)
+    lines = path.read_bytes().splitlines()
+    counts = ingest_lines(settings, lines)
+    worker = start_worker(settings, clock=FIXED_CLOCK, archive_after_days=WINDOW_DAYS)
+    worker.wait_ready()
+    wait_processed(settings, counts.ends, timeout=120)
+    assert eventually(lambda: len(archived_ids(settings)) > 50, timeout=30)
+    archived = {key for key in archived_ids(settings) if not key.startswith("Q-")}
+    assert len(archived) >= 20, len(archived)
+
+    # A rating for an archived case, a minute after its last event (a final day).
+    events = [orjson.loads(line) for line in lines]
+    case_id = sorted(archived)[0]
+    last = max((event["occurred_at"] for event in events if event.get("case_id") == case_id),
+               key=lambda text: dt.datetime.fromisoformat(text))
+    rating = {"event_id": f"{case_id}-late-rating", "type": "rated", "case_id": case_id,
+              "rating": "unsatisfied", "occurred_at": (
+                  dt.datetime.fromisoformat(last) + dt.timedelta(minutes=1)).isoformat()}
+    late = ingest_lines(settings, [orjson.dumps(rating)])
+    wait_processed(settings, late.ends, timeout=60)
+    with_rating = tmp_path / "with-rating.jsonl"
+    with_rating.write_bytes(b"\n".join([*lines, orjson.dumps(rating)]) + b"\n")
+
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    sink = Sink(settings, Store(engine))
+
+    def rating_stored() -> bool:
+        sink.poll_once(1.0)
+        with engine.connect() as connection:
+            state = connection.execute(select(case_states.c.state).where(
+                case_states.c.case_id == case_id)).scalar()
+        return state is not None and rating["event_id"] in state
+    try:
+        drain(sink)
+        assert eventually(rating_stored, timeout=60)
+    finally:
+        sink.close()
+    with engine.connect() as connection:
+        flags = dict(connection.execute(
+            select(case_states.c.case_id, case_states.c.archived)).all())
+    assert len(flags) == len({event["case_id"] for event in events if "case_id" in event})
+    assert {key for key, flag in flags.items() if flag} == archived
+    report = build_report(engine, load_reference(SAMPLE_PROVINCE), parse_period("2026-03"),
+                          as_of=AS_OF)
+    expected = replayed_figures(with_rating, SAMPLE_PROVINCE)
+    assert report["province"] == expected["province"]
+    assert report["centres"] == expected["centres"]
+    without = replayed_figures(path, SAMPLE_PROVINCE)["province"]
+    assert without["satisfaction_share"] != expected["province"]["satisfaction_share"]
+    engine.dispose()
