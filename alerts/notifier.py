@@ -34,6 +34,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -53,6 +54,7 @@ from onestop.consumers.schema import notifications
 from onestop.models.case import CaseRules, CaseState, CaseView, procedure_of
 
 log = logging.getLogger("onestop.notify")
+DAY_SECONDS = 86_400.0
 
 # A notifier whose reading loop has not gone round for this long is reported unhealthy.
 HEALTHY_WITHIN_SECONDS = 120.0
@@ -252,11 +254,11 @@ class Notifier:
         self.monotonic = monotonic  # for retries, the hourly limit and health
         self.lock = threading.Lock()
         self.states: dict[str, bytes] = {}  # case id → changelog value, decoded on use
-        # Cases the worker archived (their changelog tombstone was read): settled, closed
-        # with nothing left for time to change, so no notice about them is due any more.
-        # Ids only, one per case archived while the notifier runs (the compacted changelog
-        # drops old tombstones, so fewer after a restart).
-        self.archived: set[str] = set()
+        # Cases the worker archived (their changelog tombstone was read), and when (the
+        # notifier's clock): settled, closed with nothing left for time to change, so no
+        # notice about them is due any more. Kept for the archive window, then forgotten
+        # (`forget_archived`): by then a derived event of theirs is that old itself.
+        self.archived: dict[str, float] = {}
         self.waiting: list[dict[str, Any]] = []  # derived events not acted on yet
         self.missing_since: dict[str, float] = {}  # case id → when its apology went missing
         self.last_poll = monotonic()
@@ -335,10 +337,20 @@ class Notifier:
         follows): nothing to watch, nor to replace."""
         if value is None:
             self.states.pop(case_id, None)
-            self.archived.add(case_id)
+            self.archived.pop(case_id, None)  # to the end: the dict stays in time order
+            self.archived[case_id] = self.clock.now()
         elif case_id not in self.archived or procedure_of(decode_entry(value).state) is not None:
-            self.archived.discard(case_id)
+            self.archived.pop(case_id, None)
             self.states[case_id] = value
+
+    def forget_archived(self, now: float) -> None:
+        """Drop the archived ids older than the archive window, so that memory stays
+        bounded by the cases of one window, as the worker's."""
+        oldest = now - self.settings.archive_after_days * DAY_SECONDS
+        for key, at in list(islice(self.archived.items(), 1000)):
+            if at >= oldest:
+                break
+            del self.archived[key]
 
     def view(self, case_id: str, now: float) -> CaseView | None:
         raw = self.states.get(case_id)
@@ -367,8 +379,11 @@ class Notifier:
             # Wait for the case's state, unless the worker archived the case: it was
             # settled, its last event ONESTOP_ARCHIVE_AFTER_DAYS ago, and nothing is sent
             # about it any more. Only a notifier reading derived events that old meets
-            # this (one down that long, or a topic kept longer).
-            return case_id in self.archived
+            # this (one down that long, or a topic kept longer); once the id is forgotten,
+            # the event's own age says so.
+            occurred = dt.datetime.fromisoformat(event["occurred_at"]).timestamp()
+            return case_id in self.archived or (
+                occurred < now - self.settings.archive_after_days * DAY_SECONDS)
         agency = self.reference.agencies.get(view.holder) or self.reference.agencies.get(
             view.handling_agency)
         if agency is None:
@@ -466,6 +481,7 @@ class Notifier:
         with self.lock:
             waiting, self.waiting = self.waiting + events, []
             self.waiting = [event for event in waiting if not self.on_derived(event, now)]
+            self.forget_archived(now)
             if sum(len(records) for records in polled.values()) == POLL_RECORDS:
                 # Still catching up (at start): digests and escalations wait until every
                 # case's state is known.

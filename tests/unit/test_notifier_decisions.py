@@ -268,3 +268,22 @@ def test_an_archived_case_is_dropped_and_its_late_facts_are_not_kept(settings: S
     again = feed(reader, settings, EVENTS[1:], moments.now)
     notifier.poll_once()
     assert notifier.states["LATE-1"] == encode_entry(Entry(0, again.cases["LATE-1"]))
+
+
+def test_archived_ids_are_forgotten_after_the_archive_window(settings: Settings,
+                                                             engine: Any) -> None:
+    """The ids of archived cases stay only for the archive window: the notifier's memory
+    is bounded by one window's cases, as the worker's."""
+    moments = Moments(at("2026-04-20T17:00:00"))
+    reader, mailer = FakeReader(), FakeMailer()
+    changelog = topics_for(settings).case_changelog.name
+    notifier = notifier_for(settings, engine, moments, reader, mailer)
+    reader.give(changelog, b'"OLD-1"', None)
+    notifier.poll_once()
+    moments.now += settings.archive_after_days * 86_400 - 60
+    reader.give(changelog, b'"OLD-2"', None)
+    notifier.poll_once()
+    assert list(notifier.archived) == ["OLD-1", "OLD-2"]
+    moments.now += 120
+    notifier.poll_once()
+    assert list(notifier.archived) == ["OLD-2"]
