@@ -761,6 +761,14 @@ class OnestopApp(faust.App):
 
     tansu = False
 
+    def on_halt(self, reason: str) -> None:
+        """The consumer stopped processing for good (streams/transport.py)."""
+        log.critical("onestop: %s", reason)
+        self.halted(reason)
+
+    def halted(self, reason: str) -> None:
+        raise NotImplementedError  # create_app: the pipeline's metrics
+
     def _new_transport(self) -> Any:
         kind = TansuTransport if self.tansu else Transport
         return kind(self.conf.broker_consumer, self)
@@ -807,6 +815,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
         table_cleanup_interval=3600,
         broker_credentials=broker_credentials(settings),
     )
+    app.halted = pipeline.metrics.halt  # type: ignore[method-assign]
     flavour = settings.broker_flavour
     app.tansu = flavour == "tansu" or (flavour == "auto" and is_tansu(
         settings.bootstrap_servers, **settings.kafka_options()))

@@ -61,6 +61,9 @@ PIPELINE_SERIES = (
            "arrived for an archived case or ticket (handed to the SQL store)"),
     Series("held", "gauge", ("stream",),
            "Số hồ sơ, vé worker đang giữ / cases and tickets this worker holds"),
+    Series("halted", "gauge", (),
+           "1: worker đã dừng xử lý vì broker mất dữ liệu hoặc offset bị đặt lại / 1: the "
+           "worker stopped processing: the broker lost its records or the offsets were reset"),
     Series("undelivered_batch_age_seconds", "gauge", ("stream",),
            "Thời gian lô chưa được xác nhận lâu nhất đã chờ / how long the batch whose outputs "
            "the broker has not yet acknowledged has waited (0: none)"),
@@ -154,6 +157,13 @@ class WorkerMetrics:
         self._published: tuple[dict[Any, float], dict[Any, list[float]]] = ({}, {})
         # Per stream, the wall time its batch in delivery began; read live by scrapes.
         self.undelivered_since: dict[str, float] = {}
+        # Why the worker stopped processing, once it has (read by /healthz).
+        self.halted: str | None = None
+
+    def halt(self, reason: str) -> None:
+        self.halted = reason
+        self.set_gauge("halted", (), 1)
+        self.publish()
 
     def delivering(self, stream: str, since: float | None) -> None:
         """A batch of `stream` waits for delivery since `since`; None: it was delivered."""
@@ -227,14 +237,17 @@ class QuietHandler(WSGIRequestHandler):
 def serve(metrics: WorkerMetrics, host: str, port: int, unhealthy_after: float) -> Any:
     """Serve /metrics, and /healthz for a container's health check, on a thread of its
     own; returns the server (`.shutdown()`). /healthz answers 503 while a batch's outputs
-    have waited for the broker longer than `unhealthy_after` seconds."""
+    have waited for the broker longer than `unhealthy_after` seconds, and once the worker
+    has halted."""
     exposition = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") != "/healthz":
             return exposition(environ, start_response)
         oldest = metrics.oldest_undelivered(time.time())
-        if oldest is not None and oldest[1] > unhealthy_after:
+        if metrics.halted is not None:
+            status, text = "503 Service Unavailable", f"unhealthy: halted: {metrics.halted}\n"
+        elif oldest is not None and oldest[1] > unhealthy_after:
             status = "503 Service Unavailable"
             text = (f"unhealthy: a {oldest[0]} batch has waited {oldest[1]:.0f} s for the "
                     "broker to acknowledge its outputs\n")

@@ -82,6 +82,12 @@ class Consumer(faust_aiokafka.Consumer):
         # Per partition: since when its commit waits for the record at the commit, and
         # when that was last logged.
         self._held_since: dict[TP, tuple[float, float]] = {}
+        # Set when the worker must stop processing (`_halt`); it stays in its group.
+        self._halted = False
+        # Per partition, the last offset the broker confirmed as committed by this process
+        # (Faust's `_committed_offset` moves on even when a commit failed).
+        self._confirmed_commit: dict[TP, int] = {}
+        self._ends_checked = 0.0
 
     async def perform_seek(self) -> None:
         """Faust's seek of every partition to its commit, with the input partitions
@@ -92,10 +98,58 @@ class Consumer(faust_aiokafka.Consumer):
         inputs = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
         paused_before = self._paused_partitions & inputs
         self.pause_partitions(inputs)
+        before = {tp: offset for tp, offset in self._confirmed_commit.items() if tp in inputs}
         try:
             await super().perform_seek()
         finally:
             self.resume_partitions(inputs - paused_before)
+        went_back = {tp: (offset, self._committed_offset[tp] or 0)
+                     for tp, offset in before.items()
+                     if tp in self.assignment() and (self._committed_offset[tp] or 0) < offset}
+        if went_back:
+            self._halt("the committed offsets went back while this worker ran (" + ", ".join(
+                f"{tp.topic}[{tp.partition}] {old} → {new}"
+                for tp, (old, new) in sorted(went_back.items())) + ")")
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        committed: bool = await super()._commit(offsets)
+        if committed:
+            self._confirmed_commit.update(offsets)
+        return committed
+
+    def _check_log_ends(self) -> None:
+        """Halt if the broker's end of an input partition is below the offset this worker
+        has read up to: a log never gets shorter on a broker that kept its records. (An
+        embedded broker restarted under a worker may keep its members and never
+        rebalance, and the consumer, its position now out of range, reads again from the
+        start: records this worker would take for already read, and drop.)"""
+        for tp in self._get_active_partitions():
+            if self._is_changelog_tp(tp):
+                continue
+            try:
+                high = self.highwater(tp)
+            except AssertionError:  # aiokafka's: no longer assigned (a rebalance began)
+                continue
+            expected = self._read_offset[tp]
+            if high is not None and expected and high < expected:
+                self._halt(f"the broker's end of {tp.topic}[{tp.partition}] is offset {high}, "
+                           f"below the {expected} records this worker has read from it")
+                return
+
+    def _halt(self, what: str) -> None:
+        """The broker no longer holds what this worker has read: it lost its records (an
+        embedded broker restarted: it keeps nothing), a topic was recreated, or someone
+        reset the group. The tables here hold states built from records the broker no
+        longer has, so the worker stops processing (it stays in its group, so that no
+        other worker takes the partitions on the same wrong footing) and says what to do."""
+        self._halted = True
+        self.app.on_halt(
+            f"{what}: the broker lost its records (the embedded broker keeps nothing across "
+            "a restart), a topic was recreated or the consumer group was reset. This "
+            "worker's state no longer matches the broker, so it has stopped processing. "
+            "Restart it to rebuild its state from what the broker holds; if the input events "
+            "were lost, ingest them again, and run `onestop reprocess` so that the SQL store "
+            "follows")
 
     # Complexity over the limit, on purpose: Faust 0.15.3's loop, kept close to its original.
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - a loop  # noqa: C901
@@ -119,6 +173,13 @@ class Consumer(faust_aiokafka.Consumer):
         since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
+                if self._halted:
+                    await self.sleep(1.0)
+                    continue
+                if time.monotonic() - self._ends_checked >= 1.0:
+                    self._ends_checked = time.monotonic()
+                    self._check_log_ends()
+                    continue
                 self.diag.set_flag(CONSUMER_FETCHING)
                 records = self.getmany(timeout=1.0)
                 await self.sleep(0)

@@ -52,3 +52,11 @@ def test_a_batch_undelivered_too_long_turns_the_worker_unhealthy(served) -> None
     metrics.delivering("cases", None)
     assert get(base + "/healthz") == (200, "ok\n")
     assert "onestop_undelivered_batch_age_seconds{" not in get(base + "/metrics")[1]
+
+
+def test_a_halted_worker_is_unhealthy_and_says_why(served) -> None:
+    metrics, base = served
+    metrics.halt("the broker lost its records")
+    status, text = get(base + "/healthz")
+    assert status == 503 and "halted: the broker lost its records" in text
+    assert "onestop_halted 1.0" in get(base + "/metrics")[1]
