@@ -97,17 +97,20 @@ def test_topics_have_their_declared_partitions_compaction_and_retention(
         assert len(described[spec.name]["partitions"]) == spec.partitions, spec.name
         config = configs[spec.name]
         assert config["cleanup.policy"] == ("compact" if spec.compacted else "delete"), spec.name
-        # Kafka's default is a week; the dead letters keep their own retention.
-        retention = "-1" if spec.kept_forever else str(
+        # Kafka's default is a week; the dead letters keep their own retention, the
+        # ticks an hour.
+        retention = "-1" if spec.kept_forever else "3600000" if spec.short_lived else str(
             (spec.retention_days or 7) * 24 * 3600 * 1000)
         assert config["retention.ms"] == retention, spec.name
         if spec.compacted:  # an erased applicant's older records go within a week
             assert config["max.compaction.lag.ms"] == str(7 * 24 * 3600 * 1000), spec.name
     assert {spec.name for spec in specs if spec.compacted} == {
         f"{settings.topic_prefix}.aggregates", f"{settings.app_id}-cases-changelog",
-        f"{settings.app_id}-tickets-changelog"}
+        f"{settings.app_id}-tickets-changelog", f"{settings.app_id}-archived-changelog"}
     assert [spec.name for spec in specs if spec.retention_days] == [
         f"{settings.topic_prefix}.dead-letters"]
+    assert [spec.name for spec in specs if spec.short_lived] == [
+        f"{settings.topic_prefix}.ticks"]
     assert {spec.name for spec in specs if spec.kept_forever} == {
         f"{settings.topic_prefix}.{name}"
         for name in ("case-events", "queue-events", "portal-status")}
