@@ -56,7 +56,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +66,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from onestop.common.clock import Clock
 from onestop.common.settings import Settings
-from onestop.common.topics import create_topics, topics_for
+from onestop.common.topics import TopicSpec, create_topics, topics_for
 from onestop.models.events import QUEUE_EVENT_TYPES
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams import cli
@@ -189,6 +189,7 @@ class Feeder(threading.Thread):
         super().__init__(name="feeder", daemon=True)
         self.settings, self.feed, self.clock = settings, feed, clock
         self.stopping = threading.Event()
+        self.paused = threading.Event()  # while set, nothing is sent (what falls due waits)
         self.sent = self.cases = self.tickets = self.failed = 0
         self.error: Exception | None = None
 
@@ -201,7 +202,7 @@ class Feeder(threading.Thread):
 
         try:
             for item in self.feed.items:
-                while self.clock.now() < item.at:
+                while self.clock.now() < item.at or self.paused.is_set():
                     if self.stopping.wait(0.05):
                         return
                 topic = topics.queue_events if item.queue else topics.case_events
@@ -234,13 +235,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def scrape(port: int) -> dict[str, float] | None:
-    """The worker's series summed over their labels (tick lag: the largest), or None."""
+def fetch_metrics(port: int) -> str | None:
+    """The worker's /metrics text, or None while it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:  # noqa: S310
-            text = answer.read().decode()
+            return str(answer.read().decode())
     except OSError:
         return None
+
+
+def metric_sums(text: str) -> dict[str, float]:
+    """Each series of a /metrics text summed over its labels (tick lag: the largest)."""
     sums: dict[str, float] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -254,16 +259,33 @@ def scrape(port: int) -> dict[str, float] | None:
     return sums
 
 
+def by_label(text: str, name: str, label: str) -> dict[str, float]:
+    """One series of a /metrics text summed by one of its labels (the sums drop them)."""
+    values: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            value = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+            values[value] += float(line.rsplit(" ", 1)[1])
+    return dict(values)
+
+
+def scrape(port: int) -> dict[str, float] | None:
+    """The worker's series summed over their labels (tick lag: the largest), or None."""
+    text = fetch_metrics(port)
+    return None if text is None else metric_sums(text)
+
+
 class LagProbe:
     """Records in the input topics (events and ticks) not yet committed by the worker's
     consumer group. End offsets come from a fetch response's high watermark at the offset
-    ListOffsets gives, which is exact on Tansu too (see streams/tansu_compat.py)."""
+    ListOffsets gives, which is exact on Tansu too (see streams/tansu_compat.py).
+    `specs`: other topics whose end offsets to read (the input topics by default)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, specs: Sequence[TopicSpec] = ()) -> None:
         topics = topics_for(settings)
         self.group = settings.app_id
         self.partitions = [TopicPartition(spec.name, partition)
-                           for spec in (topics.case_events, topics.queue_events)
+                           for spec in (specs or (topics.case_events, topics.queue_events))
                            for partition in range(spec.partitions)]
         self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
                                       client_id="soak-lag")
@@ -291,10 +313,14 @@ class LagProbe:
                     del pending[tp]
         return ends
 
+    def committed(self) -> dict[tuple[str, int], int]:
+        """The worker's consumer group's committed offset of each partition it has one of."""
+        offsets = self.admin.list_group_offsets(self.group).get(self.group, {})
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+
     def lag(self) -> int:
         ends = self.ends()
-        offsets = self.admin.list_group_offsets(self.group).get(self.group, {})
-        committed = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+        committed = self.committed()
         return sum(max(0, end - max(committed.get((tp.topic, tp.partition), 0), 0))
                    for tp, end in ends.items())
 
@@ -345,10 +371,11 @@ class Run:
 
 
 @contextmanager
-def worker_process(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(settings: Settings, log: Path,
+                   loglevel: str = "warn") -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as handle:
         process = subprocess.Popen(  # noqa: S603 - this very program
-            [sys.executable, "-m", "onestop.streams", "worker", "--loglevel", "warn"],
+            [sys.executable, "-m", "onestop.streams", "worker", "--loglevel", loglevel],
             env=settings.environment(), stdout=handle, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, cwd=ROOT,
             # Out of the terminal's process group: Ctrl-C reaches this script alone, which
@@ -363,17 +390,39 @@ def worker_process(settings: Settings, log: Path) -> Iterator[subprocess.Popen[b
 
 def dead_letter_reasons(port: int) -> dict[str, float]:
     """onestop_dead_letters_total by reason (the sums above drop the labels)."""
-    reasons: Counter[str] = Counter()
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:  # noqa: S310
-            text = answer.read().decode()
-    except OSError:
-        return {}
-    for line in text.splitlines():
-        if line.startswith("onestop_dead_letters_total{"):
-            reason = line.split('reason="', 1)[1].split('"', 1)[0]
-            reasons[reason] += float(line.rsplit(" ", 1)[1])
-    return dict(reasons)
+    text = fetch_metrics(port)
+    return {} if text is None else by_label(text, "onestop_dead_letters_total", "reason")
+
+
+def soak_settings(broker: EmbeddedBroker, folder: Path, start: float, speed: float,
+                  anchor: float, **more: object) -> Settings:
+    """Fresh topics and group for one run on `broker`, its clock `speed` times the wall
+    clock's from simulated instant `start` at wall instant `anchor`; `more`: other
+    settings."""
+    name = "soak" + uuid.uuid4().hex[:6]
+    return Settings(
+        broker_url=broker.url, app_id=name, topic_prefix=name, broker_flavour="tansu",
+        clock=f"accelerated:{dt.datetime.fromtimestamp(start, ZONE).isoformat()}:"
+              f"{speed:g}@{anchor}",
+        data_dir=folder / "faust", metrics_port=free_port(),
+        database_url=f"sqlite:///{folder / 'unused.db'}", **more,
+    )
+
+
+def wait_ready(worker: subprocess.Popen[bytes], port: int, folder: Path,
+               timeout: float = 120) -> None:
+    """Return once the worker has handled a tick: its agents hold their partitions, and
+    after a restart its tables are restored."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metrics = scrape(port)
+        if metrics and "onestop_last_tick_processed_timestamp_seconds" in metrics:
+            return
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker stopped; see {folder / 'worker.log'}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker was not ready in {timeout:g} s; see {folder}")
+        time.sleep(0.2)
 
 
 def run_once(run: Run, every: float, startup: float, drain_timeout: float) -> Run:
@@ -381,34 +430,17 @@ def run_once(run: Run, every: float, startup: float, drain_timeout: float) -> Ru
     run.folder = folder
     feed = run.feed
     with EmbeddedBroker(log_path=str(folder / "broker.log")) as broker:
-        name = "soak" + uuid.uuid4().hex[:6]
         # The clock starts `startup` wall seconds from now: time enough for the worker to
         # join its group, so the first simulated day is not fed all at once.
         anchor = time.time() + startup
-        settings = Settings(
-            broker_url=broker.url, app_id=name, topic_prefix=name, broker_flavour="tansu",
-            clock=f"accelerated:{dt.datetime.fromtimestamp(run.start, ZONE).isoformat()}:"
-                  f"{run.speed:g}@{anchor}",
-            data_dir=folder / "faust", metrics_port=free_port(),
-            database_url=f"sqlite:///{folder / 'unused.db'}",
-        )
+        settings = soak_settings(broker, folder, run.start, run.speed, anchor)
         clock = Clock(run.start, run.speed, anchor)
         create_topics(settings)
         port = settings.metrics_port
         with worker_process(settings, folder / "worker.log") as worker:
             assert broker.process is not None
             broker_pid = broker.process.pid
-            # Ready once a tick has been handled: the agents hold their partitions.
-            deadline = time.monotonic() + 120
-            while True:
-                metrics = scrape(port)
-                if metrics and "onestop_last_tick_processed_timestamp_seconds" in metrics:
-                    break
-                if worker.poll() is not None:
-                    raise RuntimeError(f"the worker stopped; see {folder / 'worker.log'}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the worker was not ready in 120 s; see {folder}")
-                time.sleep(0.2)
+            wait_ready(worker, port, folder)
             ready_in = startup - (anchor - time.time())
             run.idle_mb = rss_mb(worker.pid)
             if time.time() < anchor:
@@ -468,15 +500,21 @@ def run_once(run: Run, every: float, startup: float, drain_timeout: float) -> Ru
                 probe.close()
             run.failed_sends = feeder.failed
         # The worker has stopped: its outputs are final.
-        topics = topics_for(settings)
-        derived = read_to_end(settings.bootstrap_servers, [topics.derived_events.name],
-                              timeout=300)
-        ids = Counter(orjson.loads(record.value)["event_id"] for record in derived)
-        run.derived, run.derived_ids = len(derived), len(ids)
-        run.derived_repeated = sum(1 for count in ids.values() if count > 1)
-        run.dead_letter_records = len(read_to_end(settings.bootstrap_servers,
-                                                  [topics.dead_letters.name], timeout=60))
+        read_outputs(run, settings)
     return run
+
+
+def read_outputs(run: Run, settings: Settings) -> None:
+    """The derived events (ids seen more than once) and the dead-letter records, once the
+    worker has stopped."""
+    topics = topics_for(settings)
+    derived = read_to_end(settings.bootstrap_servers, [topics.derived_events.name],
+                          timeout=300)
+    ids = Counter(orjson.loads(record.value)["event_id"] for record in derived)
+    run.derived, run.derived_ids = len(derived), len(ids)
+    run.derived_repeated = sum(1 for count in ids.values() if count > 1)
+    run.dead_letter_records = len(read_to_end(settings.bootstrap_servers,
+                                              [topics.dead_letters.name], timeout=60))
 
 
 # ---- the report --------------------------------------------------------------------------
@@ -586,7 +624,6 @@ def summary(run: Run) -> dict[str, float]:
     end_mb = max(s.worker_mb for s in samples[-3:])
     per_case_kb = (end_mb - run.idle_mb) * 1024 / feed.cases
     malformed = sum(feed.malformed.values())
-    counted = sum(run.dead_letters.values())
     print(f"\n{run.label} totals")
     print(f"  records fed: {sent:,} = {feed.events:,} simulated events + {feed.duplicates:,} "
           f"duplicates + {malformed} malformed; failed sends {run.failed_sends}")
@@ -611,6 +648,18 @@ def summary(run: Run) -> dict[str, float]:
           + f"; {per_case_kb:.1f} kB per case above idle (with its ~{feed.tickets / feed.cases:.1f}"
             " tickets)")
     print(f"  broker RSS (Tansu keeps every record in memory): {final.broker_mb:.0f} MB")
+    print_outputs(run)
+    return {"rate": rate, "offered": sent / max(run.feed_seconds, 1e-9),
+            "lag": max(s.lag for s in samples), "tick_lag": max(s.tick_lag for s in samples),
+            "per_case_kb": per_case_kb, "fit": fit if fit is not None else float("nan"),
+            "growth": growth, "end_mb": end_mb, "cases": feed.cases}
+
+
+def print_outputs(run: Run) -> None:
+    """Dead letters against the malformed records sent, and derived ids seen twice."""
+    feed = run.feed
+    malformed = sum(feed.malformed.values())
+    counted = sum(run.dead_letters.values())
     print(f"  dead letters: {counted:.0f} counted by the worker "
           f"({', '.join(f'{k} {v:.0f}' for k, v in sorted(run.dead_letters.items())) or 'none'})"
           f", {run.dead_letter_records} on the topic; malformed sent {malformed} "
@@ -619,10 +668,23 @@ def summary(run: Run) -> dict[str, float]:
     print(f"  duplicates: {feed.duplicates:,} duplicate events sent; derived events "
           f"{run.derived:,} records, {run.derived_ids:,} ids, {run.derived_repeated} ids seen "
           f"more than once")
-    return {"rate": rate, "offered": sent / max(run.feed_seconds, 1e-9),
-            "lag": max(s.lag for s in samples), "tick_lag": max(s.tick_lag for s in samples),
-            "per_case_kb": per_case_kb, "fit": fit if fit is not None else float("nan"),
-            "growth": growth, "end_mb": end_mb, "cases": feed.cases}
+
+
+def add_feed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the feed and of the sampling (bench_year.py takes them too)."""
+    parser.add_argument("--malformed", type=int, default=12,
+                        help="malformed records per run (default 12)")
+    parser.add_argument("--duplicate-rate", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sample-seconds", type=float, default=2.0)
+    parser.add_argument("--startup", type=float, default=15.0,
+                        help="wall seconds allowed to the worker before the clock starts")
+    parser.add_argument("--drain-timeout", type=float, default=300.0)
+
+
+def simulation_start() -> float:
+    """The simulator's first day at local midnight: where the accelerated clock starts."""
+    return dt.datetime.combine(SimulationSettings().start, dt.time(0), ZONE).timestamp()
 
 
 def interrupt(*_: object) -> None:
@@ -647,20 +709,12 @@ def main() -> None:
                         help="simulated seconds per wall second (default 8640: a day in 10 s)")
     parser.add_argument("--baseline-days", type=int, default=7,
                         help="simulated days of the volume-1 baseline (default 7; 0: none)")
-    parser.add_argument("--malformed", type=int, default=12,
-                        help="malformed records per run (default 12)")
-    parser.add_argument("--duplicate-rate", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--sample-seconds", type=float, default=2.0)
-    parser.add_argument("--startup", type=float, default=15.0,
-                        help="wall seconds allowed to the worker before the clock starts")
-    parser.add_argument("--drain-timeout", type=float, default=300.0)
+    add_feed_arguments(parser)
     arguments = parser.parse_args()
 
     # SIGTERM as Ctrl-C: the finally blocks stop the feeder, the worker and the broker.
     signal.signal(signal.SIGTERM, interrupt)
-    start_day = SimulationSettings().start
-    start = dt.datetime.combine(start_day, dt.time(0), ZONE).timestamp()
+    start = simulation_start()
     plans = []
     if arguments.baseline_days > 0:
         plans.append(("baseline", 1.0, arguments.baseline_days))
