@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import math
 import os
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -900,6 +901,25 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
         finally:
             server.shutdown()
             server.server_close()
+
+    @app.task
+    async def tasks_on_signal() -> None:
+        # `kill -USR1 <worker pid>` writes every task's stack to the log: what a worker
+        # that has stopped moving is waiting for.
+        def dump() -> None:
+            for task in asyncio.all_tasks():
+                chain, awaited = [], task.get_coro()
+                while awaited is not None and len(chain) < 30:
+                    frame = getattr(awaited, "cr_frame", None) or getattr(
+                        awaited, "ag_frame", None)
+                    if frame is None:
+                        chain.append(type(awaited).__name__)
+                        break
+                    chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+                    awaited = getattr(awaited, "cr_await", None) or getattr(
+                        awaited, "ag_await", None)
+                log.warning("onestop: task %s: %s", task.get_name(), " → ".join(chain))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
 
     @app.task
     async def stop_outbox() -> None:

@@ -48,6 +48,9 @@ from faust.types import TP
 log = logging.getLogger("onestop")
 # How often a partition whose commit waits for one record says so.
 HELD_LOG_SECONDS = 30.0
+# How long an input partition may have records to read past the one expected, none of
+# them delivered, before it is sought back to that record (`_check_partitions`).
+STALLED_SECONDS = 15.0
 
 
 async def seek_to_committed(consumer: Any, changelogs: Collection[str]) -> Mapping[Any, Any]:
@@ -88,6 +91,9 @@ class Consumer(faust_aiokafka.Consumer):
         # (Faust's `_committed_offset` moves on even when a commit failed).
         self._confirmed_commit: dict[TP, int] = {}
         self._ends_checked = 0.0
+        # Per input partition, when (monotonic) a record of it was last delivered, or it
+        # was last sought: what `_check_partitions` measures a stall from.
+        self._delivered_at: dict[TP, float] = {}
 
     async def perform_seek(self) -> None:
         """Faust's seek of every partition to its commit, with the input partitions
@@ -99,6 +105,7 @@ class Consumer(faust_aiokafka.Consumer):
         paused_before = self._paused_partitions & inputs
         self.pause_partitions(inputs)
         before = {tp: offset for tp, offset in self._confirmed_commit.items() if tp in inputs}
+        self._delivered_at.clear()  # each partition's stall is measured from its seek
         try:
             await super().perform_seek()
         finally:
@@ -117,12 +124,23 @@ class Consumer(faust_aiokafka.Consumer):
             self._confirmed_commit.update(offsets)
         return committed
 
-    def _check_log_ends(self) -> None:
-        """Halt if the broker's end of an input partition is below the offset this worker
-        has read up to: a log never gets shorter on a broker that kept its records. (An
-        embedded broker restarted under a worker may keep its members and never
-        rebalance, and the consumer, its position now out of range, reads again from the
-        start: records this worker would take for already read, and drop.)"""
+    async def _check_partitions(self) -> None:
+        """Once a second, for each input partition this worker reads:
+
+        Halt if the broker's end is below the offset this worker has read up to: a log
+        never gets shorter on a broker that kept its records. (An embedded broker
+        restarted under a worker may keep its members and never rebalance, and the
+        consumer, its position now out of range, reads again from the start: records this
+        worker would take for already read, and drop.)
+
+        Seek back to the record expected if records wait past it and none was delivered
+        for STALLED_SECONDS. Faust drops the rest of a fetch when a rebalance or a recovery
+        pause cuts its delivery short, while the fetcher's position has moved past it;
+        the next record to arrive shows the gap and the loop below seeks back, but with
+        nothing more arriving the partition would wait for ever (a restarted worker with
+        its backlog fetched once: caught in test_faults, the position at the end, the
+        records expected from the commit)."""
+        now = time.monotonic()
         for tp in self._get_active_partitions():
             if self._is_changelog_tp(tp):
                 continue
@@ -131,10 +149,20 @@ class Consumer(faust_aiokafka.Consumer):
             except AssertionError:  # aiokafka's: no longer assigned (a rebalance began)
                 continue
             expected = self._read_offset[tp]
-            if high is not None and expected and high < expected:
+            if high is None or expected is None:
+                continue
+            if expected and high < expected:
                 self._halt(f"the broker's end of {tp.topic}[{tp.partition}] is offset {high}, "
                            f"below the {expected} records this worker has read from it")
                 return
+            since = self._delivered_at.setdefault(tp, now)
+            if high > expected and now - since > STALLED_SECONDS and self.flow_active:
+                log.warning("onestop: %s[%d]: %d records wait from offset %d and none was "
+                            "delivered for %.0f s; reading again from %d", tp.topic,
+                            tp.partition, high - expected, expected, now - since, expected)
+                await self.seek(tp, expected)
+                self._read_offset[tp] = expected  # Faust's seek forgets an offset 0
+                self._delivered_at[tp] = now
 
     def _halt(self, what: str) -> None:
         """The broker no longer holds what this worker has read: it lost its records (an
@@ -170,6 +198,7 @@ class Consumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         sought: dict[TP, int] = {}
+        delivered_at = self._delivered_at
         since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -178,7 +207,7 @@ class Consumer(faust_aiokafka.Consumer):
                     continue
                 if time.monotonic() - self._ends_checked >= 1.0:
                     self._ends_checked = time.monotonic()
-                    self._check_log_ends()
+                    await self._check_partitions()
                     continue
                 self.diag.set_flag(CONSUMER_FETCHING)
                 records = self.getmany(timeout=1.0)
@@ -204,6 +233,7 @@ class Consumer(faust_aiokafka.Consumer):
                                         offset, next_offset, next_offset)
                             await self.seek(tp, next_offset)
                             expected[tp] = next_offset  # Faust's seek forgets an offset 0
+                            delivered_at[tp] = time.monotonic()
                         continue
                     sought.pop(tp, None)
                     if commit_every is not None and self._n_acked >= commit_every:
@@ -213,6 +243,7 @@ class Consumer(faust_aiokafka.Consumer):
                     outcome = await self.wait_first(delivery, self.suspend_flow.wait())
                     if delivery in outcome.done:
                         expected[tp] = offset + 1
+                        delivered_at[tp] = time.monotonic()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
