@@ -1,6 +1,6 @@
 """Running for years (issue 16). Settled cases leave the worker's live state, and nothing
 a report, a board or a metric shows changes: the metrics still equal the replay, also
-after a restart that recovers the tables. Ticks leave no record: the input topics hold
+after a restart that recovers the tables, and so do the boards' recording rules. Ticks leave no record: the input topics hold
 exactly the events sent. The SQL store keeps every case, the archived marked, its report
 equals the replay, and a late event for an archived case reaches the stored case."""
 
@@ -26,9 +26,10 @@ from onestop.streams.ingest import ingest_lines
 from onestop.streams.tansu_compat import read_to_end
 from tests.integration.conftest import drain, eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
-from tests.integration.test_metrics import scrape
+from tests.integration.test_metrics import recorded_rules, recording_rules_wanted, scrape
 from tests.integration.test_reprocess import replayed_figures
 from tests.metric_figures import agency_figures, centre_figures, replay_part
+from tests.prometheus import start_prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +102,15 @@ def test_archived_cases_keep_the_metrics_equal_to_the_replay_across_a_restart(
     again.wait_ready()
     assert eventually(lambda: metrics_match(port, expected), timeout=60)
     assert archived_ids(settings) == archived
+
+    # The boards' recording rules, evaluated by Prometheus on these series: the replay's.
+    want = recording_rules_wanted(expected)
+    prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{port}"])
+    try:
+        assert eventually(lambda: recorded_rules(prometheus, want) == want, timeout=30,
+                          every=0.5), recorded_rules(prometheus, want)
+    finally:
+        prometheus.stop()
 
 
 def test_the_store_keeps_archived_cases_and_a_late_event_reaches_them(

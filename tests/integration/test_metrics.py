@@ -85,6 +85,29 @@ def test_metrics_scraped_and_recorded_equal_the_replay(
     assert {sample_labels[key] for _name, sample_labels, _value in samples
             for key in ("agency", "centre") if key in sample_labels} <= codes
 
+    want = recording_rules_wanted(expected)
+    prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{port}"])
+    try:
+        def recorded() -> dict[str, Any]:
+            return recorded_rules(prometheus, want)
+
+        # Each rule group is evaluated on its own schedule: wait until all have run.
+        eventually(lambda: recorded() == want, timeout=30, every=0.5)
+        assert recorded() == want
+        # The province board's on-time rate by agency, over a range longer than the
+        # worker has run (so all of it): the same rates, by the agencies' names.
+        [board] = [panel["targets"][0]["expr"]
+                   for panel in dashboards(REFERENCE)["province-overview.json"]["panels"]
+                   if panel["title"].startswith("Tỷ lệ trước và đúng hạn theo cơ quan")]
+        shown = by_label(query(prometheus, board.replace("$__range", "1d")), "name")
+        assert shown == {REFERENCE.agencies[code].name: rate for code, rate in
+                         want["agency:onestop_on_time_rate:ratio"].items()}
+    finally:
+        prometheus.stop()
+
+
+def recording_rules_wanted(expected: dict[str, Any]) -> dict[str, Any]:
+    """What the repository's recording rules must give for the replay's figures."""
     agencies, centres, province = (
         expected["agencies"], expected["centres"], expected["province"])
     want: dict[str, Any] = {
@@ -105,32 +128,19 @@ def test_metrics_scraped_and_recorded_equal_the_replay(
         want[rule] = [province[key]["ratio"]]
     want["province:onestop_wait_within_target:ratio"] = [_summed(centres)]
     want["province:onestop_cases_overdue:sum"] = [province["overdue_open"]]
+    return want
 
-    prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{port}"])
-    try:
-        def recorded() -> dict[str, Any]:
-            found: dict[str, Any] = {}
-            for rule in want:
-                result = query(prometheus, rule)
-                if rule.startswith("province:"):
-                    found[rule] = [round(value, 6) for value in result.values()]
-                else:
-                    found[rule] = by_label(result, rule.split(":")[0])
-            return found
 
-        # Each rule group is evaluated on its own schedule: wait until all have run.
-        eventually(lambda: recorded() == want, timeout=30, every=0.5)
-        assert recorded() == want
-        # The province board's on-time rate by agency, over a range longer than the
-        # worker has run (so all of it): the same rates, by the agencies' names.
-        [board] = [panel["targets"][0]["expr"]
-                   for panel in dashboards(REFERENCE)["province-overview.json"]["panels"]
-                   if panel["title"].startswith("Tỷ lệ trước và đúng hạn theo cơ quan")]
-        shown = by_label(query(prometheus, board.replace("$__range", "1d")), "name")
-        assert shown == {REFERENCE.agencies[code].name: rate for code, rate in
-                         want["agency:onestop_on_time_rate:ratio"].items()}
-    finally:
-        prometheus.stop()
+def recorded_rules(prometheus: Any, want: dict[str, Any]) -> dict[str, Any]:
+    """What Prometheus recorded for the rules of `want`, in its shape."""
+    found: dict[str, Any] = {}
+    for rule in want:
+        result = query(prometheus, rule)
+        if rule.startswith("province:"):
+            found[rule] = [round(value, 6) for value in result.values()]
+        else:
+            found[rule] = by_label(result, rule.split(":")[0])
+    return found
 
 
 def _summed(centres: dict[str, dict[str, Any]]) -> float:
