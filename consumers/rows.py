@@ -19,7 +19,7 @@ from onestop.consumers.schema import (
     derived_events,
     ticket_states,
 )
-from onestop.models.archive import with_late_facts
+from onestop.models.archive import OPENING_KINDS, with_late_facts
 from onestop.models.case import CLOSING_KINDS, CaseState, handling_agency_of, without_applicant
 from onestop.models.facts import is_closed
 from onestop.models.queue import TicketState, ticket_centre
@@ -101,27 +101,36 @@ def state_row(state: CaseState | TicketState, source: tuple[int, int]) -> dict[s
     return case_row(state, source) if isinstance(state, CaseState) else ticket_row(state, source)
 
 
+# Marks a state record whose state has no receipt (or ticket issued): late facts alone.
+WITHOUT_OPENING = "_without_opening"
+
+
 def folded_state_row(stored: dict[str, Any] | None,
                      records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A case's or ticket's row after one batch's records of it, in order, from its stored
     row; None: nothing to write. A tombstone marks the row archived and keeps it: the
     worker no longer holds the case, which was settled. A state replaces the row, unless
-    the row is archived: then the state holds only facts that came late, which join the
-    archived state (`with_late_facts`). `stored` may be None when the row is not archived
-    and the records start with a state, which replaces it anyway."""
+    the row is archived, or the state has no receipt (`WITHOUT_OPENING`): then it holds
+    only facts that came late, which join the stored state (`with_late_facts`). The
+    second case is for a sink that missed the tombstone (down for longer than the
+    changelog keeps tombstones, a day by default): a state of late facts alone must not
+    replace a whole case. `stored` may be None when neither applies, and the records start
+    with a state, which replaces the row anyway."""
     row = stored
     for record in records:
         source = (record["source_partition"], record["source_offset"])
+        late_only = record.get(WITHOUT_OPENING, False)
         if record.get("_tombstone"):
             if row is not None:
                 row = {**row, "archived": True, "source_partition": source[0],
                        "source_offset": source[1]}
-        elif row is not None and row["archived"]:
+        elif row is not None and (row["archived"] or late_only):
             late = with_late_facts(decode_entry(row["state"].encode()).state,
                                    decode_entry(record["state"].encode()).state)
-            row = {**state_row(late, source), "archived": True}
+            row = {**state_row(late, source), "archived": row["archived"]}
         else:
-            row = {**record, "archived": False}
+            row = {key: value for key, value in record.items() if key != WITHOUT_OPENING}
+            row["archived"] = False
     return row
 
 
@@ -181,8 +190,10 @@ def add_state_record(rows: Rows, value: bytes | None, key: bytes | None,
         raise BadRecord(f"not a table entry: {_plain(error)}") from None
     if not state.facts:
         raise BadRecord("a table entry without facts")
-    rows.put(case_states if isinstance(state, CaseState) else ticket_states,
-             state_row(state, source))
+    row = state_row(state, source)
+    if not any(fact.kind in OPENING_KINDS for fact in state.facts):
+        row[WITHOUT_OPENING] = True
+    rows.put(case_states if isinstance(state, CaseState) else ticket_states, row)
 
 
 def add_aggregate_record(rows: Rows, value: bytes | None, key: bytes | None,

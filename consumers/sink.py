@@ -279,8 +279,8 @@ class Sink:
 
     def caught_up(self) -> bool:
         """Whether the worker has processed, and the sink read, everything that was there at
-        the previous check. The ends move on all the time (the worker's ticks are records
-        on its inputs, and the aggregates they cause), so "everything up to the ends now"
+        the previous check. The ends move on all the time (new events, and the aggregates
+        the worker's ticks cause), so "everything up to the ends now"
         may never be true at one instant; everything up to the ends of a check ago is, and
         holds every event sent before it. False at the first check. On Tansu, whose end
         offsets may fall one record batch short (README: the embedded broker), it may say

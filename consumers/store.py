@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from onestop.consumers.rows import STATE_TABLES, Rows, folded_state_row
+from onestop.consumers.rows import STATE_TABLES, WITHOUT_OPENING, Rows, folded_state_row
 from onestop.consumers.schema import (
     agency_day_figures,
     case_states,
@@ -170,13 +170,15 @@ class Store:
                             keyed: dict[tuple[Any, ...], list[dict[str, Any]]],
                             generation: int) -> dict[tuple[Any, ...], dict[str, Any]]:
         """The stored rows `folded_state_row` needs, by key: those of the batch's keys that
-        are archived, and those whose records start with a tombstone (which archives the
-        row). Of the current generation only: an older one's row is replaced by the
-        current one's records, never joined."""
+        are archived, those whose records start with a tombstone (which archives the row),
+        and those with a state of late facts alone (which joins the row). Of the current
+        generation only: an older one's row is replaced by the current one's records,
+        never joined."""
         (key_column,) = table.primary_key.columns
         keys = [key for (key,) in keyed]
-        tombstone_first = {key for (key,), records in keyed.items()
-                           if records[0].get("_tombstone")}
+        needed = {key for (key,), records in keyed.items()
+                  if records[0].get("_tombstone")
+                  or any(record.get(WITHOUT_OPENING) for record in records)}
         stored: dict[tuple[Any, ...], dict[str, Any]] = {}
         # 500 keys at a time, so that no statement has more parameters than a database takes
         # (a backfill writes every case at once).
@@ -185,7 +187,7 @@ class Store:
             query = select(table).where(
                 key_column.in_(part), table.c.generation == generation,
                 or_(table.c.archived,
-                    key_column.in_([key for key in part if key in tombstone_first])))
+                    key_column.in_([key for key in part if key in needed])))
             for row in connection.execute(query).mappings():
                 stored[(row[key_column.name],)] = dict(row)
         return stored

@@ -118,8 +118,9 @@ class PartitionIndex:
     # The figures last sent, per local day: aggregate key → figures JSON.
     published: dict[dt.date, dict[bytes, bytes]] = field(default_factory=dict)
     # The newest opening event applied (a receipt or a ticket issued) and the instant of
-    # the last tick: the archive horizon counts back from the earlier of the two; the days
-    # before it are final (models/archive.py). None before the first tick.
+    # the last tick: the archive horizon counts back from the earlier of the two, and is
+    # moved at each tick; the days before it are final (models/archive.py). No horizon
+    # before the first tick.
     newest_opening_at: float = -math.inf
     ticked_at: float = -math.inf
     horizon: dt.date | None = None
@@ -381,8 +382,9 @@ class Keeper:
         if not final:
             index.dirty_days.add(day)
         if occurred > index.newest_opening_at and event.type in OPENING_KINDS:
+            # The horizon follows at the next tick, once the days dirtied until then are
+            # published: moved now, it could make a day final before its figures went out.
             index.newest_opening_at = occurred
-            self._move_horizon(index, index.ticked_at)
         return None
 
     def _hand_to_store(self, partition: int, key: str, event: Any) -> None:
@@ -399,7 +401,6 @@ class Keeper:
 
     def on_tick(self, partition: int, now: float) -> None:
         index = self.index(partition)
-        self._move_horizon(index, max(now, index.ticked_at))
         woken = [key for key, at in index.wake.items() if at <= now]
         if woken:
             # Time alone changed these, so the figures of the current day change.
@@ -420,8 +421,13 @@ class Keeper:
                 self.send_derived(output)
         index.changed.clear()
         self._publish(partition, index, now)
+        # Then the horizon moves (days final from now on were just published), and what
+        # only touches days before it leaves.
+        self._move_horizon(index, max(now, index.ticked_at))
         self._archive(partition, index)
-        self.metrics.set_gauge("held", (self.stream,), len(self.table.data))
+        # This worker's own partitions: the table also keeps standby and revoked ones.
+        self.metrics.set_gauge("held", (self.stream,), sum(
+            len(held.spans) for held in self.indexes.values()))
         self.metrics.tick_handled(self.stream, now, self.pipeline.clock.now())
 
     def _note_settling(self, index: PartitionIndex, key: str, state: Any,
@@ -458,7 +464,7 @@ class Keeper:
                 measures = self.tally.settle(key)
                 totals.add(measures)
                 series.update(name for name, _, _ in measures)
-                del self.table.data[key]
+                self.table.data.pop(key, None)
                 index.spans.pop(key, None)
                 index.since.pop(key, None)
                 self.outbox.add(self.changelog, orjson.dumps(key), None, partition)
@@ -585,21 +591,27 @@ class Keeper:
     def judging_instant(self, partition: int, now: float) -> float | None:
         """The instant to judge a partition at, on a tick at `now`: now once every record
         the broker holds for it is applied. Behind, the instant its last applied record
-        reached the broker, as a tick written into the partition then would have been (an
-        event still waiting to be read cannot make a case look late), and only every
-        CATCH_UP_TICK_SECONDS; on a fixed clock not at all (every record maps to now).
+        was produced (its record timestamp), as a tick written into the partition then
+        would have been (an event still waiting to be read cannot make a case look late):
+        each tick while that is recent, every CATCH_UP_TICK_SECONDS through a backlog; on a
+        fixed clock not at all (every record maps to now).
         None when it is not to be judged now. Never earlier than the last judgement."""
         (end, committed), read = self.input_offsets(partition), self.read_through.get(partition)
         if end is not None and end <= max(read[0] if read else 0, committed or 0):
             at = now
         else:
             clock = self.pipeline.clock
-            if read is None or clock.fixed or (
-                    time.monotonic() - self.judged_behind.get(partition, -math.inf)
-                    < CATCH_UP_TICK_SECONDS):
+            if read is None or clock.fixed:
+                return None
+            at = min(now, clock.at(read[1]))
+            # Records just fetched and not yet applied (a batch being gathered) leave the
+            # partition a second or so behind: judged each tick. A backlog of older
+            # records: every CATCH_UP_TICK_SECONDS.
+            backlog = time.time() - read[1] > CATCH_UP_TICK_SECONDS
+            if backlog and (time.monotonic() - self.judged_behind.get(partition, -math.inf)
+                            < CATCH_UP_TICK_SECONDS):
                 return None
             self.judged_behind[partition] = time.monotonic()
-            at = min(now, clock.at(read[1]))
         at = max(at, self.judged_at.get(partition, at))
         self.judged_at[partition] = at
         return at
@@ -761,6 +773,8 @@ class OnestopApp(faust.App):
     also reads end offsets correctly (streams/tansu_compat.py)."""
 
     tansu = False
+    # The ticks topic's name: read without the input topics' strict order (transport.py).
+    ticks_topic = ""
 
     def on_halt(self, reason: str) -> None:
         """The consumer stopped processing for good (streams/transport.py)."""
@@ -817,6 +831,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
         broker_credentials=broker_credentials(settings),
     )
     app.halted = pipeline.metrics.halt  # type: ignore[method-assign]
+    app.ticks_topic = spec.ticks.name
     flavour = settings.broker_flavour
     app.tansu = flavour == "tansu" or (flavour == "auto" and is_tansu(
         settings.bootstrap_servers, **settings.kafka_options()))

@@ -142,8 +142,8 @@ class Consumer(faust_aiokafka.Consumer):
         records expected from the commit)."""
         now = time.monotonic()
         for tp in self._get_active_partitions():
-            if self._is_changelog_tp(tp):
-                continue
+            if self._is_changelog_tp(tp) or tp.topic == self.app.ticks_topic:
+                continue  # the ticks: a gap in them is no loss, and new ones come each second
             try:
                 high = self.highwater(tp)
             except AssertionError:  # aiokafka's: no longer assigned (a rebalance began)
@@ -199,6 +199,7 @@ class Consumer(faust_aiokafka.Consumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         sought: dict[TP, int] = {}
         delivered_at = self._delivered_at
+        ticks_topic = self.app.ticks_topic
         since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -223,9 +224,11 @@ class Consumer(faust_aiokafka.Consumer):
                     if next_offset is not None and offset < next_offset:
                         continue  # delivered already
                     # Changelogs are compacted: their gaps are real, and they are not
-                    # acknowledged.
+                    # acknowledged. Ticks the topic's retention deleted (a worker down
+                    # for over an hour) are gone for good: each tick stands alone.
                     if (next_offset is not None and offset > next_offset
-                            and acks_enabled_for(message.topic)):
+                            and acks_enabled_for(message.topic)
+                            and message.topic != ticks_topic):
                         if sought.get(tp) != next_offset:
                             sought[tp] = next_offset
                             log.warning("onestop: %s[%d]: record %d arrived before %d; "
@@ -285,6 +288,8 @@ class Consumer(faust_aiokafka.Consumer):
         done = set(acked)
         ordered = sorted(done)
         committed = self._committed_offset[tp]
+        if tp.topic == self.app.ticks_topic and committed is not None and ordered[0] > committed:
+            committed = ordered[0]  # ticks deleted by retention: each tick stands alone
         if committed is not None and ordered[0] > committed:
             acked[:] = ordered
             self._note_held(tp, committed, ordered)

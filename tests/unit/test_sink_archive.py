@@ -117,6 +117,17 @@ def test_a_late_rating_joins_the_archived_case_and_the_report_reads_it(store: St
     assert held == decode_entry(row.state.encode()).state
 
 
+def test_late_facts_join_the_case_even_when_its_tombstone_was_missed(store: Store) -> None:
+    """A sink down for longer than the changelog keeps tombstones (a day by default) never
+    saw the case archived; the late facts that come after must still join the case, not
+    replace it."""
+    write(store, (10, state_of(SETTLED)))
+    write(store, (12, state_of([RATED])), (13, None))
+    row = stored(store)
+    assert row.archived
+    assert kinds(row) == ["received", "processed", "returned", "rated"]
+
+
 def test_a_late_erasure_is_recorded_with_the_archived_case(store: Store) -> None:
     """The store never holds the applicant (rows are written without it); the erasure
     request joins the archived case, which stays archived and without the applicant."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -181,3 +182,11 @@ def test_a_partition_still_being_read_is_judged_at_its_last_record_s_arrival() -
     assert keeper.judging_instant(0, 1004.0) == 500.0
     keeper.read_through[0] = (20, 900.0)
     assert keeper.judging_instant(0, 1005.0) == 1005.0
+    # Under steady load a batch is often being gathered: its partition is judged each
+    # tick, at the instant its last applied record was produced.
+    end["offset"] = 25
+    produced = time.time() - 1
+    keeper.read_through[0] = (24, produced)
+    keeper.judged_at.clear()
+    assert keeper.judging_instant(0, produced + 5) == produced
+    assert keeper.judging_instant(0, produced + 6) == produced
