@@ -1,12 +1,14 @@
 """The live pipeline: a Faust app built from settings.
 
-The agents only decode, call the rules of `models/`, write state back and send what the
-rules return. Time comes in as tick records that the leader's timer sends into every
-partition of the ticks topic (kept an hour), co-partitioned with the input topics: the
-worker that applies a partition's events also judges its cases when no event arrives (a
-Faust timer may not write to tables). A partition whose events are still being read is
-judged at the instant its last applied record arrived (`Keeper.judging_instant`), so an
-ending still waiting to be read cannot make a case look late.
+The keepers (fed each fetch's input records in one batch, streams/transport.py) and the
+agents (portal records, ticks) only decode, call the rules of `models/`, write state back
+and send what the rules return. Time comes in as tick records that the leader's timer
+sends into every partition of the ticks topic (kept an hour), co-partitioned with the
+input topics: the worker that applies a partition's events also judges its cases when no
+event arrives (a Faust timer may not write to tables). A partition whose events are still
+being read is judged at the instant its last applied record arrived
+(`Keeper.judging_instant`), so an ending still waiting to be read cannot make a case look
+late.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types import TP, EventT, TopicT
+from faust.types import TP, Message, TopicT
 
 from onestop.common.clock import Clock, parse_clock
 from onestop.common.codec import (
@@ -134,7 +136,7 @@ class Outbox:
     """Records to send when a batch is done, grouped by topic partition.
 
     Each group goes out as one record batch through the pipeline's aiokafka producer, and
-    the agent awaits delivery before Faust acknowledges the batch's events: a message per
+    the keeper awaits delivery before the batch's offsets may be committed: a message per
     record through Faust's producer buffer costs more than applying the event itself.
     A delivery that fails is sent again until the broker has every record, so the batch
     is never acknowledged without what it caused."""
@@ -245,7 +247,7 @@ class Keeper:
         self.unflushed: dict[str, int] = {}
         # Of each key changed since the last flush: its state before, and its events.
         self.before: dict[str, Any] = {}
-        self.applied: dict[str, list[EventT]] = {}
+        self.applied: dict[str, list[Message]] = {}
         self.metrics = pipeline.metrics
         self.tally: Tally = pipeline.metrics.cases if self.scope == "agency" else (
             pipeline.metrics.tickets)
@@ -350,12 +352,12 @@ class Keeper:
         else:
             self.table.data[key] = Entry(partition, before)
         self.indexes.pop(partition, None)  # rebuilt from the table when next needed
-        for event in self.applied.get(key, ()):
+        for message in self.applied.get(key, ()):
             self.dead_letter(
-                event, f"with this event its case's or ticket's state would be {size:,} "
+                message, f"with this event its case's or ticket's state would be {size:,} "
                 f"bytes; a record may have {MAX_RECORD_BYTES:,} at most", "state_too_large")
 
-    def on_event(self, partition: int, event: Any, source: EventT) -> str | None:
+    def on_event(self, partition: int, event: Any, source: Message) -> str | None:
         """Apply one decoded event; the reason it is refused, if it is."""
         key = self.key_of(event)
         state = self.state(key)
@@ -525,22 +527,21 @@ class Keeper:
         if event.type in ALERT_KINDS:
             self.outbox.add(topics.alerts.name, event.agency.encode(), value)
 
-    def dead_letter(self, event: EventT, reason: str, category: str) -> None:
-        self.pipeline.dead_letter(self.outbox, self.stream, event, reason, category)
+    def dead_letter(self, message: Message, reason: str, category: str) -> None:
+        self.pipeline.dead_letter(self.outbox, self.stream, message, reason, category)
 
-    async def handle(self, events: Sequence[EventT]) -> None:
+    async def handle(self, messages: Sequence[Message]) -> None:
         """One batch from the input topic: events are applied in arrival order, changed
         states go to the changelog once, and the batch is done when the broker has every
         record it caused."""
         async with self.busy:
-            await self._handle(events)
+            await self._handle(messages)
 
-    async def _handle(self, events: Sequence[EventT]) -> None:
+    async def _handle(self, messages: Sequence[Message]) -> None:
         rules, types = self.pipeline.rules, self.types
         max_bytes = self.pipeline.settings.max_event_bytes
         processed = 0
-        for event in events:
-            message = event.message
+        for message in messages:
             partition = message.partition
             self.read_through[partition] = (message.offset + 1, message.timestamp)
             if message.key == OLD_TICK_KEY:
@@ -548,11 +549,11 @@ class Keeper:
             processed += 1
             too_large = oversized(len(message.value or b""), max_bytes)
             if too_large is not None:
-                self.dead_letter(event, too_large, "too_large")
+                self.dead_letter(message, too_large, "too_large")
                 continue
             decoded = decode_event(message.value)
             if type(decoded) is Rejection:
-                self.dead_letter(event, decoded.reason, "undecodable")
+                self.dead_letter(message, decoded.reason, "undecodable")
                 continue
             reason = None
             if decoded.type not in types:  # type: ignore[union-attr]
@@ -568,11 +569,11 @@ class Keeper:
                               f"the event's id '{key}'")
                     category = "key_mismatch"
             if reason is not None:
-                self.dead_letter(event, reason, category)
+                self.dead_letter(message, reason, category)
                 continue
-            refused = self.on_event(partition, decoded, event)
+            refused = self.on_event(partition, decoded, message)
             if refused is not None:
-                self.dead_letter(event, refused, "history_full")
+                self.dead_letter(message, refused, "history_full")
         self.flush()
         await self.outbox.flush()
         self.metrics.count("events_processed", (self.stream,), processed)
@@ -702,13 +703,12 @@ class Pipeline:
         return self._producer
 
     def dead_letter(
-        self, outbox: Outbox, stream: str, event: EventT, reason: str, category: str
+        self, outbox: Outbox, stream: str, message: Message, reason: str, category: str
     ) -> None:
         """Contract §7: the rejected record, why, and when, to the dead-letter topic with
         the batch's other outputs; `category` is the reason's label in the metrics, one
         of a closed set."""
         self.metrics.count("dead_letters", (stream, category))
-        message = event.message
         # At most the largest event's bytes of the original (so that the dead letter fits
         # in a record); the topic, partition and offset find the whole of it.
         record = dead_letter_json(
@@ -724,19 +724,15 @@ class Pipeline:
             await producer.stop()
 
 
-async def handle_or_stop(handler: CaseKeeper | TicketKeeper | PortalBridge,
-                         batch: Sequence[EventT]) -> None:
-    """Apply one batch, or end the process at once if applying it raised (`done_or_stop`)."""
-    await done_or_stop(handler.stream, handler.handle(batch))
-
-
 async def done_or_stop(stream: str, work: Awaitable[None]) -> None:
     """Apply one batch (or judge on a tick), or end the process at once if that raised.
 
     Faust's `take_events` acknowledges a batch when the agent's loop moves on, raised or
-    not, and a restarted agent would go on past it; the tables also hold states the
-    changelog may not. Ending the process (no clean stop: that would commit) leaves the
-    batch unacknowledged, and the restarted worker reads it again from the last commit."""
+    not, and a restarted agent would go on past it; an exception in the fetcher loop
+    (a keeper's batch) would end its task and leave the worker idle in its group; the
+    tables also hold states the changelog may not. Ending the process (no clean stop:
+    that would commit) leaves the batch unacknowledged, and the restarted worker reads it
+    again from the last commit."""
     try:
         await work
     except Exception:
@@ -775,6 +771,8 @@ class OnestopApp(faust.App):
     tansu = False
     # The ticks topic's name: read without the input topics' strict order (transport.py).
     ticks_topic = ""
+    # Of each topic read in batches (transport.py): what applies one fetch's records.
+    batch_handlers: dict[str, Any]
 
     def on_halt(self, reason: str) -> None:
         """The consumer stopped processing for good (streams/transport.py)."""
@@ -832,6 +830,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
     )
     app.halted = pipeline.metrics.halt  # type: ignore[method-assign]
     app.ticks_topic = spec.ticks.name
+    app.batch_handlers = {}
     flavour = settings.broker_flavour
     app.tansu = flavour == "tansu" or (flavour == "auto" and is_tansu(
         settings.bootstrap_servers, **settings.kafka_options()))
@@ -859,19 +858,25 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnestopApp:  #
 
     portal = PortalBridge(pipeline, Outbox(pipeline, PortalBridge.stream))
 
-    def agent_of(handler: CaseKeeper | TicketKeeper | PortalBridge) -> Any:
-        async def agent(stream: Any) -> None:
-            async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
-                await handle_or_stop(handler, batch)
-        return agent
+    # The input topics are subscribed without an agent: their records go to the keepers
+    # in batches, one per fetch (streams/transport.py).
+    def batches_to(keeper: CaseKeeper | TicketKeeper) -> Any:
+        async def handle(messages: Sequence[Message]) -> None:
+            await done_or_stop(keeper.stream, keeper.handle(messages))
+        return handle
 
-    app.agent(case_topic, name="cases")(agent_of(cases))
-    app.agent(queue_topic, name="tickets")(agent_of(tickets))
-    app.agent(portal_topic, name="portal")(agent_of(portal))
-    ticks_topic = _topic(app, spec.ticks.name, partitions)
     for keeper, topic in ((cases, case_topic), (tickets, queue_topic)):
         name = topic.get_topic_name()
+        app.topics.add(topic)
+        app.batch_handlers[name] = batches_to(keeper)
         keeper.input_offsets = partial(input_offsets, app, name)
+
+    @app.agent(portal_topic, name="portal")
+    async def portal_records(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_seconds):
+            await done_or_stop(portal.stream, portal.handle([event.message for event in batch]))
+
+    ticks_topic = _topic(app, spec.ticks.name, partitions)
 
     @app.agent(ticks_topic, name="ticks")
     async def judge_on_time(stream: Any) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from faust.types import EventT
+from faust.types import Message
 
 from onestop.models.portal import PortalRecordError, portal_event
 
@@ -39,19 +39,19 @@ class PortalBridge:
         event = portal_event(record, self.centre_of)
         return None if event is None else (event["case_id"].encode(), orjson.dumps(event))
 
-    async def handle(self, events: Sequence[EventT]) -> None:
+    async def handle(self, messages: Sequence[Message]) -> None:
         """One batch: each event goes to the case-events topic keyed by its case id, each
         bad record to the dead-letter topic; both are delivered before Faust commits."""
         topics, metrics = self.pipeline.topics, self.pipeline.metrics
-        for event in events:
+        for message in messages:
             try:
-                converted = self.convert(event.message.value)
+                converted = self.convert(message.value)
             except PortalRecordError as error:
-                self.pipeline.dead_letter(self.outbox, self.stream, event,
+                self.pipeline.dead_letter(self.outbox, self.stream, message,
                                           f"portal status record: {error}", "undecodable")
                 continue
             if converted is not None:
                 self.outbox.add(topics.case_events.name, *converted)
         await self.outbox.flush()
-        metrics.count("events_processed", (self.stream,), len(events))
+        metrics.count("events_processed", (self.stream,), len(messages))
         metrics.publish()

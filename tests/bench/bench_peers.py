@@ -13,8 +13,7 @@ with a consumer group of its own:
 3. Quix Streams (tests/bench/peers/quix_peer.py): `update(..., stateful=True)` keyed by
    case id, state in RocksDB with its changelog topic (Quix's default);
 4. naive Faust (tests/bench/naive_app.py): the onestop rules, one table write per event;
-5. the onestop worker (`python -m onestop.streams worker`), last because its ticks are
-   written into the input topic.
+5. the onestop worker (`python -m onestop.streams worker`).
 
 Both peers keep, per case, the count of its events, its first and last event time and
 its status (the type of its latest event), decoding each event's JSON and parsing its
@@ -257,7 +256,6 @@ def main() -> None:
         measured(Result("naive Faust, a table write/event", *worker_run(
             [sys.executable, str(ROOT / "tests/bench/naive_app.py")],
             contender_settings(base, folder, "naive"), ends, folder / "naive.log", timeout)))
-        # Last: its leader's ticks go into the input topic, which the others would read.
         worker = contender_settings(base, folder, "worker")
         measured(Result("onestop worker", *worker_run(
             [sys.executable, "-m", "onestop.streams", "worker", "--loglevel", "info"], worker,

@@ -365,6 +365,31 @@ def test_two_workers_split_the_partitions_and_the_totals_stay_exact(
     assert sorted(shares[0] + shares[1]) == list(range(settings.partitions))
 
 
+def test_a_worker_joining_and_leaving_mid_stream_changes_no_figure(
+    settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    """Two rebalances while events arrive, with the keepers reading their batches
+    straight from the fetches (streams/transport.py): partitions move to the second
+    worker and back, and each batch is applied and committed by one of them."""
+    path = province_file(tmp_path, cases=300, seed=31, duplicate_rate=0.05)
+    lines = path.read_bytes().splitlines()
+    expected, expected_ids = replay_of(path, AS_OF)
+    first = start_worker(settings, clock=FIXED_CLOCK)
+    first.wait_ready()
+    third = len(lines) // 3
+    ends = ingest_lines(settings, lines[:third]).ends
+    second = start_worker(settings, clock=FIXED_CLOCK)  # joins mid-stream
+    ends |= ingest_lines(settings, lines[third:2 * third]).ends
+    second.wait_ready(timeout=90)
+    assert eventually(lambda: "case partitions assigned" in second.log.read_text(), timeout=60)
+    second.stop()  # leaves mid-stream
+    ends |= ingest_lines(settings, lines[2 * third:]).ends
+    wait_processed(settings, ends, timeout=120)
+    assert eventually(lambda: live_matches(settings, expected), timeout=30), differences(
+        settings, expected)
+    assert eventually(lambda: expected_ids <= set(derived_ids(settings)), timeout=20)
+
+
 def test_a_snapshot_of_a_pipeline_without_data_says_so(settings: Settings) -> None:
     """Topics made, nothing ingested, no worker: not a report of zeros."""
     from typer.testing import CliRunner

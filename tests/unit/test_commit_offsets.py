@@ -16,6 +16,8 @@ from onestop.streams.app import create_app
 
 SETTINGS = Settings(broker_url="kafka://127.0.0.1:1", broker_flavour="kafka", metrics_port=0)
 tp = TP(f"{SETTINGS.topic_prefix}.case-events", 0)
+# A topic that goes through Faust's streams (the portal's records), not in batches.
+portal_tp = TP(f"{SETTINGS.topic_prefix}.portal-status", 0)
 
 
 @pytest.fixture
@@ -69,33 +71,82 @@ def test_input_partitions_are_paused_while_they_are_sought_to_their_commit(
     assert (consumer._read_offset[tp], consumer._committed_offset[tp]) == (52, 52)
 
 
-def test_the_fetcher_reads_an_input_partition_strictly_in_order() -> None:
-    """A fetch made before a seek delivers 60 and 61 after it: they wait for 54-59."""
-    delivered: list[int] = []
-    sought: list[int] = []
+def drain_one_fetch(offsets: list[int], handled: list[int], delivered: list[int],
+                    sought: list[int], fail: bool = False, rebalance: bool = False) -> Any:
+    """Run the worker consumer's fetcher loop over one fetch: `offsets` of the portal
+    topic (Faust's streams) and of case-events (in batches), the read offset of both at
+    52. The case-events handler records what it was given, or raises; `rebalance`: a
+    rebalance begins (flow stops) as the fetch ends."""
 
-    async def drain_one_fetch() -> Any:
+    async def drain() -> Any:
         consumer = create_app(SETTINGS).consumer  # on this loop, as the worker's is
-        consumer._read_offset[tp] = 52
+        consumer._read_offset[tp] = consumer._read_offset[portal_tp] = 52
 
         async def deliver(message: Any) -> None:
             delivered.append(message.offset)
+
+        async def handle(messages: list[Any]) -> None:
+            if fail:
+                raise RuntimeError("applying the batch failed")
+            handled.extend(message.offset for message in messages)
 
         async def seek(partition: TP, offset: int) -> None:
             sought.append(offset)
 
         async def getmany(timeout: float) -> Any:
-            for offset in (51, 52, 53, 60, 61):
-                yield tp, SimpleNamespace(offset=offset, topic=tp.topic)
+            for offset in offsets:
+                for where in (portal_tp, tp):
+                    yield where, SimpleNamespace(offset=offset, topic=where.topic, tp=where,
+                                                 timestamp=1000.0 + offset)
             consumer._stopped.set()  # one fetch, then the loop ends
+            if rebalance:
+                consumer.stop_flow()
 
         consumer.callback, consumer._seek, consumer.getmany = deliver, seek, getmany
+        consumer.app.batch_handlers = {tp.topic: handle}
         consumer.app.topics.acks_enabled_for = lambda topic: True
         fetcher = SimpleNamespace(_stopped=SimpleNamespace(is_set=lambda: False))
-        await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)
+        try:
+            await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)
+        finally:
+            consumer._committed_offset[tp] = 52
         return consumer
 
-    consumer = asyncio.run(drain_one_fetch())
+    return asyncio.run(drain())
+
+
+def test_the_fetcher_reads_an_input_partition_strictly_in_order() -> None:
+    """A fetch made before a seek delivers 60 and 61 after it: they wait for 54-59."""
+    delivered: list[int] = []
+    handled: list[int] = []
+    sought: list[int] = []
+    consumer = drain_one_fetch([51, 52, 53, 60, 61], handled, delivered, sought)
+
     assert delivered == [52, 53]  # 51 was read already
-    assert sought == [54]  # once, not once per early record
-    assert consumer._read_offset[tp] == 54
+    assert handled == [52, 53]  # the same, in one batch
+    assert sought == [54, 54]  # once per partition, not once per early record
+    assert consumer._read_offset[portal_tp] == consumer._read_offset[tp] == 54
+
+
+def test_a_handled_batch_is_committed_to_its_end() -> None:
+    handled: list[int] = []
+    consumer = drain_one_fetch([52, 53, 54], handled, [], [])
+
+    assert handled == [52, 53, 54]
+    assert list(consumer._filter_tps_with_pending_acks()) == [tp]
+    assert consumer._new_offset(tp) == 55
+
+
+def test_a_batch_whose_handling_raised_is_not_committed() -> None:
+    with pytest.raises(RuntimeError, match="applying the batch failed"):
+        drain_one_fetch([52, 53, 54], [], [], [], fail=True)
+
+
+def test_a_batch_cut_short_by_a_rebalance_is_not_committed() -> None:
+    """Flow stops (a rebalance began) after the fetch: the batch is not handled, and
+    nothing moves the commit; its records are read again after the rebalance."""
+    handled: list[int] = []
+    consumer = drain_one_fetch([52, 53], handled, [], [], rebalance=True)
+
+    assert handled == []
+    assert consumer._new_offset(tp) is None

@@ -47,7 +47,7 @@ class Driver:
         self.offset += 1
         message = SimpleNamespace(topic=self.pipeline.topics.case_events.name, partition=0,
                                   offset=self.offset, key=key, value=value, timestamp=0.0)
-        asyncio.run(self.keeper.handle([SimpleNamespace(message=message)]))  # type: ignore[list-item]
+        asyncio.run(self.keeper.handle([message]))  # type: ignore[list-item]
 
     def event(self, event: dict[str, Any]) -> None:
         self.feed(event["case_id"].encode(), orjson.dumps(event))
