@@ -29,7 +29,8 @@ processed, dead letters, `onestop_held` by stream, `onestop_archived_total`), th
 of its consumer group and the broker's RSS. Per-process counters are added up across
 the restarts. At the end it prints one row per simulated month (RSS mean, max and at
 the month's end; cases and tickets held; archived so far), the restarts, the records on
-the input topics against the events sent (the leader's ticks, key b"", counted apart),
+the input topics against the events sent (tick records, key b"", counted apart: none
+since the ticks have their own topic),
 dead letters against the malformed records sent, derived-event ids seen twice, and the
 records written to the changelogs against the cases and tickets held.
 
@@ -82,7 +83,7 @@ from bench_soak import (
 from kafka import TopicPartition
 
 from onestop.common.clock import Clock
-from onestop.common.codec import TICK_KEY
+from onestop.common.codec import OLD_TICK_KEY
 from onestop.common.settings import Settings
 from onestop.common.topics import create_topics, topics_for
 from onestop.streams.broker import EmbeddedBroker
@@ -136,7 +137,7 @@ class Leg(Run):
     restart_months: tuple[int, ...] = ()
     sent: int = 0  # records in the feed (its items are dropped after the leg)
     restarts: list[Restart] = field(default_factory=list)
-    # Per input topic: (records, of which ticks, of which other records without a key).
+    # Per input topic: (records, of which tick records).
     inputs: dict[str, tuple[int, int]] = field(default_factory=dict)
     sent_by_topic: dict[str, int] = field(default_factory=dict)
     # Records written to each changelog by the end (the embedded broker compacts none).
@@ -388,11 +389,12 @@ def run_leg(leg: Leg, every: float, startup: float, drain_timeout: float) -> Leg
 
 
 def count_inputs(leg: Leg, settings: Settings) -> None:
-    """Records on the input topics, ticks apart."""
+    """Records on the input topics, tick records apart (key b"": the versions before the
+    ticks topic wrote them there; none now)."""
     topics = topics_for(settings)
     for spec, queue in ((topics.case_events, False), (topics.queue_events, True)):
         records = read_to_end(settings.bootstrap_servers, [spec.name], timeout=600)
-        leg.inputs[spec.name] = (len(records), sum(1 for r in records if r.key == TICK_KEY))
+        leg.inputs[spec.name] = (len(records), sum(1 for r in records if r.key == OLD_TICK_KEY))
         leg.sent_by_topic[spec.name] = sum(1 for item in leg.feed.items if item.queue == queue)
 
 
@@ -481,7 +483,7 @@ def summary(leg: Leg, flat_from: int) -> dict[str, float]:
     records = sum(total for total, _ in leg.inputs.values())
     ticks = sum(tick for _, tick in leg.inputs.values())
     print(f"  input topics: events sent {sent:,} / records on input topics {records:,} / of "
-          f"which ticks {ticks:,} (the leader's, key b\"\"); records that are not ticks "
+          f"which tick records {ticks:,} (key b\"\", as before the ticks topic); the others "
           f"{records - ticks:,}: " + ("equal to the events sent" if records - ticks == sent
                                        else "NOT EQUAL to the events sent"))
     for name, (total, tick) in leg.inputs.items():
