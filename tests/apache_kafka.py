@@ -119,12 +119,16 @@ class ApacheKafka:
     replication (3 copies, 2 in sync). `scram_users` ({name: password}) turns the client
     listener into SASL_PLAINTEXT with SCRAM-SHA-512; the users are created in the
     cluster's metadata when its storage is formatted. `advertised_ports` makes node i
-    tell clients to come back through another port (the fault tests' proxy)."""
+    tell clients to come back through another port (the fault tests' proxy).
+    `properties`: more lines for every node's server.properties, replacing those below
+    of the same name (a benchmark's log settings)."""
 
     def __init__(self, nodes: int = 1, scram_users: dict[str, str] | None = None,
-                 advertised_ports: list[int] | None = None) -> None:
+                 advertised_ports: list[int] | None = None,
+                 properties: dict[str, object] | None = None) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="onestop-kafka-"))
         self.scram_users = scram_users or {}
+        self.extra_properties = dict(properties or {})
         self.cluster_id = cluster_id()
         self.nodes = []
         for index in range(nodes):
@@ -177,6 +181,7 @@ class ApacheKafka:
             lines["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
             lines["listener.name.client.scram-sha-512.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+        lines.update(self.extra_properties)
         return "".join(f"{key}={value}\n" for key, value in lines.items())
 
     def _java(self, node: Node, main: str, *args: str) -> list[str]:

@@ -394,14 +394,14 @@ def dead_letter_reasons(port: int) -> dict[str, float]:
     return {} if text is None else by_label(text, "onestop_dead_letters_total", "reason")
 
 
-def soak_settings(broker: EmbeddedBroker, folder: Path, start: float, speed: float,
-                  anchor: float, **more: object) -> Settings:
-    """Fresh topics and group for one run on `broker`, its clock `speed` times the wall
-    clock's from simulated instant `start` at wall instant `anchor`; `more`: other
-    settings."""
+def soak_settings(broker_url: str, folder: Path, start: float, speed: float,
+                  anchor: float, flavour: str = "tansu", **more: object) -> Settings:
+    """Fresh topics and group for one run on the broker at `broker_url` (of `flavour`,
+    tansu or kafka), its clock `speed` times the wall clock's from simulated instant
+    `start` at wall instant `anchor`; `more`: other settings."""
     name = "soak" + uuid.uuid4().hex[:6]
     return Settings(
-        broker_url=broker.url, app_id=name, topic_prefix=name, broker_flavour="tansu",
+        broker_url=broker_url, app_id=name, topic_prefix=name, broker_flavour=flavour,
         clock=f"accelerated:{dt.datetime.fromtimestamp(start, ZONE).isoformat()}:"
               f"{speed:g}@{anchor}",
         data_dir=folder / "faust", metrics_port=free_port(),
@@ -433,7 +433,7 @@ def run_once(run: Run, every: float, startup: float, drain_timeout: float) -> Ru
         # The clock starts `startup` wall seconds from now: time enough for the worker to
         # join its group, so the first simulated day is not fed all at once.
         anchor = time.time() + startup
-        settings = soak_settings(broker, folder, run.start, run.speed, anchor)
+        settings = soak_settings(broker.url, folder, run.start, run.speed, anchor)
         clock = Clock(run.start, run.speed, anchor)
         create_topics(settings)
         port = settings.metrics_port

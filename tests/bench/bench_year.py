@@ -4,12 +4,21 @@ with archival effectively off.
 
     python tests/bench/bench_year.py [--days 365] [--speed 28800] [--volume 1]
                                      [--restart-months 2 12] [--off-days 75]
+                                     [--broker tansu|kafka]
 
 What runs, per leg, with the pieces of bench_soak.py (its feeder, sampling and worker
-process): a fresh embedded broker, the topics, one worker process (the product's
+process): a fresh broker, the topics, one worker process (the product's
 settings but `ONESTOP_ARCHIVE_AFTER_DAYS`, logging at info so that Faust's recovery
 shows in its log), and the feeder producing the simulated province's events when the
 accelerated clock reaches their event time, with its duplicates and malformed records.
+The broker is the embedded Tansu (`--broker tansu`, the default), or with `--broker
+kafka` a single-node Apache Kafka (tests/apache_kafka.py: its jars from Maven, run on
+loopback) whose log settings are Kafka's defaults scaled by the clock's speed
+(`kafka_log_settings`): a segment rolls after 7 simulated days (`log.roll.ms` = 7 days /
+speed, 21 s at the default speed), a tombstone is kept a simulated day after its first
+cleaning (`log.cleaner.delete.retention.ms` = 1 day / speed, 3 s), the cleaner looks for
+work every second (`log.cleaner.backoff.ms` = 1000) and cleans a log once its uncleaned
+part is as large as its cleaned part (`log.cleaner.min.cleanable.ratio` at Kafka's 0.5).
 
 1. "archival off": `--off-days` (75) simulated days with `ONESTOP_ARCHIVE_AFTER_DAYS`
    3650, the slope that archival replaces (`--off-days 0` skips it).
@@ -25,18 +34,27 @@ accelerated clock reaches their event time, with its duplicates and malformed re
    "ready" carries no backlog.
 
 Every `--sample-seconds` the script reads the worker's RSS, its /metrics (events
-processed, dead letters, `onestop_held` by stream, `onestop_archived_total`), the lag
-of its consumer group and the broker's RSS. Per-process counters are added up across
-the restarts. At the end it prints one row per simulated month (RSS mean, max and at
-the month's end; cases and tickets held; archived so far), the restarts, the records on
-the input topics against the events sent (the leader's ticks, key b"", counted apart),
-dead letters against the malformed records sent, derived-event ids seen twice, and the
-records written to the changelogs against the cases and tickets held.
+processed, dead letters, `onestop_held` by stream, `onestop_archived_total`), the lag of
+its consumer group and the broker's RSS (on Kafka, its JVM's). Per-process counters are
+added up across the restarts. At the end it prints one row per simulated month (RSS
+mean, max and at the month's end; cases and tickets held; archived so far), the
+restarts, the records on the input topics against the events sent (tick records, key
+b"", counted apart: none since the ticks have their own topic), dead letters against the
+malformed records sent, derived-event ids seen twice, and the records written to the
+changelogs against the cases and tickets held. On Kafka also the records still on the
+changelogs, read from the beginning once the worker has stopped at each restart (what
+its restore reads) and at the end, and the log cleaner's cleanings of the changelogs
+from the broker's log (kept in the leg's folder as broker.log).
 
 Pace: at the default 28,800x a simulated day takes 3 wall seconds, the year about 18
 minutes and the whole script (both legs, the restarts, reading the topics) about 26 on
 the 2-core development machine. On the embedded broker the month-12 restart alone takes
 about two minutes: Tansu compacts no changelog, so the restore reads a year of records.
+On Kafka (`--broker kafka --off-days 0`, the year alone: 20.2 wall minutes on
+2026-12-01) the worker was ready again in 14.1 s at month 2 and 17.8 s at month 12
+(Tansu: 27.3 and 127.0 s): the restores read 20,566 and 32,622 records, of 62,768 and
+454,506 written, the cleaner having compacted the changelogs all year (README: Soak
+benchmark).
 Kept out of the test run: it prints figures, it asserts nothing.
 """
 
@@ -46,6 +64,7 @@ import argparse
 import datetime as dt
 import math
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -53,11 +72,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_soak import (
+    ROOT,
     ZONE,
     Feed,
     Feeder,
@@ -82,13 +103,14 @@ from bench_soak import (
 from kafka import TopicPartition
 
 from onestop.common.clock import Clock
-from onestop.common.codec import TICK_KEY
+from onestop.common.codec import OLD_TICK_KEY
 from onestop.common.settings import Settings
 from onestop.common.topics import create_topics, topics_for
 from onestop.streams.broker import EmbeddedBroker
 from onestop.streams.tansu_compat import read_to_end
 
 DAY = 86400
+DAY_MS = DAY * 1000
 # Faust's log lines: "[2026-12-01 20:01:02,345] [pid] [INFO] message".
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\] \[(\d+)\] \[\w+\] (.*)")
 LOG_MARKS = {
@@ -96,6 +118,89 @@ LOG_MARKS = {
     "restored": "Done reading from changelog topics",
     "faust_ready": "Worker ready",
 }
+# The log cleaner's report on each log it cleaned (Apache Kafka's server.log), e.g.
+# "Log cleaner thread 0 cleaned log soak1a2b3c-cases-changelog-2 (dirty section = [..])"
+# then, a few lines on, "Start size: 0.4 MB (2,345 messages)" and "End size: …".
+CLEANED = re.compile(r"cleaned log (\S+)-(\d+) \(dirty section")
+CLEANER_SIZE = re.compile(r"(Start|End) size: [\d.,]+ MB \(([\d,]+) messages\)")
+
+
+def kafka_log_settings(speed: float) -> dict[str, object]:
+    """Apache Kafka's log defaults that are spans of time, scaled by the clock's speed, so
+    that a simulated year sees the segment rolls and the compaction a real year would.
+
+    - `log.roll.ms`: 7 days / speed (Kafka's log.roll.hours, 168). The cleaner never
+      touches the active segment, so without a roll a changelog is never compacted.
+    - `log.cleaner.delete.retention.ms`: 1 day / speed (Kafka's default): how long a
+      tombstone is kept after the cleaner first passed over it.
+    - `log.cleaner.backoff.ms`: 1000 (Kafka's 15 s would be 5 simulated days at the
+      default speed; scaled, 0.5 ms): how often the cleaner looks for work.
+    - `log.cleaner.min.cleanable.ratio`: Kafka's 0.5, a ratio, nothing to scale: a log
+      is cleaned once its uncleaned part is as large as its cleaned part.
+
+    Left as they are: the retention of the topics that delete (their days would delete
+    the derived events the report reads), and the changelogs' own
+    `max.compaction.lag.ms` of a week, which the product sets when it creates them: at
+    this pace it never comes due, so the ratio alone starts a cleaning, and a changelog
+    here holds at most about as much as one where the week forces one."""
+    return {
+        "log.roll.ms": round(7 * DAY_MS / speed),
+        "log.cleaner.delete.retention.ms": round(DAY_MS / speed),
+        "log.cleaner.backoff.ms": 1000,
+        "log.cleaner.min.cleanable.ratio": 0.5,
+    }
+
+
+@dataclass
+class BenchBroker:
+    kind: str  # tansu or kafka
+    url: str
+    pid: int  # the broker's process (Kafka's JVM), for its RSS
+
+
+@contextmanager
+def bench_broker(kind: str, folder: Path, speed: float) -> Iterator[BenchBroker]:
+    """A fresh broker for one leg: the embedded Tansu, or a single-node Apache Kafka
+    (tests/apache_kafka.py) with `kafka_log_settings`. Kafka's server.log is copied to
+    the leg's folder as broker.log when it stops (its own folder is deleted)."""
+    if kind == "tansu":
+        with EmbeddedBroker(log_path=str(folder / "broker.log")) as embedded:
+            assert embedded.process is not None
+            yield BenchBroker(kind, embedded.url, embedded.process.pid)
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.apache_kafka import ApacheKafka
+
+    with ApacheKafka(properties=kafka_log_settings(speed)) as kafka:
+        node = kafka.nodes[0]
+        assert node.process is not None
+        try:
+            yield BenchBroker(kind, f"kafka://{kafka.bootstrap}", node.process.pid)
+        finally:
+            shutil.copy(node.log, folder / "broker.log")
+
+
+def cleaner_report(log: Path, topics: list[str]) -> dict[str, tuple[int, int, int]]:
+    """Per topic of `topics`, from Kafka's server.log: (cleanings of its partitions, and
+    over its partitions' last cleanings, the messages read and the messages written)."""
+    cleanings: Counter[str] = Counter()
+    last: dict[tuple[str, int], list[int]] = {}
+    current: list[int] | None = None
+    for line in log.read_text(errors="replace").splitlines():
+        cleaned = CLEANED.search(line)
+        if cleaned is not None:
+            current = None
+            if cleaned[1] in topics:
+                cleanings[cleaned[1]] += 1
+                current = last[(cleaned[1], int(cleaned[2]))] = [0, 0]
+            continue
+        size = CLEANER_SIZE.search(line)
+        if size is not None and current is not None:
+            current[0 if size[1] == "Start" else 1] = int(size[2].replace(",", ""))
+    return {topic: (cleanings[topic],
+                    sum(sizes[0] for (name, _), sizes in last.items() if name == topic),
+                    sum(sizes[1] for (name, _), sizes in last.items() if name == topic))
+            for topic in topics}
 
 
 def month_end(start: float, month: int) -> float:
@@ -128,6 +233,9 @@ class Restart:
     marks: dict[str, float] = field(default_factory=dict)  # from the log, seconds from start
     rss_after: float = 0.0
     held_after: float = 0.0
+    # Records on each changelog once the worker stopped, read from the beginning: what
+    # the restore reads (Kafka; on Tansu, all those written).
+    present: dict[str, int] | None = None
 
 
 @dataclass
@@ -136,11 +244,16 @@ class Leg(Run):
     restart_months: tuple[int, ...] = ()
     sent: int = 0  # records in the feed (its items are dropped after the leg)
     restarts: list[Restart] = field(default_factory=list)
-    # Per input topic: (records, of which ticks, of which other records without a key).
+    # Per input topic: (records, of which tick records).
     inputs: dict[str, tuple[int, int]] = field(default_factory=dict)
     sent_by_topic: dict[str, int] = field(default_factory=dict)
+    broker: str = "tansu"
     # Records written to each changelog by the end (the embedded broker compacts none).
     changelog_end: dict[str, int] = field(default_factory=dict)
+    # On Kafka: the records still on each changelog at the end, read from the beginning,
+    # and the log cleaner's work on them (cleanings, messages before and after the last).
+    changelog_present: dict[str, int] | None = None
+    cleaner: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     def month_of(self, instant: float) -> int:
         """1 for the first simulated month …; 0 once the window is over."""
@@ -236,10 +349,25 @@ def log_marks(log: Path, offset: int, pid: int, started: float) -> dict[str, flo
 
 
 def changelog_records(probe: LagProbe) -> dict[str, int]:
+    """Records written to each changelog: the sum of its partitions' end offsets."""
     records: Counter[str] = Counter()
     for tp, end in probe.ends().items():
         records[tp.topic] += end
     return dict(records)
+
+
+def changelog_names(settings: Settings) -> list[str]:
+    topics = topics_for(settings)
+    return [topics.case_changelog.name, topics.ticket_changelog.name,
+            topics.archive_changelog.name]
+
+
+def changelog_present(settings: Settings) -> dict[str, int]:
+    """Records on each changelog now, read from the beginning (after compaction)."""
+    names = changelog_names(settings)
+    counts = Counter(record.topic for record in
+                     read_to_end(settings.bootstrap_servers, names, timeout=600))
+    return {name: counts[name] for name in names}
 
 
 def restart(leg: Leg, worker: WorkerControl, feeder: Feeder, month: int, probe: LagProbe,
@@ -260,6 +388,8 @@ def restart(leg: Leg, worker: WorkerControl, feeder: Feeder, month: int, probe: 
                     rss_mb(worker.process.pid))
     event.stop_seconds = worker.stop()
     event.exit_status = worker.process.returncode
+    if leg.broker == "kafka":
+        event.present = changelog_present(worker.settings)
     log = leg.folder / "worker.log"
     offset = log.stat().st_size
     started = time.time()
@@ -294,15 +424,14 @@ def run_leg(leg: Leg, every: float, startup: float, drain_timeout: float) -> Leg
     folder = leg.folder = Path(tempfile.mkdtemp(prefix=f"onestop-year-{leg.label.split()[0]}-"))
     feed = leg.feed
     leg.sent = len(feed.items)
-    with EmbeddedBroker(log_path=str(folder / "broker.log")) as broker:
+    with bench_broker(leg.broker, folder, leg.speed) as broker:
         anchor = time.time() + startup
-        settings = soak_settings(broker, folder, leg.start, leg.speed, anchor,
-                                 archive_after_days=leg.archive_days)
+        settings = soak_settings(broker.url, folder, leg.start, leg.speed, anchor,
+                                 flavour=broker.kind, archive_after_days=leg.archive_days)
         clock = Clock(leg.start, leg.speed, anchor)
         create_topics(settings)
         topics = topics_for(settings)
-        assert broker.process is not None
-        broker_pid = broker.process.pid
+        broker_pid = broker.pid
         worker = WorkerControl(settings, folder / "worker.log")
         process = worker.start()
         feeder: Feeder | None = None
@@ -384,15 +513,20 @@ def run_leg(leg: Leg, every: float, startup: float, drain_timeout: float) -> Leg
             worker.stop()
         read_outputs(leg, settings)
         count_inputs(leg, settings)
+        if leg.broker == "kafka":
+            leg.changelog_present = changelog_present(settings)
+    if leg.broker == "kafka":
+        leg.cleaner = cleaner_report(folder / "broker.log", changelog_names(settings))
     return leg
 
 
 def count_inputs(leg: Leg, settings: Settings) -> None:
-    """Records on the input topics, ticks apart."""
+    """Records on the input topics, tick records apart (key b"": the versions before the
+    ticks topic wrote them there; none now)."""
     topics = topics_for(settings)
     for spec, queue in ((topics.case_events, False), (topics.queue_events, True)):
         records = read_to_end(settings.bootstrap_servers, [spec.name], timeout=600)
-        leg.inputs[spec.name] = (len(records), sum(1 for r in records if r.key == TICK_KEY))
+        leg.inputs[spec.name] = (len(records), sum(1 for r in records if r.key == OLD_TICK_KEY))
         leg.sent_by_topic[spec.name] = sum(1 for item in leg.feed.items if item.queue == queue)
 
 
@@ -408,10 +542,13 @@ def by_table(records: dict[str, int]) -> tuple[int, int, int]:
 
 
 def print_months(leg: Leg) -> None:
+    broker = ("the embedded broker (Tansu)" if leg.broker == "tansu"
+              else "Apache Kafka (broker MB: its JVM's RSS)")
     print(f"\n{leg.label}: {leg.feed.cases:,} cases, {leg.feed.tickets:,} queue tickets, "
-          f"{leg.days} simulated days at {leg.speed:g}x, archive after {leg.archive_days} days "
-          "(one row per simulated month; worker RSS over the month's samples; held and "
-          "archived at the month's end; R: the worker was restarted at the month's end)")
+          f"{leg.days} simulated days at {leg.speed:g}x, archive after {leg.archive_days} days, "
+          f"on {broker} (one row per simulated month; worker RSS over the month's samples; "
+          "held and archived at the month's end; R: the worker was restarted at the month's "
+          "end)")
     print(f"{'month':<6}{'to (simulated)':<12}{'wall s':>7}{'fed':>9}{'processed':>10}"
           f"{'cases fed':>10}{'lag max':>8}{'RSS mean':>9}{'max':>6}{'end':>6}"
           f"{'held cases':>11}{'tickets':>8}{'archived':>9}{'broker MB':>10}")
@@ -445,11 +582,19 @@ def print_restarts(leg: Leg) -> None:
     print(f"\n{leg.label}: restarts (SIGTERM, then the worker started again; ready: its "
           "first tick handled; from its log: joined its group and began restoring, the "
           "changelog restore, Faust's \"Worker ready\"; seconds from the start)")
-    print(f"{'month':<6}{'stopped at (sim.)':<18}{'held':>7}{'changelog records':>28}"
-          f"{'stop s':>7}{'ready s':>8}{'joined s':>9}{'restore s':>10}{'Faust ready s':>14}"
+    # On Kafka, the records still on the changelogs beside those written.
+    counted = any(event.present is not None for event in leg.restarts)
+    print(f"{'month':<6}{'stopped at (sim.)':<18}{'held':>7}"
+          + (f"{'changelog records written':>28}{'on the changelogs':>28}" if counted
+             else f"{'changelog records':>28}")
+          + f"{'stop s':>7}{'ready s':>8}{'joined s':>9}{'restore s':>10}{'Faust ready s':>14}"
           f"{'RSS before':>11}{'after':>6}{'held after':>11}")
     for event in leg.restarts:
         cases, tickets, archived = by_table(event.changelog)
+        records = f"{f'{cases:,} / {tickets:,} / {archived:,}':>28}"
+        if counted:
+            on = by_table(event.present or {})
+            records += f"{f'{on[0]:,} / {on[1]:,} / {on[2]:,}':>28}"
         marks = event.marks
         restore = (f"{marks['restored'] - marks['restoring']:.1f}"
                    if {"restored", "restoring"} <= marks.keys() else "n/a")
@@ -457,11 +602,13 @@ def print_restarts(leg: Leg) -> None:
         joined = f"{marks['restoring']:.1f}" if "restoring" in marks else "n/a"
         at = dt.datetime.fromtimestamp(event.at, ZONE)
         print(f"{event.month:<6}{at:%Y-%m-%d %H:%M}  {event.held:>7,.0f}"
-              f"{f'{cases:,} / {tickets:,} / {archived:,}':>28}{event.stop_seconds:>7.1f}"
+              f"{records}{event.stop_seconds:>7.1f}"
               f"{event.ready_seconds:>8.1f}{joined:>9}{restore:>10}{faust_ready:>14}"
               f"{event.rss_before:>11.0f}{event.rss_after:>6.0f}{event.held_after:>11,.0f}")
-    print("  (changelog records: cases / tickets / archived totals, records written so far; "
-          "held: cases and tickets; exit status "
+    print("  (changelog records: cases / tickets / archived totals, records written so far"
+          + ("; on the changelogs: the records on them once the worker had stopped, read "
+             "from the beginning, what its restore read" if counted else "")
+          + "; held: cases and tickets; exit status "
           + ", ".join(f"month {e.month}: {e.exit_status}" for e in leg.restarts)
           + "; waited for the commit of what was fed: "
           + ", ".join(f"{e.waited:.1f} s" for e in leg.restarts) + ")")
@@ -481,7 +628,7 @@ def summary(leg: Leg, flat_from: int) -> dict[str, float]:
     records = sum(total for total, _ in leg.inputs.values())
     ticks = sum(tick for _, tick in leg.inputs.values())
     print(f"  input topics: events sent {sent:,} / records on input topics {records:,} / of "
-          f"which ticks {ticks:,} (the leader's, key b\"\"); records that are not ticks "
+          f"which tick records {ticks:,} (key b\"\", as before the ticks topic); the others "
           f"{records - ticks:,}: " + ("equal to the events sent" if records - ticks == sent
                                        else "NOT EQUAL to the events sent"))
     for name, (total, tick) in leg.inputs.items():
@@ -490,11 +637,21 @@ def summary(leg: Leg, flat_from: int) -> dict[str, float]:
     print_outputs(leg)
     cases, tickets, archived = by_table(leg.changelog_end)
     print(f"  changelogs at the end: {cases:,} records of cases, {tickets:,} of tickets, "
-          f"{archived:,} of archived totals (records written: the embedded broker compacts "
-          f"nothing); held {final.held_cases:,.0f} cases and {final.held_tickets:,.0f} tickets, "
+          f"{archived:,} of archived totals written ("
+          + ("the embedded broker compacts nothing: all still on them"
+             if leg.changelog_present is None else
+             "{:,} / {:,} / {:,} still on them, read from the beginning".format(
+                 *by_table(leg.changelog_present)))
+          + f"); held {final.held_cases:,.0f} cases and {final.held_tickets:,.0f} tickets, "
           f"archived {final.archived:,.0f} cases and tickets")
+    if leg.broker == "kafka":
+        print("  Kafka's log cleaner (broker.log): "
+              + "; ".join(f"{topic}: {runs} cleanings of its partitions (their last "
+                          f"cleanings read {read:,} records and kept {kept:,})"
+                          for topic, (runs, read, kept) in leg.cleaner.items()))
     print(f"  worker RSS: {leg.idle_mb:.0f} MB idle, {max(s.worker_mb for s in leg.samples):.0f}"
-          f" MB at most, {final.worker_mb:.0f} MB at the end; broker RSS {final.broker_mb:.0f} MB")
+          f" MB at most, {final.worker_mb:.0f} MB at the end; broker RSS "
+          f"{final.broker_mb:.0f} MB" + (" (Kafka's JVM)" if leg.broker == "kafka" else ""))
     figures: dict[str, float] = {}
     per_1000 = slope_per_1000(leg)
     if per_1000 is not None:
@@ -539,6 +696,9 @@ def main() -> None:
     parser.add_argument("--off-archive-days", type=int, default=3650)
     parser.add_argument("--flat-from-month", type=int, default=4,
                         help="the month from which RSS is fitted (the window and a month)")
+    parser.add_argument("--broker", choices=["tansu", "kafka"], default="tansu",
+                        help="a fresh embedded Tansu per leg (default), or a single-node "
+                             "Apache Kafka with time-scaled log settings")
     add_feed_arguments(parser)
     arguments = parser.parse_args()
 
@@ -559,7 +719,8 @@ def main() -> None:
             print(f"{label}: simulated {feed.cases:,} cases, {len(feed.items):,} records over "
                   f"{days} days, in {time.monotonic() - built:.1f} s", flush=True)
             leg = Leg(label, arguments.volume, days, arguments.speed, feed, start,
-                      archive_days=archive_days, restart_months=restarts)
+                      archive_days=archive_days, restart_months=restarts,
+                      broker=arguments.broker)
             legs.append(run_leg(leg, arguments.sample_seconds, arguments.startup,
                                 arguments.drain_timeout))
             leg.feed.items.clear()  # the year's feed needs the memory

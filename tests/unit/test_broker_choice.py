@@ -106,3 +106,18 @@ def test_without_java_or_maven_the_kafka_tier_says_what_to_install(
     with pytest.raises(apache_kafka.KafkaUnavailable,
                        match=r"need java and mvn.*apt-get install default-jre-headless maven"):
         apache_kafka.classpath()
+
+
+def test_more_server_properties_are_added_and_replace_the_defaults() -> None:
+    from tests.apache_kafka import ApacheKafka
+
+    kafka = ApacheKafka(properties={"log.roll.ms": 21000,
+                                    "group.initial.rebalance.delay.ms": 3000})
+    try:
+        lines = kafka.properties(kafka.nodes[0]).splitlines()
+    finally:
+        kafka.folder.rmdir()  # made by the constructor, empty until start
+    assert "log.roll.ms=21000" in lines
+    assert "group.initial.rebalance.delay.ms=3000" in lines
+    assert "group.initial.rebalance.delay.ms=0" not in lines
+    assert "auto.create.topics.enable=false" in lines
