@@ -19,6 +19,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from .calendar import SUPPORTED_YEARS, WorkingCalendar
@@ -423,6 +424,10 @@ class CaseView:
                 and self.risk_at <= now < self.due_at)
 
 
+# How many receipts' calendar sums a CaseRules keeps (see its constructor).
+_CALENDAR_CACHE = 4096
+
+
 class CaseRules:
     """The case rules for one province's reference data; pure, no I/O, no wall clock."""
 
@@ -437,6 +442,14 @@ class CaseRules:
         self.calendar = calendar or WorkingCalendar.from_reference(
             reference, self.settings.timezone
         )
+        # Judging a case walks its history instant by instant (models/judge.py) and
+        # evaluates it at each: the same receipt gives the same calendar sums each time.
+        # Bounded: a case's walk is consecutive, so a small cache serves it.
+        self._acceptance = lru_cache(maxsize=_CALENDAR_CACHE)(self.calendar.acceptance)
+        self._legal_due = lru_cache(maxsize=_CALENDAR_CACHE)(
+            lambda code, accepted_at, centre: self.legal_due(
+                self.reference.procedures[code], accepted_at, centre))
+        self._apology_times_of = lru_cache(maxsize=_CALENDAR_CACHE)(self._apology_times)
 
     # ---- input checks ---------------------------------------------------------------
 
@@ -610,13 +623,13 @@ class CaseRules:
          applicant) = stated[:_SOURCE]
         source = stated[_SOURCE] if len(stated) > _SOURCE else None
         procedure = self.reference.procedures[procedure_code]
-        accepted_at = calendar.acceptance(received.at, centre)
+        accepted_at = self._acceptance(received.at, centre)
         end_at, status = end_of_processing(history)
 
         # A request after the end of processing is not part of it.
         end_or_now = end_at if end_at is not None else as_of
         supplement_requests = sum(1 for at in history.request_times if at <= end_or_now)
-        legal_due = self.legal_due(procedure, accepted_at, centre)
+        legal_due = self._legal_due(procedure_code, accepted_at, centre)
         base_due = legal_due if receipt_due is None else receipt_due
         clock_stop = end_at if end_at is not None else (history.withdrawn_at or as_of)
         due_at, due_before_open_pause = self._paused_due(
@@ -635,7 +648,7 @@ class CaseRules:
         late = verdict == "late" or overdue
         if status == "open" or verdict == "late":
             rule = self._apology_rule_at(received.at)
-            apology_deadline, risk_at = self._apology_times(due_day, rule, centre)
+            apology_deadline, risk_at = self._apology_times_of(due_day, rule, centre)
             if late:
                 apology = apology_status(apologies, apology_deadline)
         elif apologies:
