@@ -210,17 +210,28 @@ class Consumer(faust_aiokafka.Consumer):
                               batches: Mapping[str, list[Any]]) -> None:
         """Hand one fetch's records to their topics' handlers; the commit may then move
         past them. A rebalance that began meanwhile leaves the rest unhandled: they are
-        read again from the commit after it."""
+        expected again (a partition still assigned reads them again, as after a gap: the
+        next record to arrive, or `_check_partitions`, seeks back; a new assignment seeks
+        to the commit)."""
         self._batch_idle.clear()
         try:
             for topic, messages in batches.items():
                 if not self.flow_active:
-                    return
+                    self._expect_again(messages)
+                    continue
                 await handlers[topic](messages)
                 for message in messages:
                     self._handled[message.tp] = message.offset + 1
         finally:
             self._batch_idle.set()
+
+    def _expect_again(self, messages: Sequence[Any]) -> None:
+        """Records gathered and not handled: each partition's next record expected is
+        again the first of them."""
+        assigned = self.assignment()
+        for message in reversed(messages):
+            if message.tp in assigned:
+                self._read_offset[message.tp] = message.offset
 
     # Complexity over the limit, on purpose: Faust 0.15.3's loop, kept close to its original.
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - a loop  # noqa: C901
