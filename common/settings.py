@@ -77,7 +77,10 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(
         default=1.0, gt=0, description="Wall seconds between two ticks into every partition."
     )
-    batch_size: int = Field(default=2000, ge=1, description="Most events handled as one batch.")
+    batch_size: int = Field(
+        default=2000, ge=1,
+        description="Most records the portal or ticks agent handles as one batch (the input "
+                    "topics' batches are one fetch each).")
     batch_seconds: float = Field(
         default=0.05, gt=0, description="Longest wait to fill a batch, in seconds."
     )
