@@ -126,7 +126,10 @@ class Consumer(faust_aiokafka.Consumer):
         self.pause_partitions(inputs)
         before = {tp: offset for tp, offset in self._confirmed_commit.items() if tp in inputs}
         self._delivered_at.clear()  # each partition's stall is measured from its seek
-        self._handled.clear()  # what was handled past a commit is read again from it
+        # Kept for the partitions still assigned: what was handled past their commit had
+        # its effects delivered, and Faust also seeks while a revocation waits to commit.
+        assigned = self.assignment()
+        self._handled = {tp: end for tp, end in self._handled.items() if tp in assigned}
         try:
             await super().perform_seek()
         finally:
@@ -200,6 +203,15 @@ class Consumer(faust_aiokafka.Consumer):
             "were lost, ingest them again, and run `onestop reprocess` so that the SQL store "
             "follows")
 
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Faust's revocation (which commits what was handled), then the handled ends of
+        the revoked partitions are forgotten: another worker may take them further, and
+        should one come back to this worker, an end kept from before would be committed
+        over that worker's commit before the seek reads the group's commit again."""
+        await super().on_partitions_revoked(revoked)
+        for tp in revoked:
+            self._handled.pop(tp, None)
+
     async def wait_empty(self) -> None:
         """Faust's wait for the records being processed before a rebalance's commit, and
         first for the batch being handled."""
@@ -214,14 +226,24 @@ class Consumer(faust_aiokafka.Consumer):
         next record to arrive, or `_check_partitions`, seeks back; a new assignment seeks
         to the commit)."""
         self._batch_idle.clear()
+        inbound = self.app.monitor.stream_inbound_time
         try:
             for topic, messages in batches.items():
                 if not self.flow_active:
                     self._expect_again(messages)
                     continue
-                await handlers[topic](messages)
-                for message in messages:
-                    self._handled[message.tp] = message.offset + 1
+                # A whole rebalance may have come and gone while the fetch was gathered:
+                # records of a partition no longer this worker's are not applied.
+                assigned = self.assignment()
+                mine = [message for message in messages if message.tp in assigned]
+                if not mine:
+                    continue
+                await handlers[topic](mine)
+                ends = {message.tp: message.offset + 1 for message in mine}
+                self._handled.update(ends)
+                # What Faust's stream would note: its check for idle streams (after 5
+                # minutes) would otherwise log these partitions as stuck.
+                inbound.update(dict.fromkeys(ends, time.monotonic()))
         finally:
             self._batch_idle.set()
 

@@ -72,11 +72,13 @@ def test_input_partitions_are_paused_while_they_are_sought_to_their_commit(
 
 
 def drain_one_fetch(offsets: list[int], handled: list[int], delivered: list[int],
-                    sought: list[int], fail: bool = False, rebalance: bool = False) -> Any:
+                    sought: list[int], fail: bool = False, rebalance: bool = False,
+                    assigned: frozenset[TP] = frozenset({tp, portal_tp})) -> Any:
     """Run the worker consumer's fetcher loop over one fetch: `offsets` of the portal
     topic (Faust's streams) and of case-events (in batches), the read offset of both at
     52. The case-events handler records what it was given, or raises; `rebalance`: a
-    rebalance begins (flow stops) as the fetch ends."""
+    rebalance begins (flow stops) as the fetch ends; `assigned`: this worker's partitions
+    when the batch is handled."""
 
     async def drain() -> Any:
         consumer = create_app(SETTINGS).consumer  # on this loop, as the worker's is
@@ -103,6 +105,7 @@ def drain_one_fetch(offsets: list[int], handled: list[int], delivered: list[int]
                 consumer.stop_flow()
 
         consumer.callback, consumer._seek, consumer.getmany = deliver, seek, getmany
+        consumer.assignment = lambda: assigned
         consumer.app.batch_handlers = {tp.topic: handle}
         consumer.app.topics.acks_enabled_for = lambda topic: True
         fetcher = SimpleNamespace(_stopped=SimpleNamespace(is_set=lambda: False))
@@ -151,3 +154,26 @@ def test_a_batch_cut_short_by_a_rebalance_is_not_committed() -> None:
     assert handled == []
     assert consumer._new_offset(tp) is None
     assert consumer._read_offset[tp] == 52  # expected again, not skipped
+
+
+def test_a_batch_of_a_partition_no_longer_assigned_is_not_applied() -> None:
+    """A whole rebalance went by while the fetch was gathered: the partition is another
+    worker's now, and its records are not applied here."""
+    handled: list[int] = []
+    consumer = drain_one_fetch([52, 53], handled, [], [], assigned=frozenset({portal_tp}))
+
+    assert handled == []
+    assert consumer._new_offset(tp) is None
+
+
+def test_a_revoked_partition_s_handled_end_is_not_committed_when_it_comes_back(
+    consumer: Any,
+) -> None:
+    """Handled to 100 here, revoked, taken further by another worker, assigned here
+    again: before the seek reads the group's commit, no commit of 100 over it."""
+    consumer._handled[tp] = 100
+    asyncio.run(consumer.on_partitions_revoked({tp}))
+    consumer._committed_offset.pop(tp, None)  # as after a new assignment, before the seek
+
+    assert tp not in set(consumer._filter_tps_with_pending_acks())
+    assert consumer._new_offset(tp) is None

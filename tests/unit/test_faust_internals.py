@@ -10,7 +10,9 @@ import hashlib
 import inspect
 
 from faust.app import base
+from faust.sensors import monitor
 from faust.transport import conductor, consumer
+from faust.transport.drivers import aiokafka
 
 # What each is relied on for.
 PINNED = {
@@ -41,6 +43,14 @@ PINNED = {
     "App._on_partitions_revoked": (base.App._on_partitions_revoked, "d5c895bbe57dc73a"),
     # subscribes the input topics that have no agent
     "Conductor.add": (conductor.Conductor.add, "9944e209d2cc2250"),
+    # extended: forgets the handled ends of revoked partitions after its commit
+    "Consumer.on_partitions_revoked": (
+        consumer.Consumer.on_partitions_revoked, "d04b7ae72c6fc206"),
+    # what a stream notes per record, which the batch path notes per batch instead, for
+    # the idle-stream check that reads it
+    "Monitor.on_stream_event_in": (monitor.Monitor.on_stream_event_in, "df6d2e5f6397ce44"),
+    "AIOKafkaConsumerThread.verify_event_path": (
+        aiokafka.AIOKafkaConsumerThread.verify_event_path, "b983e7735f647cb3"),
 }
 
 
