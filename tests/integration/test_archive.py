@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from onestop.consumers.sink import Sink
 from onestop.consumers.store import Store, connect, upgrade
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.broker import free_port
-from onestop.streams.ingest import ingest_lines
+from onestop.streams.ingest import IngestCounts, ingest_lines
 from onestop.streams.tansu_compat import read_to_end
 from tests.integration.conftest import drain, eventually, replay_of, wait_processed
 from tests.integration.test_live_pipeline import AS_OF, FIXED_CLOCK, province_file
@@ -78,18 +79,37 @@ def archived_ids(settings: Settings) -> set[str]:
     return {key for key, value in last.items() if value is None}
 
 
-def test_archived_cases_keep_the_metrics_equal_to_the_replay_across_a_restart(
-    settings: Settings, start_worker: Any, tmp_path: Path,
-) -> None:
-    path = province_file(tmp_path, cases=250, seed=8)
+@dataclass
+class ArchivingRun:
+    """A simulated province ingested and processed by a worker that archives after
+    WINDOW_DAYS, with its metrics on `port`."""
+
+    path: Path
+    lines: list[bytes]
+    counts: IngestCounts
+    port: int
+    worker: Any
+
+
+def archiving_run(settings: Settings, start_worker: Any, tmp_path: Path, cases: int,
+                  seed: int) -> ArchivingRun:
+    path = province_file(tmp_path, cases=cases, seed=seed)
     lines = path.read_bytes().splitlines()
     counts = ingest_lines(settings, lines)
-    expected, _ids = replay_of(path, AS_OF)
     port = free_port()
     worker = start_worker(settings, clock=FIXED_CLOCK, metrics_port=port,
                           archive_after_days=WINDOW_DAYS)
     worker.wait_ready()
     wait_processed(settings, counts.ends, timeout=120)
+    return ArchivingRun(path, lines, counts, port, worker)
+
+
+def test_archived_cases_keep_the_metrics_equal_to_the_replay_across_a_restart(
+    settings: Settings, start_worker: Any, tmp_path: Path,
+) -> None:
+    run = archiving_run(settings, start_worker, tmp_path, cases=250, seed=8)
+    lines, counts, port = run.lines, run.counts, run.port
+    expected, _ids = replay_of(run.path, AS_OF)
     assert eventually(lambda: pipeline_counts(port).get("onestop_archived_total:cases", 0) > 0,
                       timeout=30), pipeline_counts(port)
     assert eventually(lambda: metrics_match(port, expected), timeout=30)
@@ -110,7 +130,7 @@ def test_archived_cases_keep_the_metrics_equal_to_the_replay_across_a_restart(
     assert all(record.key for record in inputs)
 
     # A restart recovers the tables: the archived totals come back with them.
-    worker.stop()
+    run.worker.stop()
     again = start_worker(settings, clock=FIXED_CLOCK, metrics_port=port,
                          archive_after_days=WINDOW_DAYS)
     again.wait_ready()
@@ -130,14 +150,8 @@ def test_archived_cases_keep_the_metrics_equal_to_the_replay_across_a_restart(
 def test_the_store_keeps_archived_cases_and_a_late_event_reaches_them(
     settings: Settings, start_worker: Any, tmp_path: Path,
 ) -> None:
-    path = province_file(tmp_path, cases=150, seed=9)
-    lines = path.read_bytes().splitlines()
-    counts = ingest_lines(settings, lines)
-    port = free_port()
-    worker = start_worker(settings, clock=FIXED_CLOCK, metrics_port=port,
-                          archive_after_days=WINDOW_DAYS)
-    worker.wait_ready()
-    wait_processed(settings, counts.ends, timeout=120)
+    run = archiving_run(settings, start_worker, tmp_path, cases=150, seed=9)
+    path, lines, port = run.path, run.lines, run.port
     assert eventually(archival_settled(port), timeout=60)
     assert pipeline_counts(port)["onestop_archived_total:cases"] > 50
     archived = {key for key in archived_ids(settings) if not key.startswith("Q-")}
