@@ -166,8 +166,8 @@ class Consumer(faust_aiokafka.Consumer):
         records expected from the commit)."""
         now = time.monotonic()
         for tp in self._get_active_partitions():
-            if self._is_changelog_tp(tp) or tp.topic == self.app.ticks_topic:
-                continue  # the ticks: a gap in them is no loss, and new ones come each second
+            if not self._gaps_are_losses(tp.topic):
+                continue
             try:
                 high = self.highwater(tp)
             except AssertionError:  # aiokafka's: no longer assigned (a rebalance began)
@@ -187,6 +187,13 @@ class Consumer(faust_aiokafka.Consumer):
                 await self.seek(tp, expected)
                 self._read_offset[tp] = expected  # Faust's seek forgets an offset 0
                 self._delivered_at[tp] = now
+
+    def _gaps_are_losses(self, topic: str) -> bool:
+        """Whether records missing between two offsets of `topic` would be records lost:
+        of the input topics, yes. Changelogs are compacted: their gaps are real, and they
+        are not acknowledged. Ticks the topic's retention deleted (a worker down for over
+        an hour) are gone for good, and new ones come each second: each tick stands alone."""
+        return self.app.topics.acks_enabled_for(topic) and topic != self.app.ticks_topic
 
     def _halt(self, what: str) -> None:
         """The broker no longer holds what this worker has read: it lost its records (an
@@ -275,10 +282,9 @@ class Consumer(faust_aiokafka.Consumer):
         fetcher_stopped = fetcher._stopped.is_set
         expected = self._read_offset
         commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
+        gaps_are_losses = self._gaps_are_losses
         sought: dict[TP, int] = {}
         delivered_at = self._delivered_at
-        ticks_topic = self.app.ticks_topic
         since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -303,12 +309,8 @@ class Consumer(faust_aiokafka.Consumer):
                     offset, next_offset = message.offset, expected[tp]
                     if next_offset is not None and offset < next_offset:
                         continue  # delivered already
-                    # Changelogs are compacted: their gaps are real, and they are not
-                    # acknowledged. Ticks the topic's retention deleted (a worker down
-                    # for over an hour) are gone for good: each tick stands alone.
                     if (next_offset is not None and offset > next_offset
-                            and acks_enabled_for(message.topic)
-                            and message.topic != ticks_topic):
+                            and gaps_are_losses(message.topic)):
                         if sought.get(tp) != next_offset:
                             sought[tp] = next_offset
                             log.warning("onestop: %s[%d]: record %d arrived before %d; "
