@@ -10,6 +10,7 @@ import random
 import orjson
 
 from onestop.common.replay import Replay
+from onestop.models import case
 from onestop.models.case import CaseRules, CaseState
 from onestop.models.reference import SAMPLE_PROVINCE, load_reference
 from onestop.streams.simulate import SimulationSettings, simulate
@@ -62,3 +63,18 @@ def test_a_reused_view_equals_a_fresh_one_in_any_order_of_instants() -> None:
             reused += again is view
             assert view == fresh.evaluate(state, as_of), (state.case_id, as_of)
     assert reused > 0  # the reuse ran: what it gave was checked above
+
+
+def test_the_views_kept_are_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(case, "_VIEW_CACHE", 10)
+    reference = load_reference(SAMPLE_PROVINCE)
+    rules = CaseRules(reference)
+    replay = Replay.for_rules(rules)
+    settings = SimulationSettings(cases=40, seed=3, days=5, start=dt.date(2026, 3, 2))
+    for event in simulate(reference, settings):
+        if "case_id" in event:
+            replay.feed(orjson.dumps(event))
+    end = rules.calendar.end_of_day(settings.start + dt.timedelta(days=settings.days))
+    for state in replay.cases.values():
+        rules.evaluate(state, end)
+    assert 0 < len(rules._views) <= 10
