@@ -356,7 +356,8 @@ def first_instant_after(instants: Iterable[float | None], now: float) -> float:
 
 @dataclass(slots=True)
 class CaseView:
-    """Everything the rulebook says about one case, as of one instant."""
+    """Everything the rulebook says about one case, as of one instant. Never changed once
+    made: `evaluate` may give the same view to several callers."""
 
     case_id: str
     procedure: str
