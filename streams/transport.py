@@ -166,7 +166,7 @@ class Consumer(faust_aiokafka.Consumer):
         records expected from the commit)."""
         now = time.monotonic()
         for tp in self._get_active_partitions():
-            if not self._gaps_are_losses(tp.topic):
+            if not self._gaps_are_losses(tp):
                 continue
             try:
                 high = self.highwater(tp)
@@ -188,12 +188,12 @@ class Consumer(faust_aiokafka.Consumer):
                 self._read_offset[tp] = expected  # Faust's seek forgets an offset 0
                 self._delivered_at[tp] = now
 
-    def _gaps_are_losses(self, topic: str) -> bool:
-        """Whether records missing between two offsets of `topic` would be records lost:
-        of the input topics, yes. Changelogs are compacted: their gaps are real, and they
-        are not acknowledged. Ticks the topic's retention deleted (a worker down for over
-        an hour) are gone for good, and new ones come each second: each tick stands alone."""
-        return self.app.topics.acks_enabled_for(topic) and topic != self.app.ticks_topic
+    def _gaps_are_losses(self, tp: TP) -> bool:
+        """Whether records missing between two offsets of `tp` would be records lost: of
+        the input topics, yes. Changelogs are compacted: their gaps are real. Ticks the
+        topic's retention deleted (a worker down for over an hour) are gone for good, and
+        new ones come each second: each tick stands alone."""
+        return not self._is_changelog_tp(tp) and tp.topic != self.app.ticks_topic
 
     def _halt(self, what: str) -> None:
         """The broker no longer holds what this worker has read: it lost its records (an
@@ -310,7 +310,7 @@ class Consumer(faust_aiokafka.Consumer):
                     if next_offset is not None and offset < next_offset:
                         continue  # delivered already
                     if (next_offset is not None and offset > next_offset
-                            and gaps_are_losses(message.topic)):
+                            and gaps_are_losses(tp)):
                         if sought.get(tp) != next_offset:
                             sought[tp] = next_offset
                             log.warning("onestop: %s[%d]: record %d arrived before %d; "

@@ -107,7 +107,6 @@ def drain_one_fetch(offsets: list[int], handled: list[int], delivered: list[int]
         consumer.callback, consumer._seek, consumer.getmany = deliver, seek, getmany
         consumer.assignment = lambda: assigned
         consumer.app.batch_handlers = {tp.topic: handle}
-        consumer.app.topics.acks_enabled_for = lambda topic: True
         fetcher = SimpleNamespace(_stopped=SimpleNamespace(is_set=lambda: False))
         try:
             await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)

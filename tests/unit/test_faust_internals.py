@@ -41,8 +41,8 @@ PINNED = {
     "Consumer.stop_flow": (consumer.Consumer.stop_flow, "cf7e875a2b0d40e8"),
     # stops the flow and waits for the consumer to be empty before it commits
     "App._on_partitions_revoked": (base.App._on_partitions_revoked, "d5c895bbe57dc73a"),
-    # false for the changelogs (Faust does not acknowledge them): gaps in them are no loss
-    "Conductor.acks_enabled_for": (conductor.Conductor.acks_enabled_for, "77ff8a731d3085ed"),
+    # which partitions are the tables' changelogs, whose offset gaps are no loss
+    "Consumer._is_changelog_tp": (consumer.Consumer._is_changelog_tp, "88867d75cfe9aecf"),
     # subscribes the input topics that have no agent
     "Conductor.add": (conductor.Conductor.add, "9944e209d2cc2250"),
     # extended: forgets the handled ends of revoked partitions after its commit
