@@ -40,6 +40,38 @@ def _close_refused_sockets() -> None:
 _close_refused_sockets()
 
 
+def _close_sockets_left_to_cancelled_tasks() -> None:
+    """kafka-python 3.0.12 (pinned) leaves a connection's socket open in two more cases,
+    and the garbage collector closes it later with a ResourceWarning, a failure of
+    whichever test is running:
+    - `KafkaTCPTransport.close()` with bytes still unsent leaves them, and the closing of
+      the socket, to its write task; closing the client then cancels that task and the
+      socket stays open, in a reference cycle with its connection. Seen in the TLS test:
+      `read_to_end`'s consumer closed while a request it had queued was not yet sent.
+    - `KafkaConnectionManager._build_transport` closes nothing when the TLS handshake
+      fails, or is cancelled by the client closing meanwhile. Seen in the TLS test too:
+      `ingest_lines`'s producer closed while a connection's handshake was under way.
+    Here the write task, cancelled, and the handshake, failed, close the socket."""
+    from kafka.net import transport
+
+    def closing_on(stopped: type[BaseException], method: Any) -> Any:
+        async def run(self: Any) -> Any:
+            try:
+                return await method(self)
+            except stopped:
+                if self._sock is not None:
+                    self._sock.close()
+                raise
+        return run
+
+    tcp, tls = transport.KafkaTCPTransport, transport.KafkaSSLTransport
+    tcp._write_to_sock = closing_on(GeneratorExit, tcp._write_to_sock)
+    tls.handshake = closing_on(BaseException, tls.handshake)
+
+
+_close_sockets_left_to_cancelled_tasks()
+
+
 # Every secret the suite hands the code (passwords, tokens): none may appear in any test's
 # captured output or log (below), nor in a worker's log (tests/integration/conftest.py).
 SUITE_SECRETS: set[str] = set()
