@@ -38,21 +38,26 @@ def instants_of(rules: CaseRules, state: CaseState) -> list[float]:
     return sorted(instants)
 
 
+def simulated_cases(rules: CaseRules, settings: SimulationSettings) -> tuple[list[CaseState], float]:
+    """The case states of a simulated province, and the end of its last day."""
+    replay = Replay.for_rules(rules)
+    for event in simulate(rules.reference, settings):
+        if "case_id" in event:
+            replay.feed(orjson.dumps(event))
+    end = rules.calendar.end_of_day(settings.start + dt.timedelta(days=settings.days))
+    return list(replay.cases.values()), end
+
+
 def test_a_reused_view_equals_a_fresh_one_in_any_order_of_instants() -> None:
     reference = load_reference(SAMPLE_PROVINCE)
     rules = CaseRules(reference)
-    replay = Replay.for_rules(rules)
-    settings = SimulationSettings(cases=300, seed=11, days=20, start=dt.date(2026, 3, 2))
-    for event in simulate(reference, settings):
-        if "case_id" in event:
-            replay.feed(orjson.dumps(event))
+    states, end = simulated_cases(
+        rules, SimulationSettings(cases=300, seed=11, days=20, start=dt.date(2026, 3, 2)))
     shuffle = random.Random(5).shuffle
-    end = rules.calendar.end_of_day(settings.start + dt.timedelta(days=settings.days))
-    kinds = {view.status for view in (rules.evaluate(state, end)
-                                      for state in replay.cases.values()) if view}
+    kinds = {view.status for view in (rules.evaluate(state, end) for state in states) if view}
     assert {"open", "processed", "returned"} <= kinds
     reused = 0
-    for state in replay.cases.values():
+    for state in states:
         instants = instants_of(rules, state)
         descending, scrambled = instants[::-1], list(instants)
         shuffle(scrambled)
@@ -67,14 +72,9 @@ def test_a_reused_view_equals_a_fresh_one_in_any_order_of_instants() -> None:
 
 def test_the_views_kept_are_bounded(monkeypatch) -> None:
     monkeypatch.setattr(case, "_VIEW_CACHE", 10)
-    reference = load_reference(SAMPLE_PROVINCE)
-    rules = CaseRules(reference)
-    replay = Replay.for_rules(rules)
-    settings = SimulationSettings(cases=40, seed=3, days=5, start=dt.date(2026, 3, 2))
-    for event in simulate(reference, settings):
-        if "case_id" in event:
-            replay.feed(orjson.dumps(event))
-    end = rules.calendar.end_of_day(settings.start + dt.timedelta(days=settings.days))
-    for state in replay.cases.values():
+    rules = CaseRules(load_reference(SAMPLE_PROVINCE))
+    states, end = simulated_cases(
+        rules, SimulationSettings(cases=40, seed=3, days=5, start=dt.date(2026, 3, 2)))
+    for state in states:
         rules.evaluate(state, end)
     assert 0 < len(rules._views) <= 10
